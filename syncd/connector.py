@@ -1,0 +1,303 @@
+"""The contract a connector author implements.
+
+A connector talks to one app's contact-like object type. It declares:
+
+* ``settings``: what a sync file's ``[a]``/``[b]`` table may hold for it (secrets flagged, so that
+  they are redacted everywhere);
+* ``capabilities``: what the app can do (read, write, incremental listing, lookup by email,
+  archive or delete, batch sizes, idempotency keys);
+* ``fields``: the app's fields as the connector exposes them in :class:`RemoteRecord.data`, each
+  with the canonical contact field it maps to by default (see :mod:`syncd.contact`) and whether it
+  is read-only.
+
+and implements the async methods below. Records travel as flat dictionaries keyed by the
+connector's own field names; values are strings, tuples/frozensets of strings (tags) or ``None``.
+The engine does the mapping, normalisation, matching, merging and bookkeeping; a connector never
+decides what to write.
+
+Failures are typed (in the style of Home Assistant): raise :class:`RetryLater` when the app is
+unavailable or out of budget, :class:`NeedsReauth` when credentials were refused,
+:class:`ConnectorConfigError` when a setting is wrong, and report a refused record as a
+:class:`WriteResult` with an ``error`` (the app's own reason) rather than raising.
+
+``docs/writing-a-connector.md`` walks through a complete minimal connector. The HTTP helpers that
+connectors share (sessions, timeouts, retries honouring ``Retry-After``, rate budgets) live in
+:mod:`syncd.http` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
+
+from syncd.http import HttpClient, HttpResponse, RateBudget, shared_budget
+
+__all__ = [
+    "AuthPrompt",
+    "Capabilities",
+    "Connector",
+    "ConnectorConfigError",
+    "ConnectorContext",
+    "ConnectorError",
+    "FieldSpec",
+    "HttpClient",
+    "HttpResponse",
+    "NeedsReauth",
+    "RateBudget",
+    "RateBudgetExhausted",
+    "RecordRejected",
+    "RecordWrite",
+    "RemoteRecord",
+    "RetryLater",
+    "Setting",
+    "WriteResult",
+    "shared_budget",
+]
+
+RawValue = str | tuple[str, ...] | frozenset[str] | list[str] | None
+
+
+# --- typed failures -------------------------------------------------------------------------
+
+
+class ConnectorError(Exception):
+    """Base of every failure a connector reports. Its message must never contain a secret."""
+
+
+class RetryLater(ConnectorError):
+    """The app cannot be used now (down, throttled); the run checkpoints and retries later.
+
+    ``delay`` is how long to wait in seconds, when the app said so (``Retry-After``).
+    """
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class RateBudgetExhausted(RetryLater):
+    """A long budget (a daily limit) is spent: do not retry before ``delay`` seconds."""
+
+
+class NeedsReauth(ConnectorError):
+    """The app refused the credentials (revoked grant, expired refresh token, bad API key).
+
+    The sync is put in the ``needs_auth`` state; ``fix`` says what the user should run or change.
+    """
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class ConnectorConfigError(ConnectorError):
+    """A setting is wrong in a way only the app could tell (unknown tenant, wrong list URL)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class RecordRejected(ConnectorError):
+    """One record was refused by the app; ``str(exc)`` is the app's own reason."""
+
+
+# --- declarations ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key a connector accepts in a sync file's ``[a]`` or ``[b]`` table."""
+
+    name: str
+    help: str
+    type: type = str
+    required: bool = False
+    secret: bool = False
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One app field: its name in ``RemoteRecord.data`` and the canonical field it maps to.
+
+    ``canonical`` is ``None`` for fields that are only available to custom mappings.
+    ``read_only`` fields are read but never written.
+    """
+
+    name: str
+    canonical: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the app can do. The engine never asks a connector for what it did not declare."""
+
+    read: bool = True
+    write: bool = True
+    #: ``list_records(cursor)`` returns only what changed since ``cursor``.
+    incremental: bool = False
+    #: ``lookup_by_email`` is implemented (used to reconcile pending creates, rule 4).
+    lookup_by_email: bool = False
+    #: what ``archive(ids)`` does in the app: archive (reversible), delete, or nothing at all.
+    archive: Literal["archive", "delete"] | None = None
+    create_batch_size: int = 1
+    update_batch_size: int = 1
+    #: the app honours an idempotency key on creates, so a retried create cannot duplicate.
+    idempotency_keys: bool = False
+    #: ``custom.<key>`` fields not listed in ``fields`` can be read and written.
+    custom_fields: bool = False
+
+    @property
+    def write_only(self) -> bool:
+        return self.write and not self.read
+
+
+# --- records and writes ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RemoteRecord:
+    """One record as listed from the app.
+
+    ``error`` marks a record the connector could list but not read (a broken CSV row): the engine
+    reports it and leaves it alone, and never takes it for deleted.
+    """
+
+    id: str
+    data: dict[str, RawValue]
+    updated_at: datetime | None = None
+    archived: bool = False
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class RecordWrite:
+    """One record to create (``id`` is ``None``) or update.
+
+    ``key`` is stable across retries and restarts: send it as the idempotency key where the app
+    takes one. ``data`` holds only the fields to set, by the connector's field names; ``None``
+    clears a field.
+    """
+
+    key: str
+    data: dict[str, RawValue]
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """The outcome for one :class:`RecordWrite` (matched by ``key``) or one archived id.
+
+    On success ``id`` is the record's id in the app; on refusal ``error`` is the app's reason.
+    """
+
+    key: str
+    id: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class AuthPrompt(Protocol):
+    """How ``syncd auth`` talks to the person authorising (headless-first: print and paste)."""
+
+    def show(self, text: str) -> None: ...
+
+    def ask(self, question: str) -> str: ...
+
+
+@dataclass
+class ConnectorContext:
+    """What the engine hands a connector besides its settings."""
+
+    sync: str
+    side: str
+    state_dir: Path
+    phone_region: str = "GB"
+    #: A stable identifier of the account (for sharing rate budgets across syncs).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the contract ---------------------------------------------------------------------------
+
+
+class Connector(abc.ABC):
+    """Base class of every connector. Subclasses set the class attributes and the methods."""
+
+    #: the name used in sync files (``connector = "csv"``)
+    name: ClassVar[str]
+    #: a short human title (``"CSV file"``)
+    title: ClassVar[str] = ""
+    settings: ClassVar[Sequence[Setting]] = ()
+    #: a class attribute; a connector may replace it per instance (a configurable batch size)
+    capabilities: Capabilities = Capabilities()
+    fields: ClassVar[Sequence[FieldSpec]] = ()
+
+    def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
+        self.config = dict(settings)
+        self.context = context
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Open sessions, resolve tenants. Called once before any other method."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sessions. Called once, also after a failure."""
+
+    #: whether ``syncd auth SYNC SIDE`` applies to this connector (an OAuth authorisation)
+    needs_authorization: ClassVar[bool] = False
+
+    async def authorize(self, prompt: AuthPrompt) -> str:
+        """Perform the one-time authorisation interactively and store what it yields (tokens)
+        durably under ``context.state_dir``. Return a one-line summary for the user."""
+        raise NotImplementedError(f"{self.name} needs no authorisation")
+
+    async def check(self) -> str:
+        """Reach the app with the given credentials; return a one-line description of what
+        answered (used by ``syncd check --connect``). Raise a typed failure otherwise."""
+        return "no connection check implemented"
+
+    def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
+        """Yield pages of records: all of them when ``cursor`` is ``None``, else those changed
+        since the cursor (only when ``capabilities.incremental``). Archived records must be
+        listed with ``archived=True`` where the app can show them."""
+        raise NotImplementedError(f"{self.name} cannot list records")
+
+    def make_cursor(self, watermark: datetime) -> str:
+        """Turn the engine's committed high-water mark into this connector's cursor string."""
+        return watermark.isoformat()
+
+    async def create(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        """Create records (at most ``create_batch_size``); one result per write, by ``key``."""
+        raise NotImplementedError(f"{self.name} cannot create records")
+
+    async def update(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        """Update records (at most ``update_batch_size``); one result per write, by ``key``."""
+        raise NotImplementedError(f"{self.name} cannot update records")
+
+    async def archive(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Archive or delete records (as ``capabilities.archive`` says); results keyed by id."""
+        raise NotImplementedError(f"{self.name} cannot archive records")
+
+    async def lookup_by_email(self, emails: Sequence[str]) -> list[RemoteRecord]:
+        """Records whose email is one of ``emails`` (lower-cased), archived ones included."""
+        raise NotImplementedError(f"{self.name} cannot look records up by email")
+
+    @classmethod
+    def field_spec(cls, name: str) -> FieldSpec | None:
+        for spec in cls.fields:
+            if spec.name == name:
+                return spec
+        return None
+
+    @classmethod
+    def secret_settings(cls) -> frozenset[str]:
+        return frozenset(s.name for s in cls.settings if s.secret)
