@@ -223,6 +223,8 @@ class ConnectorContext:
     side: str
     state_dir: Path
     phone_region: str = "GB"
+    #: a dry run: the connector must not change anything in the app (nor in its files)
+    dry_run: bool = False
     #: A stable identifier of the account (for sharing rate budgets across syncs).
     extra: dict[str, Any] = field(default_factory=dict)
 

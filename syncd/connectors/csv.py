@@ -50,7 +50,9 @@ PAGE_SIZE = 1000
 @dataclass
 class _Row:
     cells: list[str]
+    #: why the row cannot be read; such a row is written back exactly as it was
     broken: str | None = None
+    line: int = 0
 
 
 @dataclass
@@ -171,7 +173,7 @@ class CsvConnector(Connector):
             except StopIteration:
                 break
             except csv.Error as exc:
-                rows.append(_Row([], f"line {reader.line_num}: {exc}"))
+                rows.append(_Row([], f"line {reader.line_num}: {exc}", reader.line_num))
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
@@ -181,6 +183,7 @@ class CsvConnector(Connector):
                         cells,
                         f"line {reader.line_num}: {len(cells)} cells where the header has "
                         f"{len(header)}",
+                        reader.line_num,
                     )
                 )
             else:
@@ -192,12 +195,13 @@ class CsvConnector(Connector):
         if "id" not in table.header:
             table.header.insert(0, "id")
             for row in table.rows:
-                row.cells.insert(0, "")
+                if row.broken is None:
+                    row.cells.insert(0, "")
         index = table.header.index("id")
         missing = False
         seen: set[str] = set()
         for row in table.rows:
-            if len(row.cells) <= index:
+            if row.broken is not None:
                 continue
             current = row.cells[index].strip()
             if not current or current in seen:
@@ -205,16 +209,16 @@ class CsvConnector(Connector):
                 row.cells[index] = uuid.uuid4().hex[:12]
                 missing = True
             seen.add(row.cells[index])
-        if missing or not self.path.exists():
+        if (missing or not self.path.exists()) and not self.context.dry_run:
             self._write(table)
         return table
 
     def _record(self, table: _Table, row: _Row) -> RemoteRecord:
         header = table.header
-        id_index = header.index("id")
-        record_id = row.cells[id_index] if len(row.cells) > id_index else ""
         if row.broken is not None:
-            return RemoteRecord(id=record_id or row.broken, data={}, error=row.broken)
+            # a broken row keeps no reliable id cell: it is known by its line
+            return RemoteRecord(id=f"line-{row.line}", data={}, error=row.broken)
+        record_id = row.cells[header.index("id")]
         data: dict[str, RawValue] = {}
         archived = False
         updated_at = None

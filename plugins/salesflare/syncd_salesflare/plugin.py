@@ -1,0 +1,26 @@
+"""syncd hooks: the ``salesflare`` connector and the ``salesflare`` sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd import hookimpl
+from syncd_salesflare.connector import SalesflareConnector
+from syncd_salesflare.sandbox import make_app
+
+
+@hookimpl
+def register_connectors(register: Any) -> None:
+    register(SalesflareConnector)
+
+
+@hookimpl
+def register_sandboxes(register: Any) -> None:
+    register(
+        "salesflare",
+        make_app,
+        help=(
+            "Salesflare contacts and accounts API (Bearer API key 'sandbox'; "
+            "options: count, api_key, rate_limit, max_batch, sort_keys)"
+        ),
+    )

@@ -1,0 +1,726 @@
+"""Running one sync: list, plan, write, and commit every outcome as it happens.
+
+The order of a run, and why:
+
+1. Take the sync's lock (one run per sync across processes, rule 8).
+2. Reconcile creates a crashed run left pending: look the email up on the target and link what is
+   found, so that nothing is created twice (rule 4).
+3. List both sides (incrementally from the cursors where possible, in full periodically) and
+   fingerprint each record; an unchanged record is never normalised.
+4. Plan, on a worker thread (pure, no I/O). Creates on a side that was listed incrementally are
+   checked with a lookup by email first, and the plan made again with what it found (rule 1).
+5. Stop if a guard trips (rule 7), unless forced. A dry run stops here.
+6. Write, batch by batch: each create's pending entry is committed before the request goes out,
+   and each batch's outcomes (links, bases, per-record failures) are committed as soon as it
+   returns (rules 4 and 6).
+7. Advance the cursors only past what was committed, less an overlap (rule 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd.config import SyncConfig
+from syncd.connector import (
+    Connector,
+    ConnectorConfigError,
+    ConnectorContext,
+    ConnectorError,
+    NeedsReauth,
+    RateBudgetExhausted,
+    RecordWrite,
+    RemoteRecord,
+    RetryLater,
+    WriteResult,
+)
+from syncd.engine.fields import SideFields, build_pairs, to_raw
+from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
+from syncd.engine.planner import plan
+from syncd.logs import get_logger
+from syncd.redact import redact
+from syncd.store import IssueRow, LinkRow, PendingRow, Store
+from syncd.store.lock import SyncLock
+
+log = get_logger("syncd.engine")
+
+#: how far a cursor is moved back from the committed high-water mark (clock skew between
+#: the app's servers and its timestamps); the hash rule makes the overlap harmless
+CURSOR_OVERLAP = timedelta(minutes=2)
+LINK_COMMIT_CHUNK = 2000
+
+Progress = Callable[[int, int], None]
+
+
+class RunStopped(Exception):
+    """The run stopped before it finished; ``outcome`` says why (for history and status)."""
+
+    def __init__(self, outcome: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.retry_after = retry_after
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    full: bool = False
+    force: bool = False
+    trigger: str = "cli"
+    progress: Progress | None = None
+    #: set by the daemon on shutdown: stop after the current batch, with everything committed
+    stop: asyncio.Event | None = None
+
+
+@dataclass
+class RunResult:
+    sync: str
+    run_id: int | None
+    outcome: str
+    counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+    plan: Plan | None = None
+    duration: float = 0.0
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("success", "dry_run")
+
+
+def make_connector(sync: SyncConfig, side: str, store: Store, dry_run: bool = False) -> Connector:
+    config = sync.side(side)
+    context = ConnectorContext(
+        sync=sync.name,
+        side=side,
+        state_dir=store.state_dir,
+        phone_region=sync.phone_region,
+        dry_run=dry_run,
+    )
+    return config.connector_class(config.settings, context)
+
+
+class SyncRun:
+    """One execution of a sync."""
+
+    def __init__(self, sync: SyncConfig, store: Store, options: RunOptions | None = None) -> None:
+        self.sync = sync
+        self.store = store
+        self.options = options or RunOptions()
+        self.pairs = build_pairs(sync)
+        self.fields = {
+            side: SideFields.build(
+                side, self.pairs, sync.side(side).connector_class, sync.phone_region
+            )
+            for side in SIDES
+        }
+        self.connectors: dict[str, Connector] = {}
+        self.counts: dict[str, int] = {
+            key: 0
+            for key in (
+                "read_a",
+                "read_b",
+                "unchanged",
+                "linked",
+                "created_a",
+                "created_b",
+                "updated_a",
+                "updated_b",
+                "archived_a",
+                "archived_b",
+                "conflicts",
+                "failed",
+                "excluded",
+                "ambiguous",
+            )
+        }
+        self.run_id: int | None = None
+        self.failed_ids: dict[str, set[str]] = {"a": set(), "b": set()}
+        self.log = log.bind(sync=sync.name)
+        self.done = 0
+        self.total = 0
+
+    # --- entry point ------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started = time.monotonic()
+        lock = SyncLock(self.store.state_dir, self.sync.name)
+        lock.acquire()  # raises SyncBusy
+        try:
+            result = await self._locked()
+        finally:
+            lock.release()
+        result.duration = time.monotonic() - started
+        return result
+
+    async def _locked(self) -> RunResult:
+        dry = self.options.dry_run
+        if not dry:
+            self.run_id = await self.store.run(
+                self.store.start_run, self.sync.name, self.options.trigger, False
+            )
+        tokens = structlog.contextvars.bind_contextvars(sync=self.sync.name, run=self.run_id)
+        outcome, message, result_plan, retry_after = "success", None, None, None
+        try:
+            result_plan = await self._run()
+            if dry:
+                outcome = "dry_run"
+            elif self.counts["failed"]:
+                outcome = "partial"
+                message = f"{self.counts['failed']} records failed; see 'syncd errors'"
+        except RunStopped as stop:
+            outcome, message, retry_after = stop.outcome, str(stop), stop.retry_after
+        except Exception as exc:
+            outcome = "failed"
+            message = redact(f"{type(exc).__name__}: {exc}")
+            self.log.exception("run failed")
+        finally:
+            await self._close_connectors()
+            if self.run_id is not None:
+                await self.store.run(
+                    self.store.finish_run, self.run_id, outcome, dict(self.counts), message
+                )
+            log_method = self.log.info if outcome in ("success", "dry_run") else self.log.warning
+            log_method("run finished", outcome=outcome, message=message, **self.counts)
+            structlog.contextvars.reset_contextvars(**tokens)
+        return RunResult(
+            self.sync.name,
+            self.run_id,
+            outcome,
+            dict(self.counts),
+            message,
+            result_plan,
+            retry_after=retry_after,
+        )
+
+    async def _close_connectors(self) -> None:
+        for connector in self.connectors.values():
+            try:
+                await connector.close()
+            except Exception as exc:  # closing must not hide the run's own outcome
+                self.log.warning("connector close failed", error=str(exc))
+
+    # --- the run ----------------------------------------------------------------------------
+
+    async def _run(self) -> Plan:
+        sync = self.sync
+        for side in SIDES:
+            connector = make_connector(sync, side, self.store, self.options.dry_run)
+            self.connectors[side] = connector
+            await self._guarded(connector.open())
+        state = await self.store.run(self.store.get_state, sync.name)
+        first_run = state.initialized_at is None
+        complete = {side: self._list_in_full(side, state, first_run) for side in SIDES}
+
+        if not self.options.dry_run:
+            await self._reconcile_pending(complete)
+        links = await self.store.run(self.store.load_links, sync.name)
+        backed_off = await self.store.run(self.store.backed_off, sync.name)
+        cursors = {"a": state.cursor_a, "b": state.cursor_b}
+        sides = {}
+        for side in SIDES:
+            sides[side] = await self._list_side(
+                side, links, None if complete[side] else cursors[side], complete[side]
+            )
+            sides[side].backed_off = {rid for s, rid in backed_off if s == side}
+        self.counts["read_a"] = len(sides["a"].records)
+        self.counts["read_b"] = len(sides["b"].records)
+        self.counts["unchanged"] = sum(
+            1 for s in SIDES for r in sides[s].records.values() if not r.changed
+        )
+        inp = PlanInput(
+            pairs=self.pairs,
+            a=sides["a"],
+            b=sides["b"],
+            links=links,
+            direction=sync.direction,
+            winner=sync.winner,
+            initial=sync.initial if first_run else None,
+            deletions=sync.deletions,
+            deletion_tag=sync.deletion_tag,
+            match_phone=sync.match == "email+phone",
+            rules_a_to_b=sync.rules_a_to_b,
+            rules_b_to_a=sync.rules_b_to_a,
+        )
+        the_plan = await asyncio.to_thread(plan, inp)
+        if await self._look_up_before_creating(the_plan, inp):
+            the_plan = await asyncio.to_thread(plan, inp)
+        self._count_plan(the_plan)
+        if the_plan.guard and not self.options.force:
+            raise RunStopped("failed", the_plan.guard)
+        if self.options.dry_run:
+            return the_plan
+
+        full_listing = complete["a"] and complete["b"]
+        await self.store.run(
+            self.store.replace_listing_issues if full_listing else self._add_issues_only,
+            sync.name,
+            ("excluded", "ambiguous"),
+            the_plan.issues,
+            self.run_id,
+        )
+        await self._apply(the_plan)
+        await self._advance_cursors(inp, complete, first_run)
+        return the_plan
+
+    def _add_issues_only(
+        self, sync: str, kinds: Sequence[str], issues: Sequence[IssueRow], run_id: int | None
+    ) -> None:
+        self.store.commit_outcomes(sync, issues=issues, run_id=run_id)
+
+    def _list_in_full(self, side: str, state: Any, first_run: bool) -> bool:
+        connector = self.connectors[side]
+        if not connector.capabilities.read:
+            return False
+        if self.options.full or first_run or not connector.capabilities.incremental:
+            return True
+        cursor = state.cursor_a if side == "a" else state.cursor_b
+        last_full = state.last_full_a if side == "a" else state.last_full_b
+        if cursor is None or last_full is None:
+            return True
+        age = datetime.now(UTC).replace(tzinfo=None) - last_full
+        return bool(age.total_seconds() >= self.sync.full_every)
+
+    async def _guarded(self, awaitable: Any) -> Any:
+        """Await a connector call, turning run-stopping failures into :class:`RunStopped`."""
+        try:
+            return await awaitable
+        except NeedsReauth as exc:
+            fix = f" (fix: {exc.fix})" if exc.fix else ""
+            raise RunStopped("needs_auth", redact(f"{exc}{fix}")) from None
+        except RateBudgetExhausted as exc:
+            raise RunStopped("deferred", redact(str(exc)), exc.delay) from None
+        except RetryLater as exc:
+            raise RunStopped("retry_later", redact(str(exc)), exc.delay) from None
+        except ConnectorConfigError as exc:
+            key = f" ({exc.key})" if exc.key else ""
+            raise RunStopped("config_error", redact(f"{exc}{key}")) from None
+
+    async def _list_side(
+        self, side: str, links: Sequence[LinkRow], cursor: str | None, complete: bool
+    ) -> SideInput:
+        connector = self.connectors[side]
+        caps = connector.capabilities
+        fields = self.fields[side]
+        info = SideInput(
+            name=side,
+            fields=fields,
+            records={},
+            complete=complete,
+            readable=caps.read,
+            writable=caps.write,
+            can_archive=caps.archive is not None,
+        )
+        if not caps.read:
+            return info
+        fps = {link.record_id(side): link.fp(side) for link in links if link.record_id(side)}
+        unreadable: list[IssueRow] = []
+        fingerprint = fields.fingerprint
+
+        async def consume() -> None:
+            async for page in connector.list_records(cursor):
+                for record in page:
+                    if record.error is not None:
+                        info.unreadable.add(record.id)
+                        unreadable.append(
+                            IssueRow(side, record.id, "failed", f"unreadable: {record.error}")
+                        )
+                        continue
+                    fp = fingerprint(record.data, record.archived)
+                    info.records[record.id] = SideRecord(
+                        record.id,
+                        fp,
+                        record.data,
+                        changed=fps.get(record.id) != fp,
+                        archived=record.archived,
+                        updated_at=record.updated_at,
+                    )
+                await asyncio.sleep(0)  # let the loop breathe between pages
+
+        await self._guarded(consume())
+        if unreadable and not self.options.dry_run:
+            self.counts["failed"] += len(unreadable)
+            await self.store.run(
+                self.store.commit_outcomes, self.sync.name, issues=unreadable, run_id=self.run_id
+            )
+        return info
+
+    async def _reconcile_pending(self, complete: dict[str, bool]) -> None:
+        """Creates a killed run may have sent: link what the target already has (rule 4)."""
+        pending = await self.store.run(self.store.list_pending, self.sync.name)
+        if not pending:
+            return
+        for side in SIDES:
+            rows = [p for p in pending if p.side == side and p.email]
+            connector = self.connectors[side]
+            if not rows or not connector.capabilities.lookup_by_email:
+                if rows and connector.capabilities.read:
+                    complete[side] = True  # a full listing matches them by email instead
+                continue
+            found = await self._guarded(connector.lookup_by_email([p.email or "" for p in rows]))
+            by_email: dict[str, list[RemoteRecord]] = {}
+            for record in found:
+                email = record.data.get(self._email_field(side))
+                if isinstance(email, str):
+                    by_email.setdefault(email.strip().lower(), []).append(record)
+            links = await self.store.run(self.store.load_links, self.sync.name)
+            linked = {link.record_id(side) for link in links}
+            by_source = {link.record_id(other(side)): link for link in links}
+            new_links: list[LinkRow] = []
+            done: list[str] = []
+            for row in rows:
+                matches = [
+                    r for r in by_email.get((row.email or "").lower(), []) if r.id not in linked
+                ]
+                if len(matches) != 1:
+                    continue
+                link = by_source.get(row.source_id) or LinkRow(None, None, None)
+                setattr(link, f"{other(side)}_id", row.source_id)
+                setattr(link, f"{side}_id", matches[0].id)
+                link.state = "linked"
+                link.set_base("a", None)
+                link.set_base("b", None)
+                link.fp_a = link.fp_b = None
+                new_links.append(link)
+                done.append(row.key)
+            if new_links:
+                self.log.info("reconciled pending creates", side=side, count=len(new_links))
+                await self.store.run(
+                    self.store.commit_outcomes,
+                    self.sync.name,
+                    links=new_links,
+                    pending_done=done,
+                    run_id=self.run_id,
+                )
+
+    def _email_field(self, side: str) -> str:
+        for key, name, _ in self.fields[side].fields:
+            if key == "email":
+                return name
+        return "email"
+
+    async def _look_up_before_creating(self, the_plan: Plan, inp: PlanInput) -> bool:
+        """Creates planned on a side that was listed incrementally: ask the app whether the
+        email exists after all; found records join the listing. True when the plan must be made
+        again."""
+        again = False
+        for side in SIDES:
+            info = inp.side(side)
+            if info.complete or not info.readable:
+                continue
+            emails = sorted({w.email for _, w in the_plan.writes(side, create=True) if w.email})
+            if not emails:
+                continue
+            connector = self.connectors[side]
+            if not connector.capabilities.lookup_by_email:
+                # no lookup: only a full listing can tell what exists
+                links = inp.links
+                full = await self._list_side(side, links, None, True)
+                full.backed_off = info.backed_off
+                setattr(inp, side, full)
+                again = True
+                continue
+            found: list[RemoteRecord] = []
+            for start in range(0, len(emails), 100):
+                found.extend(
+                    await self._guarded(connector.lookup_by_email(emails[start : start + 100]))
+                )
+            fps = {link.record_id(side): link.fp(side) for link in inp.links}
+            for record in found:
+                if record.id in info.records or record.error is not None:
+                    continue
+                fp = self.fields[side].fingerprint(record.data, record.archived)
+                info.records[record.id] = SideRecord(
+                    record.id,
+                    fp,
+                    record.data,
+                    changed=fps.get(record.id) != fp,
+                    archived=record.archived,
+                    updated_at=record.updated_at,
+                )
+                again = True
+        return again
+
+    def _count_plan(self, the_plan: Plan) -> None:
+        summary = the_plan.summary()
+        self.counts["linked"] = summary["linked"]
+        self.counts["conflicts"] = summary["conflicts"]
+        self.counts["excluded"] = summary["excluded"]
+        self.counts["ambiguous"] = summary["ambiguous"]
+        self.total = sum(len(p.writes) + len(p.archive) for p in the_plan.pairs)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    async def _apply(self, the_plan: Plan) -> None:
+        pending_ops: dict[int, int] = {}
+        failed: set[int] = set()
+        quiet = [p for p in the_plan.pairs if not p.has_remote_work]
+        for start in range(0, len(quiet), LINK_COMMIT_CHUNK):
+            chunk = quiet[start : start + LINK_COMMIT_CHUNK]
+            await self._commit_pairs(chunk, failed, the_plan.resolved if start == 0 else ())
+        if not quiet and the_plan.resolved:
+            await self._commit_pairs([], failed, the_plan.resolved)
+        for pair in the_plan.pairs:
+            pending_ops[id(pair)] = len(pair.writes) + len(pair.archive)
+        for side in SIDES:
+            await self._updates(the_plan, side, pending_ops, failed)
+        for side in SIDES:
+            await self._creates(the_plan, side, pending_ops, failed)
+        for side in SIDES:
+            await self._archives(the_plan, side, pending_ops, failed)
+
+    def _check_stop(self) -> None:
+        if self.options.stop is not None and self.options.stop.is_set():
+            raise RunStopped("interrupted", "stopped by shutdown; committed work is kept")
+
+    def _progress(self, count: int) -> None:
+        self.done += count
+        if self.options.progress is not None:
+            self.options.progress(self.done, self.total)
+
+    def _to_app(self, side: str, values: dict[str, Any]) -> dict[str, Any]:
+        names = {key: name for key, name, _ in self.fields[side].fields}
+        return {names[key]: to_raw(value) for key, value in values.items() if key in names}
+
+    async def _send(
+        self, call: Any, batch: Sequence[Any], side: str, keys: Sequence[str]
+    ) -> list[WriteResult]:
+        """Send one batch; a failure that is not run-stopping fails each record of the batch."""
+        try:
+            results: list[WriteResult] = await self._guarded(call(batch))
+        except RunStopped:
+            raise
+        except (ConnectorError, NotImplementedError, ValueError, TypeError) as exc:
+            reason = redact(f"{type(exc).__name__}: {exc}")
+            self.log.warning("batch failed", side=side, size=len(batch), error=reason)
+            return [WriteResult(key, error=reason) for key in keys]
+        by_key = {result.key: result for result in results}
+        return [
+            by_key.get(key) or WriteResult(key, error="the connector gave no result")
+            for key in keys
+        ]
+
+    async def _updates(
+        self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
+    ) -> None:
+        items = the_plan.writes(side, create=False)
+        if not items:
+            return
+        connector = self.connectors[side]
+        size = max(1, connector.capabilities.update_batch_size)
+        for start in range(0, len(items), size):
+            self._check_stop()
+            chunk = items[start : start + size]
+            writes = [
+                RecordWrite(
+                    key=f"{pair.link.id}:{side}", data=self._to_app(side, w.values), id=w.record_id
+                )
+                for pair, w in chunk
+            ]
+            results = await self._send(connector.update, writes, side, [w.key for w in writes])
+            issues = []
+            for (pair, write), result in zip(chunk, results, strict=True):
+                pending_ops[id(pair)] -= 1
+                if result.ok:
+                    self.counts[f"updated_{side}"] += 1
+                else:
+                    failed.add(id(pair))
+                    issues.append(self._failure(pair, side, write.record_id or "", write, result))
+            # a pair with another write still to come is committed after that one
+            await self._commit_pairs(
+                [p for p, _ in chunk if pending_ops[id(p)] == 0], failed, (), issues
+            )
+            self._progress(len(chunk))
+
+    async def _creates(
+        self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
+    ) -> None:
+        items = the_plan.writes(side, create=True)
+        if not items:
+            return
+        connector = self.connectors[side]
+        size = max(1, connector.capabilities.create_batch_size)
+        existing = {
+            (p.side, p.source_id): p.key
+            for p in await self.store.run(self.store.list_pending, self.sync.name)
+        }
+        for start in range(0, len(items), size):
+            self._check_stop()
+            chunk = items[start : start + size]
+            pending = [
+                PendingRow(
+                    side,
+                    write.source_id or "",
+                    existing.get((side, write.source_id or "")) or uuid.uuid4().hex,
+                    write.email,
+                )
+                for _, write in chunk
+            ]
+            # rule 4: the intent is durable before the request goes out
+            await self.store.run(self.store.add_pending, self.sync.name, pending, self.run_id)
+            writes = [
+                RecordWrite(key=row.key, data=self._to_app(side, w.values))
+                for row, (_, w) in zip(pending, chunk, strict=True)
+            ]
+            results = await self._send(connector.create, writes, side, [w.key for w in writes])
+            issues = []
+            done_keys = []
+            for row, (pair, write), result in zip(pending, chunk, results, strict=True):
+                pending_ops[id(pair)] -= 1
+                if result.ok and result.id:
+                    setattr(pair.link, f"{side}_id", result.id)
+                    self.counts[f"created_{side}"] += 1
+                    done_keys.append(row.key)
+                else:
+                    failed.add(id(pair))
+                    source = other(side)
+                    issues.append(self._failure(pair, source, write.source_id or "", write, result))
+                    done_keys.append(row.key)
+            created = [p for (p, _), r in zip(chunk, results, strict=True) if r.ok and r.id]
+            await self._commit_pairs(
+                created,
+                failed,
+                (),
+                issues,
+                pending_done=done_keys,
+                partial={id(p) for p in created if pending_ops[id(p)] > 0},
+            )
+            self._progress(len(chunk))
+
+    async def _archives(
+        self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
+    ) -> None:
+        pairs = the_plan.archives(side)
+        if not pairs:
+            return
+        connector = self.connectors[side]
+        size = max(1, connector.capabilities.update_batch_size)
+        for start in range(0, len(pairs), size):
+            self._check_stop()
+            chunk = pairs[start : start + size]
+            ids = [pair.link.record_id(side) or "" for pair in chunk]
+            results = await self._send(connector.archive, ids, side, ids)
+            issues = []
+            for pair, result in zip(chunk, results, strict=True):
+                pending_ops[id(pair)] -= 1
+                if result.ok:
+                    self.counts[f"archived_{side}"] += 1
+                else:
+                    failed.add(id(pair))
+                    self.counts["failed"] += 1
+                    self.failed_ids[side].add(result.key)
+                    issues.append(
+                        IssueRow(side, result.key, "failed", f"archive refused: {result.error}")
+                    )
+            await self._commit_pairs(chunk, failed, (), issues)
+            self._progress(len(chunk))
+
+    def _failure(
+        self, pair: PairPlan, side: str, record_id: str, write: Write, result: WriteResult
+    ) -> IssueRow:
+        self.counts["failed"] += 1
+        # the cursors must not move past the records involved, so they are listed again
+        for s in SIDES:
+            rid = pair.link.record_id(s)
+            if rid:
+                self.failed_ids[s].add(rid)
+        if write.source_id:
+            self.failed_ids[other(write.side)].add(write.source_id)
+        target = write.side
+        what = "update" if write.record_id else "create"
+        reason = redact(f"{self.sync.side(target).connector} refused the {what}: {result.error}")
+        self.log.warning("record refused", side=side, record=record_id, reason=reason)
+        return IssueRow(side, record_id, "failed", reason, write.email)
+
+    async def _commit_pairs(
+        self,
+        pairs: Sequence[PairPlan],
+        failed: set[int],
+        resolved: Sequence[tuple[str, str]],
+        issues: Sequence[IssueRow] = (),
+        pending_done: Sequence[str] = (),
+        partial: set[int] | None = None,
+    ) -> None:
+        """Commit the links of ``pairs``: final bases where everything succeeded; otherwise only
+        the ids (a create that went through is never forgotten) with the old bases, so that the
+        next run sees the difference again and retries."""
+        partial = partial or set()
+        rows: list[LinkRow] = []
+        drops: list[int] = []
+        clean: list[tuple[str, str]] = list(resolved)
+        for pair in pairs:
+            link = pair.link
+            if pair.drop:
+                if link.id is not None:
+                    drops.append(link.id)
+                continue
+            if id(pair) in failed or id(pair) in partial:
+                # keep the ids of what exists on both sides, with the old bases
+                if link.a_id is not None and link.b_id is not None:
+                    rows.append(link)
+                continue
+            link.state = pair.state
+            for side in SIDES:
+                if side in pair.base:
+                    link.set_base(side, pair.base[side])
+            link.fp_a = pair.fp.get("a", link.fp_a)
+            link.fp_b = pair.fp.get("b", link.fp_b)
+            rows.append(link)
+            for side in SIDES:
+                rid = link.record_id(side)
+                if rid and (pair.writes or pair.archive):
+                    clean.append((side, rid))
+        await self.store.run(
+            self.store.commit_outcomes,
+            self.sync.name,
+            links=rows,
+            issues=issues,
+            resolved=clean,
+            pending_done=pending_done,
+            run_id=self.run_id,
+            drop_links=drops,
+        )
+
+    # --- cursors ----------------------------------------------------------------------------
+
+    async def _advance_cursors(
+        self, inp: PlanInput, complete: dict[str, bool], first_run: bool
+    ) -> None:
+        values: dict[str, Any] = {}
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for side in SIDES:
+            info = inp.side(side)
+            connector = self.connectors[side]
+            if not info.readable:
+                continue
+            if complete[side]:
+                values[f"last_full_{side}"] = now
+            if not connector.capabilities.incremental:
+                continue
+            stamps = [r.updated_at for r in info.records.values() if r.updated_at is not None]
+            if not stamps:
+                continue
+            high = max(stamps)
+            blocked = [
+                r.updated_at
+                for rid, r in info.records.items()
+                if r.updated_at is not None and rid in self.failed_ids[side]
+            ]
+            if blocked:
+                high = min(high, min(blocked))
+            values[f"cursor_{side}"] = connector.make_cursor(high - CURSOR_OVERLAP)
+        if first_run:
+            values["initialized_at"] = now
+        if values:
+            await self.store.run(self.store.update_state, self.sync.name, **values)
+
+
+async def run_sync(sync: SyncConfig, store: Store, options: RunOptions | None = None) -> RunResult:
+    return await SyncRun(sync, store, options).execute()

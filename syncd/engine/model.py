@@ -1,0 +1,165 @@
+"""The planner's inputs and outputs: plain data, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.config import Rule
+from syncd.connector import RawValue
+from syncd.contact import FieldValue
+from syncd.engine.fields import FieldPair, SideFields
+from syncd.store import IssueRow, LinkRow
+
+SIDES = ("a", "b")
+
+
+def other(side: str) -> str:
+    return "b" if side == "a" else "a"
+
+
+@dataclass(slots=True)
+class SideRecord:
+    """One listed record. ``changed`` is false when its fingerprint equals its link's."""
+
+    id: str
+    fp: str
+    raw: dict[str, RawValue]
+    changed: bool = True
+    archived: bool = False
+    updated_at: datetime | None = None
+    _values: dict[str, FieldValue] | None = None
+
+    def values(self, fields: SideFields) -> dict[str, FieldValue]:
+        if self._values is None:
+            self._values = fields.view(self.raw)
+        return self._values
+
+
+@dataclass
+class SideInput:
+    name: str
+    fields: SideFields
+    records: dict[str, SideRecord]
+    #: listed in full (absence means deleted) rather than incrementally
+    complete: bool
+    readable: bool = True
+    writable: bool = True
+    can_archive: bool = False
+    #: records refused recently: not to be tried again yet
+    backed_off: set[str] = field(default_factory=set)
+    #: records listed but unreadable (a broken CSV row): present, never taken for deleted
+    unreadable: set[str] = field(default_factory=set)
+
+
+@dataclass
+class PlanInput:
+    pairs: list[FieldPair]
+    a: SideInput
+    b: SideInput
+    links: list[LinkRow]
+    direction: str = "two-way"
+    winner: str = "a"
+    #: the initial mode on the first run, ``None`` afterwards
+    initial: str | None = None
+    deletions: str = "ignore"
+    deletion_tag: str = "syncd-deleted"
+    match_phone: bool = False
+    rules_a_to_b: tuple[Rule, ...] = ()
+    rules_b_to_a: tuple[Rule, ...] = ()
+
+    def side(self, name: str) -> SideInput:
+        return self.a if name == "a" else self.b
+
+    def travels(self, to: str) -> bool:
+        return self.direction == "two-way" or self.direction == f"{other(to)}-to-{to}"
+
+    def rules(self, to: str) -> tuple[Rule, ...]:
+        return self.rules_a_to_b if to == "b" else self.rules_b_to_a
+
+
+@dataclass(slots=True)
+class Write:
+    """Values (by view key) to write to one side: an update of ``record_id`` or a create."""
+
+    side: str
+    record_id: str | None
+    values: dict[str, FieldValue]
+    source_id: str | None = None
+    email: str | None = None
+
+
+@dataclass
+class Conflict:
+    email: str | None
+    field: str
+    value_a: FieldValue
+    value_b: FieldValue
+    winner: str
+
+
+@dataclass
+class PairPlan:
+    """What happens to one link (or a new one) in this run.
+
+    ``base``/``fp``/``state`` are the link's values once every write and archive succeeded.
+    """
+
+    link: LinkRow
+    writes: dict[str, Write] = field(default_factory=dict)
+    archive: list[str] = field(default_factory=list)
+    base: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    fp: dict[str, str | None] = field(default_factory=dict)
+    state: str = "linked"
+    drop: bool = False
+    conflicts: list[Conflict] = field(default_factory=list)
+    #: a new pair found by matching emails (counted as "linked")
+    matched: bool = False
+
+    @property
+    def has_remote_work(self) -> bool:
+        return bool(self.writes or self.archive)
+
+
+@dataclass
+class Plan:
+    pairs: list[PairPlan] = field(default_factory=list)
+    issues: list[IssueRow] = field(default_factory=list)
+    #: records that synced cleanly this run: their old issues are resolved
+    resolved: list[tuple[str, str]] = field(default_factory=list)
+    #: why the run must stop unless forced (rule 7), or None
+    guard: str | None = None
+
+    def writes(self, side: str, create: bool) -> list[tuple[PairPlan, Write]]:
+        found = []
+        for pair in self.pairs:
+            write = pair.writes.get(side)
+            if write is not None and (write.record_id is None) == create:
+                found.append((pair, write))
+        return found
+
+    def archives(self, side: str) -> list[PairPlan]:
+        return [pair for pair in self.pairs if side in pair.archive]
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        return [c for pair in self.pairs for c in pair.conflicts]
+
+    def summary(self) -> dict[str, int]:
+        counts = {
+            "linked": sum(1 for p in self.pairs if p.matched),
+            "create_a": len(self.writes("a", create=True)),
+            "create_b": len(self.writes("b", create=True)),
+            "update_a": len(self.writes("a", create=False)),
+            "update_b": len(self.writes("b", create=False)),
+            "archive_a": len(self.archives("a")),
+            "archive_b": len(self.archives("b")),
+            "conflicts": len(self.conflicts),
+            "excluded": sum(1 for i in self.issues if i.kind == "excluded"),
+            "ambiguous": sum(1 for i in self.issues if i.kind == "ambiguous"),
+        }
+        return counts
+
+
+ViewFn = Callable[[SideRecord], dict[str, FieldValue]]

@@ -1,0 +1,624 @@
+"""The planner: state in, actions out, no I/O (in the style of vdirsyncer).
+
+The decisions, per link, read as a table. ``listed`` = the record was listed (and is not
+archived); ``unlisted`` = an incremental listing did not show it (unchanged); ``gone`` = a full
+listing did not show it (deleted); ``archived`` = listed as archived.
+
+| link     | side a        | side b        | decision                                           |
+|----------|---------------|---------------|----------------------------------------------------|
+| linked   | listed/unl.   | listed/unl.   | field-level three-way merge of what changed        |
+| linked   | gone/archived | listed/unl.   | b edited and a deleted: re-create on a (edit beats |
+|          |               |               | delete); else the deletion policy (rule 7)         |
+| linked   | gone          | gone          | forget the link                                    |
+| seen     | listed, edited| -             | a new record from now on (``new-only`` baseline)   |
+| gone_a   | -             | listed, edited| re-create on a (edit beats delete)                 |
+| (none)   | new record    |               | match by email on b: one match → new link merged   |
+|          |               |               | without base; none → create on b; several → report |
+
+Everything symmetrical holds with a and b swapped. Without a base (a first merge) an empty value
+never blanks a filled one; a field changed on both sides goes to the winner.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from syncd.connector import RawValue
+from syncd.contact import FieldValue, display
+from syncd.engine.fields import hashes, to_raw, value_hash
+from syncd.engine.model import (
+    SIDES,
+    Conflict,
+    PairPlan,
+    Plan,
+    PlanInput,
+    SideRecord,
+    Write,
+    other,
+)
+from syncd.engine.rules import apply_actions, matching_rules
+from syncd.store import IssueRow, LinkRow
+
+EMAIL = "email"
+PHONE_KEYS = ("mobile", "phone")
+
+
+def plan(inp: PlanInput) -> Plan:
+    return _Planner(inp).run()
+
+
+class _Planner:
+    def __init__(self, inp: PlanInput) -> None:
+        self.inp = inp
+        self.out = Plan()
+        self.by_id: dict[str, dict[str, LinkRow]] = {"a": {}, "b": {}}
+        for link in inp.links:
+            for side in SIDES:
+                rid = link.record_id(side)
+                if rid is not None:
+                    self.by_id[side][rid] = link
+        #: new records per side, with the link they revive (seen/tombstone) if any
+        self.new: dict[str, list[tuple[SideRecord, LinkRow | None]]] = {"a": [], "b": []}
+        self.pair_keys = {p.key for p in inp.pairs}
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def values(self, side: str, record: SideRecord) -> dict[str, FieldValue]:
+        return record.values(self.inp.side(side).fields)
+
+    def status(self, side: str, link: LinkRow) -> tuple[str, SideRecord | None]:
+        rid = link.record_id(side)
+        if rid is None:
+            return "none", None
+        info = self.inp.side(side)
+        record = info.records.get(rid)
+        if record is not None:
+            return ("archived" if record.archived else "listed"), record
+        if info.complete and info.readable and rid not in info.unreadable:
+            return "gone", None
+        return "unlisted", None
+
+    def current_hashes(
+        self, side: str, link: LinkRow, record: SideRecord | None
+    ) -> dict[str, str] | None:
+        """This side's field hashes now: from the record when it changed, else its base."""
+        if record is not None and (record.changed or link.base(side) is None):
+            return hashes(self.values(side, record))
+        return link.base(side)
+
+    def outgoing(self, source: str, record: SideRecord) -> dict[str, FieldValue] | None:
+        """The values ``source`` sends to the other side (rules applied), or None when the
+        record must not travel that way."""
+        to = other(source)
+        if not self.inp.travels(to):
+            return None
+        values = self.values(source, record)
+        rules = matching_rules(self.inp.rules(to), values)
+        if rules is None:
+            return None
+        sent = {p.key: values.get(p.key) for p in self.inp.pairs if p.travels_to(to)}
+        if rules:
+            sent = apply_actions(rules, sent)
+            target_keys = {key for key, _, _ in self.inp.side(to).fields.fields}
+            sent = {k: v for k, v in sent.items() if k in self.pair_keys or k in target_keys}
+        return sent
+
+    def winner(self, ra: SideRecord | None, rb: SideRecord | None, first: bool) -> str:
+        if first and self.inp.initial in ("a-into-b", "b-into-a"):
+            return self.inp.initial[0]
+        if self.inp.winner != "newest":
+            return self.inp.winner
+        ta = ra.updated_at if ra else None
+        tb = rb.updated_at if rb else None
+        if ta is not None and tb is not None and tb > ta:
+            return "b"
+        return "a"
+
+    def email_of(self, side: str, record: SideRecord) -> str | None:
+        value = self.values(side, record).get(EMAIL)
+        return value if isinstance(value, str) else None
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        for link in self.inp.links:
+            self.plan_link(link)
+        for side in SIDES:
+            info = self.inp.side(side)
+            if not info.readable:
+                continue
+            for rid, record in info.records.items():
+                if rid not in self.by_id[side] and not record.archived:
+                    self.new[side].append((record, None))
+        self.plan_new_records()
+        self.check_email_updates()
+        self.check_guards()
+        return self.out
+
+    # --- existing links ---------------------------------------------------------------------
+
+    def plan_link(self, link: LinkRow) -> None:
+        status_a, ra = self.status("a", link)
+        status_b, rb = self.status("b", link)
+        if link.state == "linked":
+            gone_a = status_a in ("gone", "archived")
+            gone_b = status_b in ("gone", "archived")
+            if gone_a and gone_b:
+                self.out.pairs.append(PairPlan(link, drop=True))
+            elif gone_a or gone_b:
+                self.plan_deletion(link, "a" if gone_a else "b", ra, rb)
+            else:
+                self.plan_merge(link, ra, rb)
+            return
+        if link.state == "archived":
+            if status_a in ("gone", "none") and status_b in ("gone", "none"):
+                self.out.pairs.append(PairPlan(link, drop=True))
+            return
+        # a new-only baseline ("seen") or a tombstone ("gone_a"/"gone_b"): one survivor
+        if link.state.startswith("gone_"):
+            survivor = other(link.state[-1])
+        else:
+            survivor = "a" if link.a_id is not None else "b"
+        status, record = (status_a, ra) if survivor == "a" else (status_b, rb)
+        if status in ("gone", "archived"):
+            self.out.pairs.append(PairPlan(link, drop=True))
+        elif status == "listed" and record is not None and record.changed:
+            revived = _copy(link)
+            if link.state.startswith("gone_"):
+                setattr(revived, f"{other(survivor)}_id", None)
+            self.new[survivor].append((record, revived))
+
+    def plan_merge(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
+        changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
+        if not changed["a"] and not changed["b"]:
+            return
+        if link.base("a") is None or link.base("b") is None:
+            # a link without base (a reconciled create): merge once both sides are listed
+            if ra is not None and rb is not None:
+                self.out.pairs.append(self.merge(link, ra, rb, first=True))
+            return
+        if (link.a_id in self.inp.a.backed_off) or (link.b_id in self.inp.b.backed_off):
+            return
+        self.out.pairs.append(self.merge(link, ra, rb, first=False))
+
+    def merge(
+        self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None, first: bool
+    ) -> PairPlan:
+        """Field-level three-way merge of one pair (rule 3)."""
+        records = {"a": ra, "b": rb}
+        current = {s: self.current_hashes(s, link, records[s]) or {} for s in SIDES}
+        base = {s: link.base(s) for s in SIDES}
+        changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
+        outgoing: dict[str, dict[str, FieldValue] | None] = {"a": None, "b": None}
+        for source in SIDES:
+            record = records[source]
+            target = other(source)
+            if record is None or not (changed[source] or first):
+                continue
+            if first and self.inp.initial == f"{target}-into-{source}":
+                continue  # on the first run the other side is the master copy
+            if not self.inp.side(target).writable:
+                continue
+            outgoing[source] = self.outgoing(source, record)
+        pair = PairPlan(link)
+        writes: dict[str, dict[str, FieldValue]] = {"a": {}, "b": {}}
+        keys = set(self.pair_keys)
+        for sent in outgoing.values():
+            if sent:
+                keys.update(sent)
+        winner = self.winner(ra, rb, first)
+        for key in sorted(keys):
+            ha, hb = current["a"].get(key), current["b"].get(key)
+            if first:
+                changed_a = changed_b = True
+                if ha is None or hb is None:
+                    # an empty value never blanks a filled one without a base
+                    changed_a, changed_b = ha is not None, hb is not None
+            else:
+                changed_a = changed["a"] and ha != (base["a"] or {}).get(key)
+                changed_b = changed["b"] and hb != (base["b"] or {}).get(key)
+                if key not in self.pair_keys:
+                    # a field only rules set: it follows whenever the record travels
+                    changed_a = changed_a or (changed["a"] and outgoing["a"] is not None)
+                    changed_b = changed_b or (changed["b"] and outgoing["b"] is not None)
+            if not changed_a and not changed_b:
+                continue
+            if changed_a and changed_b:
+                if ha == hb:
+                    continue
+                source = winner
+                pair.conflicts.append(
+                    Conflict(
+                        self.email_for(ra, rb),
+                        key,
+                        self.peek("a", ra, key),
+                        self.peek("b", rb, key),
+                        winner,
+                    )
+                )
+            else:
+                source = "a" if changed_a else "b"
+            target = other(source)
+            sent = outgoing[source]
+            if sent is None or key not in sent:
+                continue
+            value = sent[key]
+            target_hash = current[target].get(key)
+            new_hash = value_hash(value) if value is not None else None
+            if new_hash != target_hash:
+                writes[target][key] = value
+        for target in SIDES:
+            if not writes[target]:
+                continue
+            rid = link.record_id(target)
+            if not self.inp.side(target).readable:
+                # a write-only app takes whole records (an upsert): send everything
+                sent = outgoing[other(target)] or {}
+                writes[target] = {**sent, **writes[target]}
+            pair.writes[target] = Write(target, rid, writes[target], email=self.email_for(ra, rb))
+        for side in SIDES:
+            pair.base[side] = _after(current[side], writes[side])
+            pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
+        pair.matched = link.id is None
+        return pair
+
+    def fp_after(
+        self,
+        side: str,
+        link: LinkRow,
+        record: SideRecord | None,
+        written: dict[str, FieldValue],
+    ) -> str | None:
+        """The fingerprint the record will have once written, predicted where possible, so that
+        the next run need not normalise it again. A wrong guess only costs that work."""
+        if record is None:
+            return link.fp(side) if not written else None
+        if not written:
+            return record.fp
+        fields = self.inp.side(side).fields
+        names = {key: name for key, name, _ in fields.fields}
+        raw: dict[str, RawValue] = dict(record.raw)
+        for key, value in written.items():
+            if key in names:
+                raw[names[key]] = to_raw(value)
+        return fields.fingerprint(raw, record.archived)
+
+    def peek(self, side: str, record: SideRecord | None, key: str) -> FieldValue:
+        return self.values(side, record).get(key) if record is not None else None
+
+    def email_for(self, ra: SideRecord | None, rb: SideRecord | None) -> str | None:
+        for side, record in (("a", ra), ("b", rb)):
+            if record is not None:
+                email = self.email_of(side, record)
+                if email:
+                    return email
+        return None
+
+    def plan_deletion(
+        self, link: LinkRow, deleted: str, ra: SideRecord | None, rb: SideRecord | None
+    ) -> None:
+        survivor = other(deleted)
+        record = ra if survivor == "a" else rb
+        survivor_base = link.base(survivor)
+        edited = (
+            record is not None
+            and record.changed
+            and hashes(self.values(survivor, record)) != (survivor_base or {})
+        )
+        deleted_record = rb if survivor == "a" else ra
+        was_deleted = deleted_record is None  # absent from a full listing, not archived
+        if edited and was_deleted and record is not None:
+            # edit beats delete: the survivor is created again where it was deleted
+            revived = _copy(link)
+            if deleted == "a":
+                revived.a_id = None
+            else:
+                revived.b_id = None
+            self.new[survivor].append((record, revived))
+            return
+        pair = PairPlan(link, state=f"gone_{deleted}")
+        pair.base = {s: link.base(s) for s in SIDES}
+        pair.fp = {s: link.fp(s) for s in SIDES}
+        if not self.inp.travels(survivor):
+            self.out.pairs.append(pair)
+            return
+        policy = self.inp.deletions
+        if policy == "archive" and self.inp.side(survivor).can_archive:
+            pair.archive.append(survivor)
+            pair.state = "archived"
+        elif policy == "tag" and record is not None:
+            values = self.values(survivor, record)
+            tags = values.get("tags")
+            current = set(tags) if isinstance(tags, frozenset) else set()
+            if self.inp.deletion_tag not in current:
+                new_tags = frozenset(current | {self.inp.deletion_tag})
+                pair.writes[survivor] = Write(
+                    survivor, record.id, {"tags": new_tags}, email=self.email_of(survivor, record)
+                )
+                pair.base[survivor] = _after(hashes(values), {"tags": new_tags})
+                pair.fp[survivor] = None
+        self.out.pairs.append(pair)
+
+    # --- new records ------------------------------------------------------------------------
+
+    def plan_new_records(self) -> None:
+        if not self.new["a"] and not self.new["b"]:
+            return
+        index = {side: self.email_index(side) for side in SIDES}
+        phone_index = (
+            {side: self.phone_index(side) for side in SIDES} if self.inp.match_phone else None
+        )
+        taken: set[tuple[str, str]] = set()
+        for source in SIDES:
+            target = other(source)
+            for record, revived in self.new[source]:
+                if (source, record.id) in taken:
+                    continue
+                if record.id in self.inp.side(source).backed_off:
+                    continue
+                self.plan_new_record(source, target, record, revived, index, phone_index, taken)
+
+    def plan_new_record(
+        self,
+        source: str,
+        target: str,
+        record: SideRecord,
+        revived: LinkRow | None,
+        index: dict[str, dict[str, list[str]]],
+        phone_index: dict[str, dict[str, list[str]]] | None,
+        taken: set[tuple[str, str]],
+    ) -> None:
+        email = self.email_of(source, record)
+        key: str | None = value_hash(email) if email else None
+        lookup = index
+        if key is None and phone_index is not None:
+            phone = self.phone_of(source, record)
+            key = value_hash(phone) if phone else None
+            lookup = phone_index
+        if key is None:
+            self.issue(
+                source,
+                record,
+                "excluded",
+                "no email address: syncd matches contacts by email and will not create one "
+                "it could not match again",
+            )
+            return
+        mine = [rid for rid in lookup[source].get(key, []) if rid != record.id]
+        if mine:
+            self.issue(
+                source,
+                record,
+                "ambiguous",
+                f"{display(email) or 'this phone number'} is held by {len(mine) + 1} records on "
+                f"side {source} ({', '.join([record.id, *mine][:5])}); syncd will not guess",
+            )
+            return
+        theirs = lookup[target].get(key, [])
+        target_info = self.inp.side(target)
+        if len(theirs) > 1:
+            self.issue(
+                source,
+                record,
+                "ambiguous",
+                f"{display(email)} is held by {len(theirs)} records on side {target} "
+                f"({', '.join(theirs[:5])}); syncd will not guess",
+            )
+            return
+        if theirs:
+            match_id = theirs[0]
+            match = target_info.records.get(match_id)
+            match_link = self.by_id[target].get(match_id)
+            if match is None or (match_link is not None and match_link.state not in ("seen",)):
+                self.issue(
+                    source,
+                    record,
+                    "excluded",
+                    f"{display(email)} is already used on side {target} by record {match_id}, "
+                    "which is linked to another record",
+                )
+                return
+            taken.add((target, match_id))
+            records = {source: record, target: match}
+            link_id = revived.id if revived else (match_link.id if match_link else None)
+            if revived is not None and match_link is not None and match_link.id != revived.id:
+                self.out.pairs.append(PairPlan(match_link, drop=True))
+            link = LinkRow(link_id, records["a"].id, records["b"].id)
+            if self.inp.initial == "new-only":
+                self.baseline(link, records["a"], records["b"])
+                return
+            pair = self.merge(link, records["a"], records["b"], first=True)
+            pair.matched = True
+            self.out.pairs.append(pair)
+            self.resolve(source, record)
+            self.resolve(target, match)
+            return
+        # nothing matches on the other side: create it there
+        if self.inp.initial in ("new-only", f"{target}-into-{source}"):
+            # the first run leaves this record where it is: remember it as it is, so that it
+            # travels once it changes
+            link = revived or LinkRow(None, None, None)
+            link.state = "seen"
+            setattr(link, f"{source}_id", record.id)
+            self.baseline(
+                link, record if source == "a" else None, record if source == "b" else None
+            )
+            return
+        if not target_info.writable:
+            return
+        sent = self.outgoing(source, record)
+        if sent is None:
+            return
+        values: dict[str, FieldValue] = {k: v for k, v in sent.items() if v is not None}
+        link = revived or LinkRow(None, None, None)
+        link.state = "linked"
+        setattr(link, f"{source}_id", record.id)
+        setattr(link, f"{target}_id", None)
+        pair = PairPlan(link)
+        pair.writes[target] = Write(target, None, values, source_id=record.id, email=email)
+        pair.base[source] = hashes(self.values(source, record))
+        pair.base[target] = hashes(values)
+        pair.fp[source] = record.fp
+        pair.fp[target] = None
+        self.out.pairs.append(pair)
+        # the email is now taken on the target, for the records still to be planned
+        index[target].setdefault(key, []).append(f"(new from {source} {record.id})")
+        self.resolve(source, record)
+
+    def baseline(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
+        """``new-only`` first run: remember records as they are, write nothing."""
+        pair = PairPlan(link, state=link.state if link.state == "seen" else "linked")
+        pair.matched = ra is not None and rb is not None
+        for side, record in (("a", ra), ("b", rb)):
+            pair.base[side] = hashes(self.values(side, record)) if record else None
+            pair.fp[side] = record.fp if record else None
+        self.out.pairs.append(pair)
+
+    def email_index(self, side: str) -> dict[str, list[str]]:
+        """Email hash → ids of every record known on ``side`` (listed, or linked)."""
+        info = self.inp.side(side)
+        index: dict[str, list[str]] = defaultdict(list)
+        for rid, link in self.by_id[side].items():
+            record = info.records.get(rid)
+            if record is not None:
+                email = self.email_of(side, record)
+                if email:
+                    index[value_hash(email)].append(rid)
+                continue
+            if info.complete:
+                continue  # not listed in a full listing: it no longer exists
+            base = link.base(side)
+            if base and EMAIL in base:
+                index[base[EMAIL]].append(rid)
+        for rid, record in info.records.items():
+            if rid in self.by_id[side] or record.archived:
+                continue
+            email = self.email_of(side, record)
+            if email:
+                index[value_hash(email)].append(rid)
+        return index
+
+    def phone_of(self, side: str, record: SideRecord) -> str | None:
+        values = self.values(side, record)
+        for key in PHONE_KEYS:
+            value = values.get(key)
+            if isinstance(value, str):
+                return value
+        return None
+
+    def phone_index(self, side: str) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = defaultdict(list)
+        for rid, record in self.inp.side(side).records.items():
+            if record.archived or self.email_of(side, record):
+                continue
+            phone = self.phone_of(side, record)
+            if phone:
+                index[value_hash(phone)].append(rid)
+        return index
+
+    # --- checks over the whole plan ---------------------------------------------------------
+
+    def check_email_updates(self) -> None:
+        """Never give a record an email another record on that side holds (rule 1)."""
+        moving = [
+            (pair, write)
+            for pair in self.out.pairs
+            for write in pair.writes.values()
+            if write.record_id is not None and EMAIL in write.values
+        ]
+        if not moving:
+            return
+        index = {side: self.email_index(side) for side in SIDES}
+        for pair, write in moving:
+            new_email = write.values[EMAIL]
+            if not isinstance(new_email, str) or write.record_id is None:
+                continue
+            holders = [
+                rid
+                for rid in index[write.side].get(value_hash(new_email), [])
+                if rid != write.record_id
+            ]
+            if not holders:
+                continue
+            del write.values[EMAIL]
+            base = pair.base.get(write.side)
+            if base is not None:
+                current = self.current_hashes(
+                    write.side, pair.link, self.inp.side(write.side).records.get(write.record_id)
+                )
+                if current and EMAIL in current:
+                    base[EMAIL] = current[EMAIL]
+                else:
+                    base.pop(EMAIL, None)
+            if not write.values:
+                del pair.writes[write.side]
+            self.out.issues.append(
+                IssueRow(
+                    write.side,
+                    write.record_id,
+                    "excluded",
+                    f"email not changed to {new_email}: record {holders[0]} on side "
+                    f"{write.side} already has it",
+                    new_email,
+                )
+            )
+
+    def check_guards(self) -> None:
+        """Rule 7: an empty listing, or a mass archive, stops the run unless forced."""
+        linked = sum(1 for link in self.inp.links if link.state == "linked")
+        for side in SIDES:
+            info = self.inp.side(side)
+            has_links = any(
+                link.state == "linked" and link.record_id(side) for link in self.inp.links
+            )
+            if info.readable and info.complete and not info.records and has_links:
+                self.out.guard = (
+                    f"side {side} listed no records at all while {linked} links exist; "
+                    "refusing to treat every record as deleted (use --force if this is right)"
+                )
+                return
+        limit = max(10, linked // 10)
+        for side in SIDES:
+            count = len(self.out.archives(side))
+            if count > limit:
+                self.out.guard = (
+                    f"this run would archive or delete {count} records on side {side}, more "
+                    f"than the limit of {limit} (10% of {linked} links, at least 10); "
+                    "use --force if this is right"
+                )
+                return
+
+    def issue(self, side: str, record: SideRecord, kind: str, reason: str) -> None:
+        self.out.issues.append(IssueRow(side, record.id, kind, reason, self.email_of(side, record)))
+
+    def resolve(self, side: str, record: SideRecord) -> None:
+        self.out.resolved.append((side, record.id))
+
+
+def _copy(link: LinkRow) -> LinkRow:
+    return LinkRow(
+        link.id,
+        link.a_id,
+        link.b_id,
+        link.state,
+        link.base_a_json,
+        link.base_b_json,
+        link.fp_a,
+        link.fp_b,
+    )
+
+
+def _after(current: dict[str, str], written: dict[str, FieldValue]) -> dict[str, str]:
+    """Field hashes once ``written`` has been applied over ``current``."""
+    result = dict(current)
+    for key, value in written.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value_hash(value)
+    return result
+
+
+def count_actions(pairs: Iterable[PairPlan]) -> int:
+    return sum(len(p.writes) + len(p.archive) for p in pairs)

@@ -1,0 +1,458 @@
+"""The status database: SQLite through peewee, on one dedicated thread.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a committed outcome survives power loss),
+foreign keys on and a busy timeout, and the schema is kept by peewee's migration runner. Every
+call goes through :meth:`Store.run`, which executes it on the store's single worker thread, so
+the event loop is never blocked by the database and there is exactly one writer per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from peewee import SqliteDatabase
+from playhouse.migrations import Runner
+
+from syncd.store.models import (
+    ALL_MODELS,
+    KeyValue,
+    Link,
+    PendingWrite,
+    RecordIssue,
+    Run,
+    SyncState,
+    database,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+DB_NAME = "syncd.db"
+
+
+class StoreError(Exception):
+    """The database cannot be used (locked, corrupt, disk full). Aborts the run (rule 6)."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(slots=True)
+class LinkRow:
+    """A link as the engine sees it; bases stay JSON text until a record actually changed."""
+
+    id: int | None
+    a_id: str | None
+    b_id: str | None
+    state: str = "linked"
+    base_a_json: str | None = None
+    base_b_json: str | None = None
+    fp_a: str | None = None
+    fp_b: str | None = None
+
+    def base(self, side: str) -> dict[str, str] | None:
+        raw = self.base_a_json if side == "a" else self.base_b_json
+        if raw is None:
+            return None
+        value: dict[str, str] = json.loads(raw)
+        return value
+
+    def set_base(self, side: str, base: dict[str, str] | None) -> None:
+        raw = None if base is None else json.dumps(base, separators=(",", ":"), sort_keys=True)
+        if side == "a":
+            self.base_a_json = raw
+        else:
+            self.base_b_json = raw
+
+    def record_id(self, side: str) -> str | None:
+        return self.a_id if side == "a" else self.b_id
+
+    def fp(self, side: str) -> str | None:
+        return self.fp_a if side == "a" else self.fp_b
+
+
+@dataclass(slots=True)
+class IssueRow:
+    side: str
+    record_id: str
+    kind: str
+    reason: str
+    email: str | None = None
+
+
+@dataclass(slots=True)
+class PendingRow:
+    side: str
+    source_id: str
+    key: str
+    email: str | None
+
+
+@dataclass
+class RunRow:
+    id: int
+    sync: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    dry_run: bool
+    trigger: str
+    counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long a refused record waits before it is tried again: 5 min doubling to a day."""
+    return timedelta(seconds=min(86400, 300 * 2 ** max(0, attempts - 1)))
+
+
+class Store:
+    """The status database of one state directory."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / DB_NAME
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
+        self.db = SqliteDatabase(
+            str(self.path),
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": 2,  # FULL
+                "foreign_keys": 1,
+                "busy_timeout": 15000,
+            },
+            check_same_thread=False,
+        )
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the store's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    def open(self) -> None:
+        """Create the state directory (0700) and the database, and apply pending migrations."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # a directory we do not own (a mounted volume) keeps its mode
+        with contextlib.suppress(PermissionError):
+            os.chmod(self.state_dir, 0o700)
+        database.initialize(self.db)
+        self.db.connect(reuse_if_open=True)
+        Runner(self.db, directory=str(MIGRATIONS)).up()
+
+    async def aopen(self) -> None:
+        await self.run(self.open)
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    async def aclose(self) -> None:
+        await self.run(self.close)
+        self._executor.shutdown(wait=True)
+
+    def integrity(self) -> str:
+        row = self.db.execute_sql("PRAGMA integrity_check").fetchone()
+        return str(row[0])
+
+    def ping(self) -> bool:
+        self.db.execute_sql("SELECT 1").fetchone()
+        return True
+
+    # --- sync state -------------------------------------------------------------------------
+
+    def get_state(self, sync: str) -> SyncState:
+        state, _ = SyncState.get_or_create(sync=sync)
+        return state
+
+    def update_state(self, sync: str, **values: Any) -> None:
+        self.get_state(sync)
+        SyncState.update(**values).where(SyncState.sync == sync).execute()
+
+    def reset_sync(self, sync: str) -> None:
+        """Forget everything about a sync (its file was removed and re-added under a new pair)."""
+        with self.db.atomic():
+            for model in (Link, RecordIssue, PendingWrite):
+                model.delete().where(model.sync == sync).execute()
+            SyncState.delete().where(SyncState.sync == sync).execute()
+
+    # --- links ------------------------------------------------------------------------------
+
+    def load_links(self, sync: str) -> list[LinkRow]:
+        cursor = self.db.execute_sql(
+            "SELECT id, a_id, b_id, state, base_a, base_b, fp_a, fp_b FROM link WHERE sync = ?",
+            (sync,),
+        )
+        return [LinkRow(*row) for row in cursor.fetchall()]
+
+    def count_links(self, sync: str) -> int:
+        return int(Link.select().where(Link.sync == sync, Link.state == "linked").count())
+
+    def save_links(self, sync: str, rows: Iterable[LinkRow], drop: Iterable[int] = ()) -> None:
+        """Insert new links (setting their ids) and update existing ones, in one transaction."""
+        stamp = now()
+        with self.db.atomic():
+            dropped = list(drop)
+            for start in range(0, len(dropped), 500):
+                chunk = dropped[start : start + 500]
+                Link.delete().where(Link.id.in_(chunk)).execute()
+            self._save_links(sync, rows, stamp)
+
+    def _save_links(self, sync: str, rows: Iterable[LinkRow], stamp: datetime) -> None:
+        updates = []
+        for row in rows:
+            values = (
+                row.a_id,
+                row.b_id,
+                row.state,
+                row.base_a_json,
+                row.base_b_json,
+                row.fp_a,
+                row.fp_b,
+                stamp,
+            )
+            if row.id is None:
+                cursor = self.db.execute_sql(
+                    "INSERT INTO link (a_id, b_id, state, base_a, base_b, fp_a, fp_b, updated_at,"
+                    " sync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, sync),
+                )
+                row.id = cursor.lastrowid
+            else:
+                updates.append((*values, row.id))
+        if updates:
+            self.db.cursor().executemany(
+                "UPDATE link SET a_id = ?, b_id = ?, state = ?, base_a = ?, base_b = ?, fp_a = ?,"
+                " fp_b = ?, updated_at = ? WHERE id = ?",
+                updates,
+            )
+
+    def commit_outcomes(
+        self,
+        sync: str,
+        links: Sequence[LinkRow] = (),
+        issues: Sequence[IssueRow] = (),
+        resolved: Sequence[tuple[str, str]] = (),
+        pending_done: Sequence[str] = (),
+        run_id: int | None = None,
+        drop_links: Sequence[int] = (),
+    ) -> None:
+        """Record the outcome of one batch atomically: links, issues, finished pending writes."""
+        stamp = now()
+        with self.db.atomic():
+            # drops first: a surviving link may take over a dropped link's record id
+            for link_id in drop_links:
+                Link.delete().where(Link.id == link_id).execute()
+            self._save_links(sync, links, stamp)
+            self._record_issues(sync, issues, stamp, run_id)
+            self._resolve_issues(sync, resolved)
+            for start in range(0, len(pending_done), 500):
+                chunk = list(pending_done[start : start + 500])
+                PendingWrite.delete().where(PendingWrite.key.in_(chunk)).execute()
+
+    # --- record issues ----------------------------------------------------------------------
+
+    def _record_issues(
+        self, sync: str, issues: Sequence[IssueRow], stamp: datetime, run_id: int | None
+    ) -> None:
+        for issue in issues:
+            existing = RecordIssue.get_or_none(
+                (RecordIssue.sync == sync)
+                & (RecordIssue.side == issue.side)
+                & (RecordIssue.record_id == issue.record_id)
+            )
+            if existing is None:
+                attempts = 1
+                RecordIssue.create(
+                    sync=sync,
+                    side=issue.side,
+                    record_id=issue.record_id,
+                    kind=issue.kind,
+                    email=issue.email,
+                    reason=issue.reason,
+                    first_seen=stamp,
+                    last_seen=stamp,
+                    attempts=attempts,
+                    next_attempt_at=stamp + backoff(1) if issue.kind == "failed" else None,
+                    run_id=run_id,
+                )
+                continue
+            attempts = existing.attempts + 1 if issue.kind == "failed" else existing.attempts
+            existing.kind = issue.kind
+            existing.email = issue.email
+            existing.reason = issue.reason
+            existing.last_seen = stamp
+            existing.attempts = attempts
+            existing.next_attempt_at = stamp + backoff(attempts) if issue.kind == "failed" else None
+            existing.run_id = run_id
+            existing.save()
+
+    def _resolve_issues(self, sync: str, resolved: Sequence[tuple[str, str]]) -> None:
+        for side, record_id in resolved:
+            RecordIssue.delete().where(
+                (RecordIssue.sync == sync)
+                & (RecordIssue.side == side)
+                & (RecordIssue.record_id == record_id)
+            ).execute()
+
+    def replace_listing_issues(
+        self, sync: str, kinds: Sequence[str], issues: Sequence[IssueRow], run_id: int | None
+    ) -> None:
+        """Replace every issue of the given kinds (recomputed from scratch each run)."""
+        stamp = now()
+        with self.db.atomic():
+            keep = {(i.side, i.record_id) for i in issues}
+            for row in RecordIssue.select().where(
+                (RecordIssue.sync == sync) & (RecordIssue.kind.in_(list(kinds)))
+            ):
+                if (row.side, row.record_id) not in keep:
+                    row.delete_instance()
+            self._record_issues(sync, issues, stamp, run_id)
+
+    def list_issues(self, sync: str) -> list[dict[str, Any]]:
+        query = (
+            RecordIssue.select()
+            .where(RecordIssue.sync == sync)
+            .order_by(RecordIssue.kind, RecordIssue.side, RecordIssue.record_id)
+        )
+        return [
+            {
+                "side": row.side,
+                "record_id": row.record_id,
+                "kind": row.kind,
+                "email": row.email,
+                "reason": row.reason,
+                "attempts": row.attempts,
+                "first_seen": _iso(row.first_seen),
+                "last_seen": _iso(row.last_seen),
+                "next_attempt_at": _iso(row.next_attempt_at),
+            }
+            for row in query
+        ]
+
+    def backed_off(self, sync: str) -> set[tuple[str, str]]:
+        """Records refused recently enough that they are not to be tried yet."""
+        query = RecordIssue.select(RecordIssue.side, RecordIssue.record_id).where(
+            (RecordIssue.sync == sync)
+            & (RecordIssue.kind == "failed")
+            & (RecordIssue.next_attempt_at > now())
+        )
+        return {(row.side, row.record_id) for row in query}
+
+    def count_issues(self, sync: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in RecordIssue.select(RecordIssue.kind).where(RecordIssue.sync == sync):
+            counts[row.kind] = counts.get(row.kind, 0) + 1
+        return counts
+
+    # --- pending writes ---------------------------------------------------------------------
+
+    def add_pending(self, sync: str, rows: Sequence[PendingRow], run_id: int | None) -> None:
+        stamp = now()
+        with self.db.atomic():
+            for row in rows:
+                PendingWrite.insert(
+                    sync=sync,
+                    side=row.side,
+                    source_id=row.source_id,
+                    key=row.key,
+                    email=row.email,
+                    created_at=stamp,
+                    run_id=run_id,
+                ).on_conflict_replace().execute()
+
+    def list_pending(self, sync: str) -> list[PendingRow]:
+        query = PendingWrite.select().where(PendingWrite.sync == sync)
+        return [PendingRow(p.side, p.source_id, p.key, p.email) for p in query]
+
+    def remove_pending(self, keys: Sequence[str]) -> None:
+        with self.db.atomic():
+            for start in range(0, len(keys), 500):
+                PendingWrite.delete().where(
+                    PendingWrite.key.in_(list(keys[start : start + 500]))
+                ).execute()
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def start_run(self, sync: str, trigger: str, dry_run: bool) -> int:
+        with self.db.atomic():
+            # A run still "running" here was cut short: its process held the sync's lock,
+            # which we now hold, so it is gone.
+            Run.update(outcome="interrupted", finished_at=now()).where(
+                (Run.sync == sync) & (Run.outcome == "running")
+            ).execute()
+            run = Run.create(
+                sync=sync, started_at=now(), trigger=trigger, dry_run=dry_run, pid=os.getpid()
+            )
+        return int(run.id)
+
+    def finish_run(
+        self, run_id: int, outcome: str, counts: dict[str, int], message: str | None
+    ) -> None:
+        Run.update(
+            outcome=outcome,
+            finished_at=now(),
+            counts=json.dumps(counts, sort_keys=True),
+            message=message,
+        ).where(Run.id == run_id).execute()
+
+    def list_runs(self, sync: str, limit: int = 20) -> list[RunRow]:
+        query = Run.select().where(Run.sync == sync).order_by(Run.id.desc()).limit(limit)
+        return [_run_row(run) for run in query]
+
+    def last_run(self, sync: str, outcome: Sequence[str] | None = None) -> RunRow | None:
+        query = Run.select().where(Run.sync == sync, Run.dry_run == False)  # noqa: E712
+        if outcome:
+            query = query.where(Run.outcome.in_(list(outcome)))
+        run = query.order_by(Run.id.desc()).first()
+        return _run_row(run) if run is not None else None
+
+    # --- key/value (tokens, API token) ------------------------------------------------------
+
+    def get_value(self, key: str) -> str | None:
+        row = KeyValue.get_or_none(KeyValue.key == key)
+        return None if row is None else str(row.value)
+
+    def set_value(self, key: str, value: str) -> None:
+        KeyValue.insert(key=key, value=value, updated_at=now()).on_conflict_replace().execute()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.replace(tzinfo=UTC).isoformat()
+
+
+def _run_row(run: Run) -> RunRow:
+    return RunRow(
+        id=run.id,
+        sync=run.sync,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        outcome=run.outcome,
+        dry_run=bool(run.dry_run),
+        trigger=run.trigger,
+        counts=json.loads(run.counts or "{}"),
+        message=run.message,
+    )
+
+
+__all__ = [
+    "ALL_MODELS",
+    "IssueRow",
+    "LinkRow",
+    "PendingRow",
+    "RunRow",
+    "Store",
+    "StoreError",
+]

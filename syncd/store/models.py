@@ -1,0 +1,111 @@
+"""The peewee models of the status database (the schema itself is made by the migrations)."""
+
+from __future__ import annotations
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database = DatabaseProxy()
+
+
+class Base(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SyncState(Base):
+    sync = CharField(primary_key=True)
+    initialized_at = DateTimeField(null=True)
+    cursor_a = TextField(null=True)
+    cursor_b = TextField(null=True)
+    last_full_a = DateTimeField(null=True)
+    last_full_b = DateTimeField(null=True)
+    signature = TextField(null=True)
+
+
+class Link(Base):
+    id = AutoField()
+
+    """One contact's identity across a sync, with what each side held when they last agreed.
+
+    ``base_a``/``base_b`` are JSON objects of field key → short hash (never the values);
+    ``fp_a``/``fp_b`` fingerprint each side's whole raw record, so an unchanged record is
+    recognised without normalising it. ``state`` is ``linked``, ``seen`` (a record known from a
+    ``new-only`` first run, not synced until it changes), ``gone_a``/``gone_b`` (deleted or
+    archived on that side; kept so the survivor is not re-created) or ``archived``.
+    """
+
+    sync = CharField()
+    a_id = CharField(null=True)
+    b_id = CharField(null=True)
+    state = CharField(default="linked")
+    base_a = TextField(null=True)
+    base_b = TextField(null=True)
+    fp_a = CharField(null=True)
+    fp_b = CharField(null=True)
+    updated_at = DateTimeField()
+
+
+class Run(Base):
+    id = AutoField()
+    sync = CharField(index=True)
+    started_at = DateTimeField()
+    finished_at = DateTimeField(null=True)
+    outcome = CharField(default="running")
+    dry_run = BooleanField(default=False)
+    trigger = CharField(default="cli")
+    pid = IntegerField(null=True)
+    counts = TextField(default="{}")
+    message = TextField(null=True)
+
+
+class RecordIssue(Base):
+    id = AutoField()
+
+    """Why a record did not sync: ``failed`` (the app refused it; retried with backoff),
+    ``excluded`` (syncd will not sync it as it is) or ``ambiguous`` (its email is not unique)."""
+
+    sync = CharField()
+    side = CharField()
+    record_id = CharField()
+    kind = CharField()
+    email = CharField(null=True)
+    reason = TextField()
+    first_seen = DateTimeField()
+    last_seen = DateTimeField()
+    attempts = IntegerField(default=1)
+    next_attempt_at = DateTimeField(null=True)
+    run_id = IntegerField(null=True)
+
+
+class PendingWrite(Base):
+    id = AutoField()
+
+    """A create that was about to be sent (rule 4): committed before the request goes out, removed
+    with the link that records its outcome. One left behind means the process died in between."""
+
+    sync = CharField()
+    side = CharField()
+    source_id = CharField()
+    key = CharField(unique=True)
+    email = CharField(null=True)
+    created_at = DateTimeField()
+    run_id = IntegerField(null=True)
+
+
+class KeyValue(Base):
+    key = CharField(primary_key=True)
+    value = TextField()
+    updated_at = DateTimeField()
+
+
+ALL_MODELS = (SyncState, Link, Run, RecordIssue, PendingWrite, KeyValue)
