@@ -141,7 +141,7 @@ class HttpClient:
     """One session for one connector account.
 
     ``auth`` returns headers to add to each request (called per attempt, so a refreshed token is
-    picked up). ``classify`` may turn a response into an exception (a connector's own error
+    picked up). ``transient`` marks further responses as worth retrying. ``classify`` may turn a response into an exception (a connector's own error
     shapes); by default 401/403 become :class:`NeedsReauth` and other 4xx are returned to the
     caller to interpret.
     """
@@ -152,6 +152,9 @@ class HttpClient:
     auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None
     classify: Callable[[HttpResponse], Exception | None] | None = None
     on_response: Callable[[HttpResponse], None] | None = None
+    #: marks vendor-specific responses worth retrying like a 429/5xx (a 400 that means
+    #: "too many requests"); ``Retry-After`` is honoured for them too
+    transient: Callable[[HttpResponse], bool] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: aiohttp.ClientTimeout = field(
         default_factory=lambda: aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
@@ -196,7 +199,7 @@ class HttpClient:
             if isinstance(exc, TransientHttpError) and exc.retry_after is not None:
                 return exc.retry_after
             return wait_exponential_jitter(
-                initial=self.retry.initial_wait, max=self.retry.max_wait
+                multiplier=self.retry.initial_wait, max=self.retry.max_wait
             )(state)
 
         retrying = AsyncRetrying(
@@ -244,7 +247,9 @@ class HttpClient:
             raise TransientHttpError(type(exc).__name__) from None
         if self.on_response is not None:
             self.on_response(response)
-        if response.status in RETRYABLE_STATUSES:
+        if response.status in RETRYABLE_STATUSES or (
+            self.transient is not None and self.transient(response)
+        ):
             if self.classify is not None:
                 problem = self.classify(response)
                 if isinstance(problem, RateBudgetExhausted):
