@@ -141,9 +141,9 @@ class HttpClient:
     """One session for one connector account.
 
     ``auth`` returns headers to add to each request (called per attempt, so a refreshed token is
-    picked up). ``transient`` marks further responses as worth retrying. ``classify`` may turn a response into an exception (a connector's own error
-    shapes); by default 401/403 become :class:`NeedsReauth` and other 4xx are returned to the
-    caller to interpret.
+    picked up). ``transient`` marks further responses as worth retrying. ``classify`` may turn a
+    response into an exception (a connector's own error shapes); by default 401/403 become
+    :class:`NeedsReauth` and other 4xx are returned to the caller to interpret.
     """
 
     base_url: str
