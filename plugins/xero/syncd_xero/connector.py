@@ -38,7 +38,6 @@ from syncd.connector import (
     WriteResult,
     shared_budget,
 )
-
 from syncd_xero import mapping, writes
 from syncd_xero.limits import XeroBudget
 from syncd_xero.oauth import (
@@ -114,7 +113,9 @@ class XeroConnector(Connector):
             type=bool,
             default=False,
         ),
-        Setting("api_url", "base URL of the Xero API (change only for the sandbox)", default=API_URL),
+        Setting(
+            "api_url", "base URL of the Xero API (change only for the sandbox)", default=API_URL
+        ),
         Setting("identity_url", "base URL of Xero's token endpoint", default=IDENTITY_URL),
         Setting("login_url", "base URL of Xero's authorisation page", default=LOGIN_URL),
         Setting(
@@ -124,7 +125,9 @@ class XeroConnector(Connector):
             default=5000,
         ),
         Setting("page_size", "contacts per page when listing (1-1000)", type=int, default=1000),
-        Setting("batch_size", "contacts per create or update request (1-100)", type=int, default=50),
+        Setting(
+            "batch_size", "contacts per create or update request (1-100)", type=int, default=50
+        ),
     )
     capabilities = Capabilities(
         read=True,
@@ -232,13 +235,18 @@ class XeroConnector(Connector):
             raise ConnectorError(f"Xero answered HTTP {response.status} to GET /Contacts")
         left = self.budget.day_remaining if self.budget else None
         budget = f", {left} calls left today" if left is not None else ""
-        return f"Xero organisation {self.tenant_name or self.tenant_id or '(custom connection)'}{budget}"
+        organisation = self.tenant_name or self.tenant_id or "(custom connection)"
+        return f"Xero organisation {organisation}{budget}"
 
     async def keep_alive(self) -> str:
         """Refresh the grant if it is due (or idle for a week); for a daemon's idle timer."""
         await self.tokens.refresh()
         tokens = self.tokens.tokens
-        return f"Xero tokens valid until {datetime.fromtimestamp(tokens.expires_at, UTC):%H:%M}Z" if tokens else "no tokens"
+        return (
+            f"Xero tokens valid until {datetime.fromtimestamp(tokens.expires_at, UTC):%H:%M}Z"
+            if tokens
+            else "no tokens"
+        )
 
     # --- auth -------------------------------------------------------------------------------
 
@@ -341,7 +349,10 @@ class XeroConnector(Connector):
         if self.tenant is None:
             return True
         wanted = self.tenant.casefold()
-        return wanted in ((stored.tenant_id or "").casefold(), (stored.tenant_name or "").casefold())
+        return wanted in (
+            (stored.tenant_id or "").casefold(),
+            (stored.tenant_name or "").casefold(),
+        )
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -526,14 +537,19 @@ class XeroConnector(Connector):
                     )
                     retry.append((write, {**payload, "ContactID": holder["ContactID"]}))
                 else:
-                    derived = writes.distinct_name(original[write.key], email or None, write.key, attempt)
+                    derived = writes.distinct_name(
+                        original[write.key], email or None, write.key, attempt
+                    )
                     log.info(
                         "xero: the contact name %r is taken by another contact; creating %r",
                         name,
                         derived,
                     )
                     retry.append((write, {**payload, "Name": derived}))
-            keys = [f"{write.key}:{payload.get('ContactID') or payload['Name']}" for write, payload in retry]
+            keys = [
+                f"{write.key}:{payload.get('ContactID') or payload['Name']}"
+                for write, payload in retry
+            ]
             outcomes = await self._send("POST", [payload for _, payload in retry], "names", keys)
             collided = []
             for (write, payload), outcome in zip(retry, outcomes, strict=True):

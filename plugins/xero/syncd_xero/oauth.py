@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
 from syncd.connector import (
     ConnectorConfigError,
     ConnectorError,
@@ -35,7 +36,6 @@ from syncd.connector import (
     HttpResponse,
     NeedsReauth,
 )
-
 from syncd_xero.tokens import TokenFile, TokenSet
 
 AUTHORIZE_PATH = "/identity/connect/authorize"
@@ -90,7 +90,8 @@ class OAuthClient:
     fix: str
 
     def __repr__(self) -> str:
-        return f"OAuthClient(client_id={self.client_id!r}, secret={'***' if self.client_secret else None})"
+        secret = "***" if self.client_secret else None
+        return f"OAuthClient(client_id={self.client_id!r}, secret={secret})"
 
     async def token_request(self, form: Mapping[str, str]) -> dict[str, Any]:
         fields = dict(form)
@@ -214,9 +215,11 @@ async def _acquire(file: TokenFile) -> int:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         future.add_done_callback(
-            lambda done: TokenFile.release(done.result())
-            if not done.cancelled() and done.exception() is None
-            else None
+            lambda done: (
+                TokenFile.release(done.result())
+                if not done.cancelled() and done.exception() is None
+                else None
+            )
         )
         raise
 
@@ -304,7 +307,7 @@ def is_loopback(redirect_uri: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1")
 
 
-async def wait_for_redirect(redirect_uri: str, timeout: float) -> str:
+async def wait_for_redirect(redirect_uri: str, within: float) -> str:
     """Listen once on the loopback ``redirect_uri`` and return the URL the browser came back to."""
     parts = urllib.parse.urlsplit(redirect_uri)
     host = parts.hostname or "127.0.0.1"
@@ -326,10 +329,10 @@ async def wait_for_redirect(redirect_uri: str, timeout: float) -> str:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        return await asyncio.wait_for(arrived, timeout)
+        return await asyncio.wait_for(arrived, within)
     except TimeoutError:
         raise AuthorizationFailed(
-            f"no browser came back to {redirect_uri} within {timeout:.0f}s"
+            f"no browser came back to {redirect_uri} within {within:.0f}s"
         ) from None
     finally:
         await runner.cleanup()

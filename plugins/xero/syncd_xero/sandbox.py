@@ -41,11 +41,20 @@ import uuid
 from typing import Any
 
 from aiohttp import web
-from syncd.sandbox import install_switches
 
-from syncd_xero.sandbox_accounting import Accounting, Limits, middleware, routes as accounting_routes, switch_too_many
+from syncd.sandbox import install_switches
+from syncd_xero.sandbox_accounting import (
+    Accounting,
+    Limits,
+    middleware,
+    switch_too_many,
+)
+from syncd_xero.sandbox_accounting import (
+    routes as accounting_routes,
+)
 from syncd_xero.sandbox_data import Clock, Org, render, seed_org
-from syncd_xero.sandbox_identity import Client, Identity, routes as identity_routes
+from syncd_xero.sandbox_identity import Client, Identity
+from syncd_xero.sandbox_identity import routes as identity_routes
 
 DEFAULT_TENANTS = ("Demo Company (UK)", "Demo Company (NZ)")
 DEFAULT_COUNT = 300
@@ -115,9 +124,12 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
         idempotency_ttl=float(options.get("idempotency_ttl", 360.0)),
     )
 
-    app = web.Application(middlewares=[middleware(accounting)])
+    app = web.Application()
     app[STATE_KEY] = accounting
+    # the switches go first (outermost) so that /_sandbox/calls counts every request, also the
+    # ones Xero's own rules refuse
     install_switches(app, too_many=switch_too_many)
+    app.middlewares.append(middleware(accounting))
     app.add_routes(identity_routes(identity))
     app.add_routes(accounting_routes(accounting))
     app.add_routes(_control_routes(accounting))

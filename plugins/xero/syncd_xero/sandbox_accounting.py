@@ -37,6 +37,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from syncd_xero.sandbox_data import Org, echo, msdate, render
 from syncd_xero.sandbox_filter import FilterError, parse_where
@@ -48,8 +49,8 @@ DEFAULT_PAGE_SIZE = 100
 IDEMPOTENCY_KEY_MAX = 128
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-TOKEN_KEY = web.AppKey("xero_token", AccessToken)
-ORG_KEY = web.AppKey("xero_org", Org)
+TOKEN_KEY = web.RequestKey("xero_token", AccessToken)
+ORG_KEY = web.RequestKey("xero_org", Org)
 
 
 @dataclass
@@ -161,11 +162,15 @@ def switch_too_many(request: web.Request, retry_after: float) -> web.StreamRespo
     return too_many(
         "minute",
         retry_after,
-        {"X-MinLimit-Remaining": "0", "X-DayLimit-Remaining": "4000", "X-AppMinLimit-Remaining": "9000"},
+        {
+            "X-MinLimit-Remaining": "0",
+            "X-DayLimit-Remaining": "4000",
+            "X-AppMinLimit-Remaining": "9000",
+        },
     )
 
 
-def middleware(accounting: Accounting) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def middleware(accounting: Accounting) -> Middleware:
     """Auth, tenancy and rate limits in front of every Accounting route."""
 
     @web.middleware
@@ -215,7 +220,9 @@ def middleware(accounting: Accounting) -> Callable[[web.Request, Handler], Await
     return guard
 
 
-def _envelope(accounting: Accounting, contacts: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def _envelope(
+    accounting: Accounting, contacts: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
     return {
         "Id": str(uuid.uuid4()),
         "Status": "OK",
@@ -227,7 +234,9 @@ def _envelope(accounting: Accounting, contacts: list[dict[str, Any]], **extra: A
 
 
 def _api_exception(number: int, kind: str, message: str, status: int = 400) -> web.Response:
-    return web.json_response({"ErrorNumber": number, "Type": kind, "Message": message}, status=status)
+    return web.json_response(
+        {"ErrorNumber": number, "Type": kind, "Message": message}, status=status
+    )
 
 
 def _since(value: str | None) -> int | None:
@@ -248,10 +257,13 @@ def _since(value: str | None) -> int | None:
 
 
 def _order_key(order: str) -> Callable[[dict[str, Any]], Any] | None:
-    field_name, _, direction = order.strip().partition(" ")
+    field_name, _, _direction = order.strip().partition(" ")
     if not field_name:
         return None
-    return lambda c: (str(c.get(field_name, "")).casefold() if field_name != "UpdatedDateUTC" else c["_updated"], c["ContactID"])
+    return lambda c: (
+        str(c.get(field_name, "")).casefold() if field_name != "UpdatedDateUTC" else c["_updated"],
+        c["ContactID"],
+    )
 
 
 def routes(accounting: Accounting) -> web.RouteTableDef:
@@ -295,7 +307,9 @@ def routes(accounting: Accounting) -> web.RouteTableDef:
                 page = max(1, int(page_text))
                 size = int(query.get("pageSize") or DEFAULT_PAGE_SIZE)
             except ValueError:
-                return _api_exception(17, "ValidationException", "page and pageSize must be numbers")
+                return _api_exception(
+                    17, "ValidationException", "page and pageSize must be numbers"
+                )
             size = min(max(1, size), MAX_PAGE_SIZE)
             extra["pagination"] = {
                 "page": page,
@@ -318,7 +332,9 @@ def routes(accounting: Accounting) -> web.RouteTableDef:
             cached = accounting.replies.get((org.tenant_id, key))
             if cached is not None and cached[0] > time.monotonic():
                 accounting.replays += 1
-                return web.Response(status=cached[1], body=cached[2], content_type="application/json")
+                return web.Response(
+                    status=cached[1], body=cached[2], content_type="application/json"
+                )
         response = await _write(accounting, request, org, allow_update)
         if key is not None and response.body is not None:
             body = response.body if isinstance(response.body, bytes) else b""

@@ -192,12 +192,12 @@ class Org:
                     errors.append(f"{part} must not be more than {limit} characters long.")
         if contact.get("ContactStatus") not in STATUSES:
             errors.append("ContactStatus must be ACTIVE or ARCHIVED.")
-        if name.strip() and contact.get("ContactStatus") == "ACTIVE":
-            if self.active_name_holder(name, contact_id) is not None:
-                errors.append(
-                    f"The contact name {name} is already assigned to another contact. The "
-                    "contact name must be unique across all active contacts."
-                )
+        active = contact.get("ContactStatus") == "ACTIVE"
+        if name.strip() and active and self.active_name_holder(name, contact_id) is not None:
+            errors.append(
+                f"The contact name {name} is already assigned to another contact. The "
+                "contact name must be unique across all active contacts."
+            )
         number = str(contact.get("ContactNumber") or "")
         if number and self.number_holder(number, contact_id) is not None:
             errors.append(f"The contact number {number} is already assigned to another contact.")
@@ -226,7 +226,9 @@ def blank_contact(contact_id: str) -> dict[str, Any]:
         "LastName": "",
         "EmailAddress": "",
         "BankAccountDetails": "",
-        "Addresses": [{"AddressType": kind, **dict.fromkeys(ADDRESS_PARTS, "")} for kind in ADDRESS_SLOTS],
+        "Addresses": [
+            {"AddressType": kind, **dict.fromkeys(ADDRESS_PARTS, "")} for kind in ADDRESS_SLOTS
+        ],
         "Phones": [
             {"PhoneType": kind, "PhoneNumber": "", "PhoneAreaCode": "", "PhoneCountryCode": ""}
             for kind in PHONE_SLOTS
@@ -341,7 +343,10 @@ def echo(incoming: Mapping[str, Any], errors: list[str], contact_id: str | None)
         if key in ("Phones", "Addresses") and isinstance(value, list):
             parts = PHONE_PARTS if key == "Phones" else ADDRESS_PARTS
             value = [
-                {k: (v[: parts[k]] if isinstance(v, str) and k in parts else v) for k, v in item.items()}
+                {
+                    k: (v[: parts[k]] if isinstance(v, str) and k in parts else v)
+                    for k, v in item.items()
+                }
                 for item in value
                 if isinstance(item, dict)
             ]
@@ -381,7 +386,14 @@ CITIES = (
     ("Sydney", "NSW", "2000", "Australia"),
     ("København", "", "1050", "Denmark"),
 )
-STREETS = ("High Street", "Station Road", "Church Lane", "Queen St", "Rue de la Paix", "Kärntner Straße")
+STREETS = (
+    "High Street",
+    "Station Road",
+    "Church Lane",
+    "Queen St",
+    "Rue de la Paix",
+    "Kärntner Straße",
+)
 
 
 def seed_org(org: Org, rng: random.Random, count: int) -> None:
@@ -428,7 +440,10 @@ def seed_org(org: Org, rng: random.Random, count: int) -> None:
                     "PostalCode": postal,
                     "Country": country,
                 },
-                {"AddressType": "POBOX", "AddressLine1": "PO Box 123" if rng.random() < 0.1 else ""},
+                {
+                    "AddressType": "POBOX",
+                    "AddressLine1": "PO Box 123" if rng.random() < 0.1 else "",
+                },
             ],
             "Phones": [
                 {
@@ -441,7 +456,9 @@ def seed_org(org: Org, rng: random.Random, count: int) -> None:
                 },
                 {
                     "PhoneType": "MOBILE",
-                    "PhoneNumber": f"07700 900{rng.randint(100, 999)}" if rng.random() < 0.5 else "",
+                    "PhoneNumber": f"07700 900{rng.randint(100, 999)}"
+                    if rng.random() < 0.5
+                    else "",
                 },
             ],
             "IsCustomer": rng.random() < 0.5,

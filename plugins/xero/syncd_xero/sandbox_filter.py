@@ -70,7 +70,7 @@ class _Parser:
         return token
 
     def expect(self, value: str) -> None:
-        kind, got = self.take()
+        _kind, got = self.take()
         if got != value:
             raise FilterError(f"expected {value!r}, found {got!r}")
 

@@ -277,7 +277,10 @@ def routes(identity: Identity) -> web.RouteTableDef:
                 if grant is not None:
                     grant.tenant_ids.remove(connection["tenantId"])
                 for other in identity.access_tokens.values():
-                    if other.grant_id == token.grant_id and connection["tenantId"] in other.tenant_ids:
+                    if (
+                        other.grant_id == token.grant_id
+                        and connection["tenantId"] in other.tenant_ids
+                    ):
                         other.tenant_ids.remove(connection["tenantId"])
                 return web.Response(status=204)
         return web.Response(status=404)

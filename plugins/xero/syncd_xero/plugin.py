@@ -1,0 +1,24 @@
+"""syncd-xero's hooks: the ``xero`` connector and the ``xero`` sandbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd import hookimpl
+from syncd_xero.connector import XeroConnector
+from syncd_xero.sandbox import make_app
+
+
+@hookimpl
+def register_connectors(register: Any) -> None:
+    register(XeroConnector)
+
+
+@hookimpl
+def register_sandboxes(register: Any) -> None:
+    register(
+        "xero",
+        make_app,
+        help="Xero identity + Accounting Contacts emulator (OAuth2, paging, rate limits); "
+        "point api_url, identity_url and login_url at it",
+    )
