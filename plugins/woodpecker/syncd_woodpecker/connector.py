@@ -29,6 +29,7 @@ from syncd.connector import (
     ConnectorConfigError,
     ConnectorContext,
     ConnectorError,
+    HttpClient,
     HttpResponse,
     RateBudget,
     RecordWrite,
@@ -42,10 +43,10 @@ from syncd_woodpecker.errors import (
     E_WRONG_PARAM,
     RECORD_CODES,
     WoodpeckerError,
-    WoodpeckerHttpClient,
     classify,
     error_in,
     error_of,
+    too_many_requests,
 )
 from syncd_woodpecker.fields import (
     FIELDS,
@@ -140,7 +141,7 @@ class WoodpeckerConnector(Connector):
             create_batch_size=self.batch_size,
             update_batch_size=self.batch_size,
         )
-        self.client: WoodpeckerHttpClient | None = None
+        self.client: HttpClient | None = None
         #: prospect id → email, learnt from listings and writes: updates are sent by email
         self._emails: dict[str, str] = {}
         #: None until tried; False once the API refused the ``diff`` filter
@@ -163,12 +164,13 @@ class WoodpeckerConnector(Connector):
         async def auth() -> Mapping[str, str]:
             return {"x-api-key": api_key}
 
-        self.client = WoodpeckerHttpClient(
+        self.client = HttpClient(
             base_url=self.base_url,
             budget=budget,
             headers={"Accept": "application/json"},
             auth=auth,
             classify=classify,
+            transient=too_many_requests,
             # a 20,000-prospect upsert can take the server a while
             timeout=aiohttp.ClientTimeout(total=300, connect=10, sock_read=240),
         )
@@ -178,7 +180,7 @@ class WoodpeckerConnector(Connector):
             await self.client.close()
 
     @property
-    def http(self) -> WoodpeckerHttpClient:
+    def http(self) -> HttpClient:
         if self.client is None:
             raise ConnectorError("the woodpecker connector was used before open()")
         return self.client

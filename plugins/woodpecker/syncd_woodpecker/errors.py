@@ -19,7 +19,7 @@ from syncd.connector import (
     NeedsReauth,
     RetryLater,
 )
-from syncd.http import HttpClient, TransientHttpError, parse_retry_after
+from syncd.http import parse_retry_after
 
 E_SESSION = "E_SESSION"
 E_URL_NOT_FOUND = "E_URL_NOT_FOUND"
@@ -117,29 +117,15 @@ def _path_of(response: HttpResponse) -> str:
     return url or "the request"
 
 
-class WoodpeckerHttpClient(HttpClient):
-    """The core client, plus one vendor rule: ``400 E_TOO_MANY_REQUESTS`` is retried like a 429.
+def too_many_requests(response: HttpResponse) -> bool:
+    """Whether a response is Woodpecker's "too many requests" refusal in any of its shapes.
 
     Whether Woodpecker refuses an over-limit request with HTTP 429 or with 400 and
-    ``E_TOO_MANY_REQUESTS`` is not documented [vendors.md §3.4]; the core retries 429 already, and
-    this turns the other shape into the same transient failure so that the core's tenacity loop
-    (and its ``Retry-After`` handling) backs off and tries again.
+    ``E_TOO_MANY_REQUESTS`` is not documented [vendors.md §3.4]; the core retries 429 already,
+    and this hook (the client's ``transient``) has it retry the other shape the same way,
+    ``Retry-After`` included.
     """
-
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        data: bytes | None,
-        headers: Any,
-    ) -> HttpResponse:
-        response = await super()._send_once(method, url, params, data, headers)
-        if response.status == 400:
-            error = error_of(response)
-            if error is not None and error.code == E_TOO_MANY_REQUESTS:
-                delay = parse_retry_after(response.headers.get("Retry-After"))
-                if delay is not None and self.budget is not None:
-                    self.budget.pause_for(delay)
-                raise TransientHttpError("HTTP 400 E_TOO_MANY_REQUESTS", retry_after=delay)
-        return response
+    if response.status != 400:
+        return False
+    error = error_of(response)
+    return error is not None and error.code == E_TOO_MANY_REQUESTS
