@@ -163,11 +163,15 @@ class _Planner:
         status, record = (status_a, ra) if survivor == "a" else (status_b, rb)
         if status in ("gone", "archived"):
             self.out.pairs.append(PairPlan(link, drop=True))
-        elif status == "listed" and record is not None and record.changed:
+        elif status == "listed" and record is not None and self.edited(survivor, link, record):
             revived = _copy(link)
             if link.state.startswith("gone_"):
                 setattr(revived, f"{other(survivor)}_id", None)
             self.new[survivor].append((record, revived))
+
+    def edited(self, side: str, link: LinkRow, record: SideRecord) -> bool:
+        """Whether a record's mapped values differ from its base (not merely its fingerprint)."""
+        return record.changed and hashes(self.values(side, record)) != (link.base(side) or {})
 
     def plan_merge(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
@@ -272,17 +276,17 @@ class _Planner:
     ) -> str | None:
         """The fingerprint the record will have once written, predicted where possible, so that
         the next run need not normalise it again. A wrong guess only costs that work."""
-        if record is None:
-            return link.fp(side) if not written else None
         if not written:
-            return record.fp
+            return record.fp if record is not None else link.fp(side)
+        if record is None and link.record_id(side) is not None:
+            return None  # an update of a record we did not list: its other fields are unknown
         fields = self.inp.side(side).fields
         names = {key: name for key, name, _ in fields.fields}
-        raw: dict[str, RawValue] = dict(record.raw)
+        raw: dict[str, RawValue] = dict(record.raw) if record is not None else {}
         for key, value in written.items():
             if key in names:
                 raw[names[key]] = to_raw(value)
-        return fields.fingerprint(raw, record.archived)
+        return fields.fingerprint(raw, record.archived if record is not None else False)
 
     def peek(self, side: str, record: SideRecord | None, key: str) -> FieldValue:
         return self.values(side, record).get(key) if record is not None else None
@@ -300,12 +304,7 @@ class _Planner:
     ) -> None:
         survivor = other(deleted)
         record = ra if survivor == "a" else rb
-        survivor_base = link.base(survivor)
-        edited = (
-            record is not None
-            and record.changed
-            and hashes(self.values(survivor, record)) != (survivor_base or {})
-        )
+        edited = record is not None and self.edited(survivor, link, record)
         deleted_record = rb if survivor == "a" else ra
         was_deleted = deleted_record is None  # absent from a full listing, not archived
         if edited and was_deleted and record is not None:
@@ -320,6 +319,10 @@ class _Planner:
         pair = PairPlan(link, state=f"gone_{deleted}")
         pair.base = {s: link.base(s) for s in SIDES}
         pair.fp = {s: link.fp(s) for s in SIDES}
+        if record is not None:
+            # the survivor as it is now: only a later edit of it counts as one
+            pair.base[survivor] = hashes(self.values(survivor, record))
+            pair.fp[survivor] = record.fp
         if not self.inp.travels(survivor):
             self.out.pairs.append(pair)
             return
@@ -460,7 +463,7 @@ class _Planner:
         pair.base[source] = hashes(self.values(source, record))
         pair.base[target] = hashes(values)
         pair.fp[source] = record.fp
-        pair.fp[target] = None
+        pair.fp[target] = self.fp_after(target, link, None, values)
         self.out.pairs.append(pair)
         # the email is now taken on the target, for the records still to be planned
         index[target].setdefault(key, []).append(f"(new from {source} {record.id})")

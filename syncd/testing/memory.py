@@ -30,6 +30,8 @@ from syncd.contact import CANONICAL_FIELDS
 from syncd.hookspecs import hookimpl
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+#: one clock for every app, so that "newest" compares like real timestamps do
+_CLOCK = itertools.count(1)
 
 
 @dataclass
@@ -53,10 +55,9 @@ class MemoryApp:
     refuse_marker: str | None = None
     seen_keys: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def tick(self) -> int:
-        return next(self._clock)
+        return next(_CLOCK)
 
     def add(self, data: dict[str, RawValue], record_id: str | None = None) -> str:
         """Create a record as a user of the app would (not counted as a sync write)."""
@@ -231,6 +232,39 @@ class MemoryConnector(Connector):
         return results
 
 
+class MemoryPushConnector(MemoryConnector):
+    """A write-only app (like Salesfire): it takes records and can never be read."""
+
+    name = "memory-push"
+    title = "In-memory write-only app (tests)"
+    capabilities = Capabilities(read=False, write=True, create_batch_size=100)
+
+    def __init__(self, settings: dict[str, Any], context: Any) -> None:
+        super().__init__(settings, context)
+        self.capabilities = MemoryPushConnector.capabilities
+
+    async def create(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        # an upsert by email, as write-only apps do
+        self.app.write_calls += 1
+        results = []
+        by_email = {str(r.data.get("email")): rid for rid, r in self.app.records.items()}
+        for write in writes:
+            self.app.written_records += 1
+            email = str(write.data.get("email"))
+            rid = by_email.get(email)
+            if rid is None:
+                rid = self.app.add(dict(write.data))
+                by_email[email] = rid
+            else:
+                self.app.records[rid].data = dict(write.data)
+            results.append(WriteResult(write.key, rid))
+        return results
+
+    async def update(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        return await self.create(writes)
+
+
 @hookimpl
 def register_connectors(register: Any) -> None:
     register(MemoryConnector)
+    register(MemoryPushConnector)

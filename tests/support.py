@@ -1,0 +1,67 @@
+"""Helpers shared by the core tests (importable as ``support``; tests/ is on pythonpath)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from syncd.config import SyncConfig, load_sync
+from syncd.plugins import Plugins
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNCD = [sys.executable, "-m", "syncd.cli"]
+
+
+def write_sync(directory: Path, name: str, body: str) -> Path:
+    path = directory / "syncs" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def memory_sync(
+    tmp_path: Path,
+    plugins: Plugins,
+    extra: str = "",
+    name: str = "mem",
+    a_settings: str = "",
+    b_settings: str = "",
+) -> SyncConfig:
+    """A sync between the in-memory apps ``<name>-a`` and ``<name>-b``.
+
+    ``extra`` holds top-level keys, ``[[fields]]`` and rules (TOML, any indentation).
+    """
+    top, tables = _split_toml(textwrap.dedent(extra).strip())
+    body = "\n".join(
+        [
+            top,
+            "[a]",
+            'connector = "memory"',
+            f'account = "{name}-a"',
+            textwrap.dedent(a_settings).strip(),
+            "[b]",
+            'connector = "memory"',
+            f'account = "{name}-b"',
+            textwrap.dedent(b_settings).strip(),
+            tables,
+        ]
+    )
+    path = write_sync(tmp_path / "config", name, body + "\n")
+    return load_sync(path, plugins)
+
+
+def _split_toml(text: str) -> tuple[str, str]:
+    """Top-level keys must come before the first table header."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith("["):
+            return "\n".join(lines[:index]), "\n".join(lines[index:])
+    return text, ""
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env.update(extra)
+    return env
