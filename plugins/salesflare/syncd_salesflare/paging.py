@@ -49,20 +49,20 @@ async def stable_pages(fetch: FetchPage, limit: int) -> AsyncIterator[list[Item]
     position = 0  # list positions already read, as the list looked at the last request
     full_page_seen = False
     first_page_size: int | None = None  # set while settling an ambiguous short first page
-    requests = 0
+    forward = 0  # pages that moved the listing on
     step_backs = 0
     while True:
         start = position - 1 if position > 0 else 0
         page = await fetch(start, limit)
-        requests += 1
         if start > 0 and (not page or page[0].get("id") not in seen):
             # The record before our position is not the one we read there: the list moved
             # left. Re-read the page before this one, overlapping it by one record.
             step_backs += 1
-            if step_backs > 10 + requests // 2:
+            if step_backs > 10 + forward // 2:
                 raise ListKeptMoving("the Salesflare contact list kept changing while read")
             position = max(0, start - limit + 2)
             continue
+        forward += 1
 
         fresh = []
         for item in page:

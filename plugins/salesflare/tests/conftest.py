@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from syncd.connector import ConnectorContext
-from syncd.sandbox import SandboxServer
 from syncd_salesflare.connector import SalesflareConnector
 from syncd_salesflare.sandbox import STATE, make_app
 from syncd_salesflare.sandbox_store import SalesflareState
+
+from syncd.connector import ConnectorContext
+from syncd.sandbox import SandboxServer
 
 API_KEY = "sandbox"
 
@@ -88,4 +89,3 @@ async def make_connector(tmp_path: Path) -> AsyncIterator[MakeConnector]:
     yield make
     for connector in opened:
         await connector.close()
-

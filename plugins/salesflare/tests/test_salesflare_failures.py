@@ -6,8 +6,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from syncd.connector import ConnectorConfigError, NeedsReauth, RecordWrite, RetryLater
 from syncd_salesflare.connector import SalesflareConnector
+
+from syncd.connector import ConnectorConfigError, NeedsReauth, RecordWrite, RetryLater
 
 
 async def list_all(connector: Any, cursor: str | None = None) -> list[Any]:

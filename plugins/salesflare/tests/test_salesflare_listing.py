@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from syncd.connector import RecordWrite
 from syncd_salesflare.sandbox_store import SalesflareState
+
+from syncd.connector import RecordWrite
 
 
 async def list_all(connector: Any, cursor: str | None = None) -> list[Any]:
@@ -188,8 +189,10 @@ async def test_incremental_listing_returns_only_what_changed_since_the_cursor(
 
     live = [r for r in first if not r.archived]
     changed = await connector.update(
-        [RecordWrite("k1", {"lastname": "Changed"}, id=live[0].id)]
-        + [RecordWrite("k2", {"tags": ("vip",)}, id=live[1].id)]
+        [
+            RecordWrite("k1", {"lastname": "Changed"}, id=live[0].id),
+            RecordWrite("k2", {"tags": ("vip",)}, id=live[1].id),
+        ]
     )
     assert all(result.ok for result in changed)
     archived = await connector.archive([live[2].id])

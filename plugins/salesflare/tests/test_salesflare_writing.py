@@ -146,7 +146,9 @@ async def test_company_is_linked_to_an_account_found_by_name_or_created(
     account_calls = [(m, q) for m, p, q, _ in sandbox.requests if p == "/accounts"]
     assert [m for m, _ in account_calls] == ["GET", "GET", "POST"]  # cached per run
 
-    [unlinked] = await connector.update([RecordWrite("u", {"account.name": None}, id=results[0].id)])
+    [unlinked] = await connector.update(
+        [RecordWrite("u", {"account.name": None}, id=results[0].id)]
+    )
     assert unlinked.ok and contacts[0]["account"] is None
 
 
@@ -161,7 +163,10 @@ async def test_without_create_accounts_a_missing_company_is_that_records_error(
             RecordWrite("y", {"email": "y@example.test"}),
         ]
     )
-    assert results[0].error == "no Salesflare account is named 'Nowhere Inc' and create_accounts is off"
+    assert (
+        results[0].error
+        == "no Salesflare account is named 'Nowhere Inc' and create_accounts is off"
+    )
     assert results[1].ok and not sandbox.state.accounts
 
 
