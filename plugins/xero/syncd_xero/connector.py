@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +63,6 @@ ACCOUNTING_PATH = "/api.xro/2.0"
 CONNECTIONS_PATH = "/Connections"
 DEFAULT_SCOPES = "offline_access accounting.contacts"
 DEFAULT_REDIRECT = "http://localhost:8977/callback"
-#: how far back an incremental listing reaches before the last committed change
-CURSOR_OVERLAP = timedelta(minutes=1)
 #: values per ``where`` filter (keeps URLs short)
 WHERE_CHUNK = 10
 #: rounds of renaming/linking after a duplicate-Name refusal
@@ -406,8 +404,10 @@ class XeroConnector(Connector):
     # --- reading ----------------------------------------------------------------------------
 
     def make_cursor(self, watermark: datetime) -> str:
+        """The If-Modified-Since value for the engine's watermark (which already overlaps a
+        little; a naive watermark is UTC)."""
         moment = watermark if watermark.tzinfo else watermark.replace(tzinfo=UTC)
-        return if_modified_since(moment - CURSOR_OVERLAP)
+        return if_modified_since(moment)
 
     async def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
         headers = {"If-Modified-Since": cursor} if cursor else None
@@ -491,11 +491,20 @@ class XeroConnector(Connector):
     async def create(self, batch: Sequence[RecordWrite]) -> list[WriteResult]:
         await self.open()
         results: dict[str, WriteResult] = {}
-        payloads = [self._create_payload(write) for write in batch]
-        keys = [write.key for write in batch]
-        outcomes = await self._send("PUT", payloads, "create", keys)
+        sending: list[tuple[RecordWrite, dict[str, Any]]] = []
+        for write in batch:
+            payload = self._create_payload(write)
+            problem = mapping.too_long(payload)
+            if problem:
+                results[write.key] = WriteResult(write.key, None, problem)
+            else:
+                sending.append((write, payload))
+        if not sending:
+            return [results[write.key] for write in batch]
+        payloads = [payload for _, payload in sending]
+        outcomes = await self._send("PUT", payloads, "create", [w.key for w, _ in sending])
         collided: list[tuple[RecordWrite, dict[str, Any]]] = []
-        for write, payload, outcome in zip(batch, payloads, outcomes, strict=True):
+        for (write, payload), outcome in zip(sending, outcomes, strict=True):
             if outcome.duplicate_name:
                 collided.append((write, payload))
             else:
@@ -574,6 +583,10 @@ class XeroConnector(Connector):
                 del payload["Name"]
             if not payload:
                 results[write.key] = WriteResult(write.key, write.id)
+                continue
+            problem = mapping.too_long(payload)
+            if problem:
+                results[write.key] = WriteResult(write.key, write.id, problem)
                 continue
             sending.append((write, {"ContactID": write.id, **payload}))
         if sending:

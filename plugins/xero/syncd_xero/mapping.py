@@ -278,6 +278,52 @@ def _addresses_payload(
     return [slots[kind] for kind in ADDRESS_TYPES if kind in slots]
 
 
+#: the spec's ``maxLength`` of the writable fields
+MAX_LENGTHS = {
+    "Name": 255,
+    "FirstName": 255,
+    "LastName": 255,
+    "EmailAddress": 255,
+    "ContactNumber": 50,
+    "AccountNumber": 50,
+    "CompanyNumber": 50,
+    "TaxNumber": 50,
+}
+PHONE_MAX = {"PhoneNumber": 50, "PhoneAreaCode": 10, "PhoneCountryCode": 20}
+ADDRESS_MAX = {
+    **dict.fromkeys(ADDRESS_LINE_KEYS, 500),
+    "City": 255,
+    "Region": 255,
+    "PostalCode": 50,
+    "Country": 50,
+    "AttentionTo": 255,
+}
+
+
+def too_long(contact: Mapping[str, Any]) -> str | None:
+    """Why Xero would refuse ``contact`` for its length, checked before sending: a request the
+    spec forbids is never sent, and the record is refused on its own with a clear reason."""
+    problems = [
+        f"{key} is longer than Xero's {limit} characters"
+        for key, limit in MAX_LENGTHS.items()
+        if len(str(contact.get(key) or "")) > limit
+    ]
+    for phone in contact.get("Phones") or ():
+        problems += [
+            f"Phones.{phone.get('PhoneType')} is longer than Xero's {limit} characters"
+            for part, limit in PHONE_MAX.items()
+            if len(str(phone.get(part) or "")) > limit
+        ]
+    for address in contact.get("Addresses") or ():
+        problems += [
+            f"Addresses.{address.get('AddressType')}.{part} is longer than Xero's {limit} "
+            "characters"
+            for part, limit in ADDRESS_MAX.items()
+            if len(str(address.get(part) or "")) > limit
+        ]
+    return "; ".join(problems) or None
+
+
 def derive_name(data: Mapping[str, RawValue], fallback: str) -> str:
     """A Name for a create that has none (Xero requires one): first + last, else the email."""
     first = _as_text(data.get("FirstName")).strip()
