@@ -87,7 +87,8 @@ class _Prepared:
 
     write: RecordWrite
     fields: Fields
-    key: str
+    #: the customer's id in syncd's links (and in the cache of pushed fields)
+    record_id: str
     body: bytes
 
 
@@ -286,13 +287,13 @@ class SalesfireConnector(Connector):
             else:
                 ready.append(prepared)
 
-        pushed: list[tuple[str | None, str, Fields]] = []
+        pushed: list[tuple[str, Fields]] = []
 
         async def push(item: _Prepared) -> None:
             reason = await self._push(item.body)
             if reason is None:
-                results[item.write.key] = WriteResult(item.write.key, item.key)
-                pushed.append((item.write.id, item.key, item.fields))
+                results[item.write.key] = WriteResult(item.write.key, item.record_id)
+                pushed.append((item.record_id, item.fields))
             else:
                 results[item.write.key] = WriteResult(item.write.key, item.write.id, reason)
 
@@ -310,14 +311,24 @@ class SalesfireConnector(Connector):
 
     def _prepare(self, write: RecordWrite, known: Mapping[str, Fields]) -> _Prepared | WriteResult:
         fields: Fields = {}
-        if write.id is not None:
+        if write.id is None:
+            # A new customer has nothing to clear: an empty field is left out rather than sent
+            # as null, which would also blank what Salesfire may already hold for that email.
+            fields.update((k, v) for k, v in write.data.items() if v is not None)
+        else:
             fields.update(known.get(write.id) or fields_from_key(write.id))
-        fields.update(write.data)
+            fields.update(write.data)  # a None here clears the attribute: sent as null
         try:
             customer = build_customer(fields, self.defaults, self.context.phone_region)
         except InvalidCustomer as exc:
             return WriteResult(write.key, write.id, f"not sent: {exc}")
-        return _Prepared(write, fields, natural_key(customer), encode_body(customer))
+        # once a clear has been sent, the cleared field need not be sent again
+        remembered: Fields = {k: v for k, v in fields.items() if v is not None}
+        # A customer keeps the id it was created under (its email or mobile number then), also
+        # when its email changes later: the id only has to name the link, and the cache holds
+        # the current email.
+        record_id = write.id or natural_key(customer)
+        return _Prepared(write, remembered, record_id, encode_body(customer))
 
     async def _push(self, body: bytes) -> str | None:
         """Send one customer; ``None`` when Salesfire took it, else its reason."""

@@ -62,20 +62,18 @@ class PushedCustomers:
         )
         return {key: _decode(text) for key, text in rows}
 
-    async def save(self, pushed: Sequence[tuple[str | None, str, Fields]]) -> None:
-        """Record ``(previous key or None, key, fields)`` for each customer pushed."""
+    async def save(self, pushed: Sequence[tuple[str, Fields]]) -> None:
+        """Record ``(record id, fields)`` for each customer pushed."""
         if not pushed:
             return
         async with self._lock:
             await asyncio.to_thread(self._save, pushed)
 
-    def _save(self, pushed: Sequence[tuple[str | None, str, Fields]]) -> None:
+    def _save(self, pushed: Sequence[tuple[str, Fields]]) -> None:
         db = self._conn()
         with db:
             db.execute("BEGIN")
-            for previous, key, fields in pushed:
-                if previous is not None and previous != key:
-                    db.execute("DELETE FROM pushed WHERE key = ?", (previous,))
+            for key, fields in pushed:
                 db.execute(
                     "INSERT INTO pushed (key, fields) VALUES (?, ?) "
                     "ON CONFLICT(key) DO UPDATE SET fields = excluded.fields",

@@ -194,10 +194,28 @@ async def test_an_update_pushes_the_whole_customer(
     last = json.loads(raw_requests(sandbox)[-1][0])
     assert last["mobile_number"] == "+447700900001"
 
-    # clearing the mobile number drops the SMS channel on the next push
-    [cleared] = await connector.update([RecordWrite("c", {"mobile_number": None}, id=created.id)])
+    # clearing the mobile number drops the SMS channel on the next push; a cleared attribute is
+    # sent as null once, then left out
+    [cleared] = await connector.update(
+        [RecordWrite("c", {"mobile_number": None, "name": None}, id=created.id)]
+    )
     assert cleared.ok
-    assert json.loads(raw_requests(sandbox)[-1][0])["channels"] == ["EMAIL"]
+    last = json.loads(raw_requests(sandbox)[-1][0])
+    assert last["channels"] == ["EMAIL"] and last["attributes"] == {"name": None}
+    await connector.update([RecordWrite("c", {"first_name": "Ada"}, id=created.id)])
+    last = json.loads(raw_requests(sandbox)[-1][0])
+    assert last["attributes"] == {"first_name": "Ada"} and "mobile_number" not in last
+
+
+async def test_a_create_leaves_empty_fields_out(
+    sandbox: Sandbox, make_connector: MakeConnector
+) -> None:
+    connector = await make_connector()
+    data = {"email": "new@example.com", "mobile_number": None, "name": "New", "date_of_birth": None}
+    [result] = await connector.create([RecordWrite("n", data)])
+    assert result.ok
+    body = json.loads(raw_requests(sandbox)[-1][0])
+    assert body["attributes"] == {"name": "New"} and "mobile_number" not in body
 
 
 async def test_an_update_without_memory_still_identifies_the_customer(
@@ -332,3 +350,21 @@ async def test_timeouts_are_retried_then_retry_later(
     # three attempts reached the app; none was answered in time
     assert connector.client.calls == 3
     assert sandbox.customers() == []
+
+
+async def test_an_email_change_keeps_the_id_and_later_pushes_use_the_new_email(
+    sandbox: Sandbox, make_connector: MakeConnector
+) -> None:
+    connector = await make_connector()
+    [created] = await connector.create([RecordWrite("c", {"email": "old@example.com"})])
+    [moved] = await connector.update(
+        [RecordWrite("c", {"email": "new@example.com"}, id=created.id)]
+    )
+    assert moved.ok and moved.id == created.id == "old@example.com"
+    [renamed] = await connector.update([RecordWrite("c", {"name": "Renamed"}, id=created.id)])
+    assert renamed.ok
+    assert json.loads(raw_requests(sandbox)[-1][0])["email"] == "new@example.com"
+    # Salesfire took the new email for a new customer; the old one stays (no delete API)
+    stored = {c.email: c for c in sandbox.customers()}
+    assert set(stored) == {"old@example.com", "new@example.com"}
+    assert stored["new@example.com"].attributes == {"name": "Renamed"}
