@@ -122,6 +122,12 @@ class XeroConnector(Connector):
             type=int,
             default=5000,
         ),
+        Setting(
+            "minute_limit",
+            "calls a minute for the organisation (Xero allows 60; change only for the sandbox)",
+            type=int,
+            default=60,
+        ),
         Setting("page_size", "contacts per page when listing (1-1000)", type=int, default=1000),
         Setting(
             "batch_size", "contacts per create or update request (1-100)", type=int, default=50
@@ -165,6 +171,7 @@ class XeroConnector(Connector):
         self.identity_url = str(self.config.get("identity_url") or IDENTITY_URL).rstrip("/")
         self.login_url = str(self.config.get("login_url") or LOGIN_URL).rstrip("/")
         self.day_limit = _bounded_int(self.config, "day_limit", 5000, 1, 10**7)
+        self.minute_limit = _bounded_int(self.config, "minute_limit", 60, 1, 10**6)
         self.page_size = _bounded_int(self.config, "page_size", 1000, 1, 1000)
         self.batch_size = _bounded_int(self.config, "batch_size", 50, 1, 100)
         self.capabilities = dataclasses.replace(
@@ -204,7 +211,7 @@ class XeroConnector(Connector):
             return
         await self._resolve_tenant()
         key = f"xero:{self.tenant_id or self.client_id}"
-        budget = shared_budget(key, lambda: XeroBudget(self.day_limit))
+        budget = shared_budget(key, lambda: XeroBudget(self.day_limit, self.minute_limit))
         self.budget = budget if isinstance(budget, XeroBudget) else None
         self._api = HttpClient(
             self.api_url + ACCOUNTING_PATH,

@@ -35,6 +35,8 @@ SPECS = Path(__file__).resolve().parents[4] / "shared" / "specs" / "xero"
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
 UK = "Demo Company (UK)"
+#: marks a test's own deliberately raw requests: their answers are checked, they are not
+RAW_HEADER = "X-Test-Raw"
 FAST = RetryPolicy(attempts=6, initial_wait=0.01, max_wait=0.05, longest_inline_wait=5.0)
 
 
@@ -111,19 +113,25 @@ def _validate(exchange: Exchange) -> list[str]:
         ]
         headers = Headers(exchange.response_headers)
 
+    from openapi_core.templating.responses.exceptions import ResponseNotFound
+
     problems = []
     request = Request()
     with warnings.catch_warnings():
         # openapi-core cannot check OAuth2 security schemes and says so on every call
         warnings.simplefilter("ignore", UserWarning)
-        try:
-            api.validate_request(request)
-        except Exception as exc:
-            problems.append(f"request {exchange.method} {exchange.path}: {_reason(exc)}")
-        documented = exchange.status in (200, 400) if name == "xero_accounting.yaml" else False
-        if documented:
+        if RAW_HEADER not in exchange.headers:
+            try:
+                api.validate_request(request)
+            except Exception as exc:
+                problems.append(f"request {exchange.method} {exchange.path}: {_reason(exc)}")
+        # The identity spec's own example dates carry no offset, which its "date-time" format
+        # refuses, so only Accounting answers are held to their schemas.
+        if name == "xero_accounting.yaml":
             try:
                 api.validate_response(request, Response())
+            except ResponseNotFound:
+                pass  # a status the spec does not document (401, 403, 429, 5xx)
             except Exception as exc:
                 problems.append(
                     f"response {exchange.status} to {exchange.method} {exchange.path}: "
