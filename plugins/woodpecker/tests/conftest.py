@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import csv
+import json
+import os
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -65,8 +71,12 @@ async def exit_stack() -> AsyncIterator[AsyncExitStack]:
 
 @pytest.fixture
 def start_sandbox(exit_stack: AsyncExitStack) -> StartSandbox:
-    async def start(seed: int | None = None, **options: Any) -> Sandbox:
-        server = SandboxServer(make_app(seed, options))
+    async def start(seed: int | None = None, middlewares: Any = (), **options: Any) -> Sandbox:
+        app = make_app(seed, options)
+        # test-only middlewares go innermost, next to the handlers (after the one-at-a-time
+        # rule, authentication and the switches)
+        app.middlewares.extend(middlewares)
+        server = SandboxServer(app)
         await exit_stack.enter_async_context(server)
         return Sandbox(server)
 
@@ -94,3 +104,136 @@ def connect(exit_stack: AsyncExitStack, tmp_path: Path) -> Connect:
         return connector
 
     return make
+
+
+# --- syncd itself, as a user runs it ------------------------------------------------------
+
+SYNCD = [sys.executable, "-m", "syncd.cli"]
+#: seconds one ``syncd`` command may take in a test before it counts as hung
+RUN_TIMEOUT = 120
+
+
+@dataclass
+class SyncdResult:
+    status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.stdout)
+        return data
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = self.json["counts"]
+        return counts
+
+
+class Syncd:
+    """A config directory and a state directory, and ``syncd`` run on them in a subprocess.
+
+    Subprocesses are started with asyncio so that the sandbox, served by the test's own event
+    loop, keeps answering while ``syncd`` runs.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config"
+        self.state = root / "state"
+        (self.config / "syncs").mkdir(parents=True, exist_ok=True)
+        self.state.mkdir(parents=True, exist_ok=True)
+        #: the directory syncd runs in (relative paths in sync files are relative to it)
+        self.cwd = root
+        #: added to the environment of every run (for ``${env:...}`` references)
+        self.env: dict[str, str] = {}
+
+    def write_sync(self, name: str, body: str) -> Path:
+        path = self.config / "syncs" / f"{name}.toml"
+        path.write_text(textwrap.dedent(body), encoding="utf-8")
+        return path
+
+    async def start(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *SYNCD,
+            "--config",
+            str(self.config),
+            "--state-dir",
+            str(self.state),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+        )
+
+    async def run(self, *args: str) -> SyncdResult:
+        process = await self.start(*args)
+        async with asyncio.timeout(RUN_TIMEOUT):
+            stdout, stderr = await process.communicate()
+        assert process.returncode is not None
+        return SyncdResult(process.returncode, stdout.decode(), stderr.decode())
+
+    async def sync(self, name: str, *flags: str, expect: int | None = 0) -> SyncdResult:
+        result = await self.run("sync", name, "--json", *flags)
+        if expect is not None:
+            assert result.status == expect, (result.status, result.stdout, result.stderr)
+        return result
+
+
+@pytest.fixture
+def syncd(tmp_path: Path) -> Syncd:
+    return Syncd(tmp_path)
+
+
+class CsvFile:
+    """The CSV side of a sync, as the tests write, edit and inspect it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, header: str, *rows: str) -> None:
+        self.path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+    def rows(self) -> list[dict[str, str]]:
+        with self.path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def by_email(self) -> dict[str, dict[str, str]]:
+        """Rows by lower-cased email; fails on a repeated email (a duplicate)."""
+        found: dict[str, dict[str, str]] = {}
+        for row in self.rows():
+            email = row.get("email", "").strip().lower()
+            if email:
+                assert email not in found, f"duplicate row for {email} in {self.path.name}"
+                found[email] = row
+        return found
+
+    def edit(self, email: str, **values: str) -> None:
+        """Change the row with ``email`` as a user would (other rows and columns kept)."""
+        rows = self.rows()
+        header = list(rows[0]) if rows else []
+        hits = [row for row in rows if row.get("email", "").strip().lower() == email]
+        assert len(hits) == 1, f"{email}: {len(hits)} rows"
+        for key, value in values.items():
+            if key not in header:
+                header.append(key)
+            hits[0][key] = value
+        self.save(header, rows)
+
+    def add(self, **values: str) -> None:
+        rows = self.rows()
+        header = list(rows[0]) if rows else list(values)
+        header += [key for key in values if key not in header]
+        self.save(header, [*rows, dict(values)])
+
+    def save(self, header: list[str], rows: list[dict[str, str]]) -> None:
+        with self.path.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, header, restval="", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Callable[[str], CsvFile]:
+    return lambda name: CsvFile(tmp_path / name)
