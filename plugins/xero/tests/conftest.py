@@ -303,9 +303,11 @@ async def xero(tmp_path: Path) -> AsyncIterator[StartXero]:
 
         async def start(seed: int | None = None, **options: Any) -> Xero:
             options.setdefault("rate_limits", False)
+            extra = options.pop("middlewares", [])
             app = make_app(seed, options)
             env = Xero(SandboxServer(app), tmp_path / f"state{len(started)}")
             app.middlewares.insert(0, recorder(env.exchanges))
+            app.middlewares.extend(extra)
             await stack.enter_async_context(env.server)
             started.append(env)
             return env
