@@ -21,6 +21,7 @@ import click
 from syncd import __version__
 from syncd.config import Config, ConfigError, config_directory, load_config
 from syncd.contact import display
+from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
 from syncd.engine.model import Plan
 from syncd.logs import configure as configure_logging
@@ -114,6 +115,10 @@ def cli(
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else load_plugins()
     configure_logging(log_format, log_level or "warning")
     ctx.obj = Context(config_directory(config_dir), state_dir, log_format, log_level, plugins)
+
+
+# run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
+add_daemon_commands(cli)
 
 
 # --- sync ---------------------------------------------------------------------------------

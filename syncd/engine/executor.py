@@ -41,7 +41,7 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
-from syncd.engine.fields import SideFields, build_pairs, to_raw
+from syncd.engine.fields import SideFields, build_pairs, to_raw, value_hash
 from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
 from syncd.engine.planner import plan
 from syncd.logs import get_logger
@@ -143,6 +143,7 @@ class SyncRun:
         }
         self.run_id: int | None = None
         self.failed_ids: dict[str, set[str]] = {"a": set(), "b": set()}
+        self.kept_emails: dict[str, set[str]] = {"a": set(), "b": set()}
         self.log = log.bind(sync=sync.name)
         self.done = 0
         self.total = 0
@@ -532,6 +533,9 @@ class SyncRun:
                     self.counts[f"updated_{side}"] += 1
                 else:
                     failed.add(id(pair))
+                    if write.old_email_hash and "email" in write.values:
+                        # the record keeps its old email: no create may take it now
+                        self.kept_emails[side].add(write.old_email_hash)
                     issues.append(self._failure(pair, side, write.record_id or "", write, result))
             # a pair with another write still to come is committed after that one
             await self._commit_pairs(
@@ -551,6 +555,13 @@ class SyncRun:
             (p.side, p.source_id): p.key
             for p in await self.store.run(self.store.list_pending, self.sync.name)
         }
+        kept = self.kept_emails[side]
+        if kept:
+            items = [
+                (pair, write)
+                for pair, write in items
+                if not (write.email and value_hash(write.email) in kept)
+            ]
         for start in range(0, len(items), size):
             self._check_stop()
             chunk = items[start : start + size]

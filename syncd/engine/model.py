@@ -88,6 +88,8 @@ class Write:
     values: dict[str, FieldValue]
     source_id: str | None = None
     email: str | None = None
+    #: the record's email (hash) before this write, which the write frees on its side
+    old_email_hash: str | None = None
 
 
 @dataclass

@@ -131,8 +131,8 @@ class _Planner:
             for rid, record in info.records.items():
                 if rid not in self.by_id[side] and not record.archived:
                     self.new[side].append((record, None))
-        self.plan_new_records()
         self.check_email_updates()
+        self.plan_new_records()
         self.check_guards()
         return self.out
 
@@ -260,7 +260,13 @@ class _Planner:
                 # a write-only app takes whole records (an upsert): send everything
                 sent = outgoing[other(target)] or {}
                 writes[target] = {**sent, **writes[target]}
-            pair.writes[target] = Write(target, rid, writes[target], email=self.email_for(ra, rb))
+            pair.writes[target] = Write(
+                target,
+                rid,
+                writes[target],
+                email=self.email_for(ra, rb),
+                old_email_hash=current[target].get(EMAIL),
+            )
         for side in SIDES:
             pair.base[side] = _after(current[side], writes[side])
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
@@ -348,7 +354,7 @@ class _Planner:
     def plan_new_records(self) -> None:
         if not self.new["a"] and not self.new["b"]:
             return
-        index = {side: self.email_index(side) for side in SIDES}
+        index = {side: self.email_index(side, after_plan=True) for side in SIDES}
         phone_index = (
             {side: self.phone_index(side) for side in SIDES} if self.inp.match_phone else None
         )
@@ -478,8 +484,9 @@ class _Planner:
             pair.fp[side] = record.fp if record else None
         self.out.pairs.append(pair)
 
-    def email_index(self, side: str) -> dict[str, list[str]]:
-        """Email hash → ids of every record known on ``side`` (listed, or linked)."""
+    def email_index(self, side: str, after_plan: bool = False) -> dict[str, list[str]]:
+        """Email hash → ids of every record known on ``side`` (listed, or linked); with
+        ``after_plan``, as it will be once the planned email changes are written."""
         info = self.inp.side(side)
         index: dict[str, list[str]] = defaultdict(list)
         for rid, link in self.by_id[side].items():
@@ -500,6 +507,18 @@ class _Planner:
             email = self.email_of(side, record)
             if email:
                 index[value_hash(email)].append(rid)
+        if after_plan:
+            for pair in self.out.pairs:
+                write = pair.writes.get(side)
+                if write is None or write.record_id is None or EMAIL not in write.values:
+                    continue
+                if write.old_email_hash is not None:
+                    holders = index.get(write.old_email_hash, [])
+                    if write.record_id in holders:
+                        holders.remove(write.record_id)
+                new_email = write.values[EMAIL]
+                if isinstance(new_email, str):
+                    index[value_hash(new_email)].append(write.record_id)
         return index
 
     def phone_of(self, side: str, record: SideRecord) -> str | None:

@@ -1,0 +1,520 @@
+"""When each sync runs: one APScheduler job per sync, and at most one run per sync at a time.
+
+Each sync is an APScheduler 3.11 job on an :class:`AsyncIOScheduler`, on an
+:class:`IntervalTrigger` with jitter, ``coalesce=True`` (runs missed while the machine slept are
+made up once, not once each), ``max_instances=1`` and an explicit ``misfire_grace_time`` (the
+default of one second would silently skip a run that was a little late).
+
+A run is an asyncio task of its own, tracked on the sync's :class:`SyncSlot`. The scheduled job
+awaits that task (so ``max_instances`` means what it says) through :func:`asyncio.shield`:
+APScheduler cancels the jobs it is running when it shuts down, while a run must be stopped
+through its ``stop`` event so that it checkpoints. A manual trigger starts a run the same way
+without the scheduler; either finds the slot busy and does not start a second one. Against
+another process (a manual ``syncd sync``), the engine's lock raises
+:class:`~syncd.store.lock.SyncBusy`, which counts as "already running".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd.config import SyncConfig
+from syncd.daemon.metrics import Metrics
+from syncd.engine.executor import RunOptions, RunResult, SyncRun
+from syncd.logs import get_logger
+from syncd.redact import redact
+from syncd.store import RunRow, Store
+from syncd.store.lock import SyncBusy
+
+log = get_logger("syncd.daemon")
+
+#: outcomes of a run that got through the whole sync (a refused record does not count against it)
+COMPLETED = ("success", "partial")
+#: outcomes that make a sync show as failing until a run completes again
+FAILING = ("failed", "config_error", "retry_later")
+#: the store key of the syncs paused through the API (a pause survives a restart)
+PAUSED_KEY = "daemon.paused"
+#: a due sync starts within this many seconds of start-up (spread so they do not all start at once)
+START_STAGGER = 5.0
+#: how long a trigger waits for the engine to record the run and hand back its id
+TRIGGER_WAIT = 30.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """The store keeps naive UTC datetimes."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def jitter_for(interval: float) -> float:
+    """A tenth of the interval, at most 30 s: enough to keep syncs sharing an account apart."""
+    return min(interval / 10, 30.0)
+
+
+def misfire_grace_for(interval: float) -> int:
+    """A run late by less than this still runs (once, coalesced). Generous: a run that comes late
+    after a suspend is better than waiting a whole interval more."""
+    return int(max(3600.0, 2 * interval))
+
+
+class UnknownSync(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no sync named {name!r}")
+        self.name = name
+
+
+class AlreadyRunning(Exception):
+    def __init__(self, name: str, run_id: int | None = None, elsewhere: str = "") -> None:
+        where = f" in another process ({elsewhere})" if elsewhere else ""
+        run = f" (run {run_id})" if run_id is not None else ""
+        super().__init__(f"sync {name!r} is already running{where}{run}")
+        self.name = name
+        self.run_id = run_id
+
+
+class ShuttingDown(Exception):
+    def __init__(self) -> None:
+        super().__init__("the daemon is shutting down")
+
+
+@dataclass
+class LastRun:
+    id: int | None
+    outcome: str
+    trigger: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int] = field(default_factory=dict)
+    message: str | None = None
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> LastRun:
+        # "running" in the database without a run here: a process that died, or a manual
+        # `syncd sync` going on now; either way not ours
+        return cls(
+            row.id,
+            row.outcome,
+            row.trigger,
+            aware(row.started_at),
+            aware(row.finished_at),
+            dict(row.counts),
+            row.message,
+        )
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(eq=False)
+class RunHandle:
+    """A run in progress."""
+
+    sync: str
+    trigger: str
+    stop: asyncio.Event
+    started_at: datetime
+    engine: SyncRun | None = None
+    task: asyncio.Task[None] | None = None
+    done: int = 0
+    total: int = 0
+    busy_elsewhere: str | None = None
+
+    @property
+    def run_id(self) -> int | None:
+        return self.engine.run_id if self.engine is not None else None
+
+    def on_progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+@dataclass(eq=False)
+class SyncSlot:
+    config: SyncConfig
+    paused: bool = False
+    last: LastRun | None = None
+    last_success_at: datetime | None = None
+    current: RunHandle | None = None
+    #: a scheduled run found the sync held by another process (a manual `syncd sync`)
+    busy_elsewhere: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def state(self) -> str:
+        if self.current is not None:
+            return "running"
+        if self.paused or not self.config.enabled:
+            return "paused"
+        if self.last is not None and self.last.outcome == "needs_auth":
+            return "needs_auth"
+        if self.last is not None and self.last.outcome in FAILING:
+            return "failing"
+        return "idle"
+
+
+class SyncScheduler:
+    def __init__(
+        self, store: Store, metrics: Metrics, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.on_change = on_change
+        self.slots: dict[str, SyncSlot] = {}
+        #: runs of syncs removed from the config, still finishing their current batch
+        self._orphans: set[RunHandle] = set()
+        self._stopping = False
+        self._scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        )
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    async def start(self, syncs: Mapping[str, SyncConfig]) -> None:
+        paused = await self._load_paused()
+        self._scheduler.start()
+        for sync in syncs.values():
+            await self._add(sync, paused=sync.name in paused)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running) and not self._stopping
+
+    async def _load_paused(self) -> set[str]:
+        raw = await self.store.run(self.store.get_value, PAUSED_KEY)
+        try:
+            names = json.loads(raw) if raw else []
+        except ValueError:
+            names = []
+        return {str(n) for n in names} if isinstance(names, list) else set()
+
+    async def _save_paused(self) -> None:
+        names = sorted(name for name, slot in self.slots.items() if slot.paused)
+        await self.store.run(self.store.set_value, PAUSED_KEY, json.dumps(names))
+
+    async def _add(self, sync: SyncConfig, paused: bool = False) -> SyncSlot:
+        slot = SyncSlot(sync, paused=paused)
+        last = await self.store.run(self.store.last_run, sync.name)
+        success = await self.store.run(self.store.last_run, sync.name, list(COMPLETED))
+        slot.last = LastRun.from_row(last) if last is not None else None
+        if success is not None:
+            slot.last_success_at = aware(success.finished_at or success.started_at)
+            if slot.last_success_at is not None:
+                self.metrics.set_last_success(sync.name, slot.last_success_at.timestamp())
+        self.slots[sync.name] = slot
+        self._scheduler.add_job(
+            self._scheduled,
+            trigger=self._trigger(slot),
+            args=[sync.name],
+            id=sync.name,
+            name=f"sync {sync.name}",
+            next_run_time=None if self._holds(slot) else self._first_run(slot),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=misfire_grace_for(sync.interval),
+            replace_existing=True,
+        )
+        return slot
+
+    def _holds(self, slot: SyncSlot) -> bool:
+        """A paused or disabled sync's job stays, without a next run time (APScheduler's pause)."""
+        return slot.paused or not slot.config.enabled
+
+    def _first_run(self, slot: SyncSlot) -> datetime:
+        """Soon when the last completed run is older than the interval; otherwise when due."""
+        now = utcnow()
+        soon = now + timedelta(seconds=random.uniform(0, min(START_STAGGER, slot.config.interval)))
+        if slot.last_success_at is None:
+            return soon
+        due = slot.last_success_at + timedelta(seconds=slot.config.interval)
+        return max(due, soon)
+
+    def _trigger(self, slot: SyncSlot) -> IntervalTrigger:
+        interval = slot.config.interval
+        return IntervalTrigger(
+            seconds=interval,
+            start_date=self._first_run(slot),
+            jitter=jitter_for(interval),
+            timezone=UTC,
+        )
+
+    # --- reload -----------------------------------------------------------------------------
+
+    async def apply(self, syncs: Mapping[str, SyncConfig]) -> dict[str, list[str]]:
+        """Make the scheduled syncs match a newly loaded config."""
+        added = sorted(set(syncs) - set(self.slots))
+        removed = sorted(set(self.slots) - set(syncs))
+        changed = sorted(
+            n for n in set(syncs) & set(self.slots) if syncs[n] != self.slots[n].config
+        )
+        for name in removed:
+            slot = self.slots.pop(name)
+            self._scheduler.remove_job(name)
+            self.metrics.forget(name)
+            if slot.current is not None:
+                # it checkpoints after its current batch; shutdown still waits for it
+                slot.current.stop.set()
+                self._orphans.add(slot.current)
+        for name in added:
+            await self._add(syncs[name])
+        for name in changed:
+            slot = self.slots[name]
+            old = slot.config
+            slot.config = syncs[name]
+            if old.interval != slot.config.interval:
+                self._scheduler.modify_job(
+                    name, misfire_grace_time=misfire_grace_for(slot.config.interval)
+                )
+                self._scheduler.reschedule_job(name, trigger=self._trigger(slot))
+            if self._holds(slot):
+                self._scheduler.pause_job(name)
+            elif old.interval != slot.config.interval or not old.enabled:
+                self._scheduler.modify_job(name, next_run_time=self._first_run(slot))
+            # a run going on keeps the config it started with; the next one uses the new
+        self.on_change()
+        return {"added": added, "removed": removed, "changed": changed}
+
+    # --- runs -------------------------------------------------------------------------------
+
+    def slot(self, name: str) -> SyncSlot:
+        try:
+            return self.slots[name]
+        except KeyError:
+            raise UnknownSync(name) from None
+
+    def next_run(self, name: str) -> datetime | None:
+        job = self._scheduler.get_job(name)
+        return aware(job.next_run_time) if job is not None else None
+
+    def running_count(self) -> int:
+        return sum(1 for s in self.slots.values() if s.current is not None) + len(self._orphans)
+
+    def states(self) -> dict[str, str]:
+        return {name: slot.state for name, slot in self.slots.items()}
+
+    async def _scheduled(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is None or self._stopping:
+            return
+        if slot.current is not None:
+            log.info("run skipped: the sync is already running", sync=name)
+            return
+        handle = self._launch(slot, "daemon")
+        assert handle.task is not None
+        await asyncio.shield(handle.task)
+
+    async def trigger(self, name: str, full: bool = False, force: bool = False) -> RunHandle:
+        """Start a run now. Raises :class:`UnknownSync`, :class:`AlreadyRunning`."""
+        slot = self.slot(name)
+        if slot.current is not None:
+            raise AlreadyRunning(name, slot.current.run_id)
+        handle = self._launch(slot, "api", full=full, force=force)
+        assert handle.task is not None
+        # the engine takes the lock, then records the run: its id is what the caller gets
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + TRIGGER_WAIT
+        # the engine has no "run recorded" event to wait on, so look every few milliseconds
+        while handle.run_id is None and not handle.task.done() and loop.time() < give_up:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        if handle.busy_elsewhere is not None:
+            raise AlreadyRunning(name, elsewhere=handle.busy_elsewhere)
+        return handle
+
+    def _launch(
+        self, slot: SyncSlot, trigger: str, full: bool = False, force: bool = False
+    ) -> RunHandle:
+        if self._stopping:
+            raise ShuttingDown()
+        handle = RunHandle(slot.name, trigger, asyncio.Event(), utcnow())
+        options = RunOptions(
+            trigger=trigger, stop=handle.stop, full=full, force=force, progress=handle.on_progress
+        )
+        handle.engine = SyncRun(slot.config, self.store, options)
+        slot.current = handle
+        handle.task = asyncio.create_task(self._execute(slot, handle), name=f"run {slot.name}")
+        log.info("run started", sync=slot.name, trigger=trigger)
+        self.on_change()
+        return handle
+
+    async def _execute(self, slot: SyncSlot, handle: RunHandle) -> None:
+        assert handle.engine is not None
+        result: RunResult | None = None
+        try:
+            result = await handle.engine.execute()
+        except SyncBusy as exc:
+            handle.busy_elsewhere = slot.busy_elsewhere = exc.holder or "unknown"
+            log.info(
+                "run skipped: the sync is running in another process",
+                sync=slot.name,
+                holder=exc.holder,
+            )
+        except asyncio.CancelledError:
+            # cancelled at the shutdown deadline, mid-batch: what was committed stays committed
+            # (pending creates are reconciled on the next run); history must not say "success"
+            await self._mark_cancelled(handle)
+            raise
+        except Exception as exc:  # a store error: the engine lets those through (rule 6)
+            log.exception("run crashed", sync=slot.name)
+            message = redact(f"{type(exc).__name__}: {exc}")
+            result = RunResult(
+                slot.name, handle.run_id, "failed", dict(handle.engine.counts), message
+            )
+        finally:
+            if slot.current is handle:
+                slot.current = None
+            self._orphans.discard(handle)
+            self.on_change()
+        if result is not None:
+            self._record(slot, handle, result)
+
+    async def _mark_cancelled(self, handle: RunHandle) -> None:
+        if handle.run_id is None or handle.engine is None:
+            return
+        try:
+            await self.store.run(
+                self.store.finish_run,
+                handle.run_id,
+                "interrupted",
+                dict(handle.engine.counts),
+                "stopped at the shutdown deadline in the middle of a batch",
+            )
+        except Exception:
+            log.exception("could not record the interrupted run", sync=handle.sync)
+
+    def _record(self, slot: SyncSlot, handle: RunHandle, result: RunResult) -> None:
+        finished = utcnow()
+        before = slot.state
+        slot.busy_elsewhere = None
+        slot.last = LastRun(
+            result.run_id,
+            result.outcome,
+            handle.trigger,
+            handle.started_at,
+            finished,
+            dict(result.counts),
+            result.message,
+        )
+        self.metrics.record_run(slot.name, result.outcome, result.counts, result.duration)
+        if result.outcome in COMPLETED:
+            slot.last_success_at = finished
+            self.metrics.set_last_success(slot.name, finished.timestamp())
+        if result.outcome == "needs_auth" and before != "needs_auth":
+            # rule 11: visible, and not retried in a loop: it runs again at its interval only
+            log.warning(
+                "sync needs authorisation; the daemon keeps its schedule and picks the new "
+                "credentials up on its own",
+                sync=slot.name,
+                message=result.message,
+            )
+        if result.outcome in ("deferred", "retry_later") and result.retry_after:
+            self._retry_at(slot, result.retry_after)
+
+    def _retry_at(self, slot: SyncSlot, delay: float) -> None:
+        if self._holds(slot) or self._stopping or slot.name not in self.slots:
+            return
+        at = utcnow() + timedelta(seconds=max(1.0, delay))
+        self._scheduler.modify_job(slot.name, next_run_time=at)
+        log.info("next run moved", sync=slot.name, at=at.isoformat(), retry_after=delay)
+
+    # --- pause and resume -------------------------------------------------------------------
+
+    async def pause(self, name: str) -> SyncSlot:
+        slot = self.slot(name)
+        slot.paused = True
+        self._scheduler.pause_job(name)
+        await self._save_paused()
+        self.on_change()
+        return slot
+
+    async def resume(self, name: str) -> SyncSlot:
+        slot = self.slot(name)
+        slot.paused = False
+        if slot.config.enabled:
+            # a sync that became due while paused runs soon, as at start-up
+            self._scheduler.modify_job(name, next_run_time=self._first_run(slot))
+        await self._save_paused()
+        self.on_change()
+        return slot
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    def active(self) -> list[RunHandle]:
+        handles = [s.current for s in self.slots.values() if s.current is not None]
+        return handles + list(self._orphans)
+
+    async def drain(
+        self, deadline: float, grace: float = 2.0, hurry: asyncio.Event | None = None
+    ) -> int:
+        """Stop scheduling, ask every run to checkpoint, and wait up to ``deadline`` seconds (or
+        until ``hurry`` is set); runs still going then are cancelled, with ``grace`` seconds to
+        unwind. Returns how many runs had to be cancelled."""
+        self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.pause()
+        handles = self.active()
+        for handle in handles:
+            handle.stop.set()
+        tasks = [h.task for h in handles if h.task is not None]
+        cancelled = 0
+        if tasks:
+            log.info("waiting for running syncs to checkpoint", runs=len(tasks), deadline=deadline)
+            all_done = asyncio.ensure_future(asyncio.wait(tasks))
+            waiters: set[asyncio.Future[Any]] = {all_done}
+            if hurry is not None:
+                waiters.add(asyncio.ensure_future(hurry.wait()))
+            await asyncio.wait(
+                waiters, timeout=max(0.0, deadline), return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()  # the waiters only: the runs are cancelled below, if at all
+            pending = [task for task in tasks if not task.done()]
+            cancelled = len(pending)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("runs cancelled at the shutdown deadline", runs=len(pending))
+                await asyncio.wait(pending, timeout=grace)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        return cancelled
+
+
+def describe_time(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC, to the second (what the API and ``--json`` print)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def last_run_json(last: LastRun | None) -> dict[str, Any] | None:
+    if last is None:
+        return None
+    duration = last.duration
+    return {
+        "id": last.id,
+        "outcome": last.outcome,
+        "trigger": last.trigger,
+        "started_at": describe_time(last.started_at),
+        "finished_at": describe_time(last.finished_at),
+        "duration_seconds": None if duration is None else round(duration, 3),
+        "message": last.message,
+    }

@@ -1,0 +1,235 @@
+"""A hypothesis state machine in the style of vdirsyncer's ``SyncMachine``.
+
+Two in-memory apps are edited at random (creates, edits of the same field on both sides,
+clears, deletes) between syncs, under a random direction, winner and deletion policy. After every
+sync: no email is held twice on a side, linked pairs agree on every field the direction lets
+travel (unless the target itself edited it since, in a one-way sync), the winner's value is the
+one kept, nothing edited on one side only is lost, and a second sync writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from syncd.config import load_sync
+from syncd.engine.executor import RunOptions, run_sync
+from syncd.plugins import load_plugins
+from syncd.store import Store
+from syncd.testing import memory
+
+FIELDS = ("first_name", "city", "title", "tags")
+NAMES = st.sampled_from(["Ann", "Bob", "Cy", "Dee"])
+CITIES = st.sampled_from(["Leeds", "York", "Hull"])
+TAGS = st.frozensets(st.sampled_from(["vip", "lead", "customer"]), max_size=2)
+POOL = [f"p{i}@x.com" for i in range(6)]
+SIDES = ("a", "b")
+
+
+def value_for(field: str) -> st.SearchStrategy[Any]:
+    if field == "tags":
+        return TAGS.map(lambda tags: tuple(sorted(tags)) or None)
+    if field == "city":
+        return CITIES
+    return NAMES
+
+
+def norm(value: Any) -> Any:
+    if value in (None, "", ()):
+        return None
+    if isinstance(value, tuple | list | frozenset):
+        return frozenset(value)
+    return value
+
+
+class SyncMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        memory.reset()
+        self.tmp = Path(tempfile.mkdtemp(prefix="syncd-machine-"))
+        self.plugins = load_plugins(extra=[memory])
+        self.store = Store(self.tmp / "state")
+        self.store.open()
+        self.apps = {"a": memory.app("m-a"), "b": memory.app("m-b")}
+        self.fresh = itertools.count()
+        # edits made since the last sync: (side, record id, field) -> (value, clock)
+        self.edits: dict[tuple[str, str, str], tuple[Any, int]] = {}
+        # one-way syncs: target fields edited on the target since the source last wrote them
+        self.diverged: set[tuple[str, str, str]] = set()
+        self.clock = itertools.count()
+        self.direction = "two-way"
+        self.winner = "a"
+        self.deletions = "ignore"
+
+    def teardown(self) -> None:
+        self.store.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        memory.reset()
+
+    @initialize(
+        direction=st.sampled_from(["two-way", "a-to-b", "b-to-a"]),
+        winner=st.sampled_from(["a", "b", "newest"]),
+        deletions=st.sampled_from(["ignore", "tag", "archive"]),
+    )
+    def configure(self, direction: str, winner: str, deletions: str) -> None:
+        self.direction, self.winner, self.deletions = direction, winner, deletions
+        path = self.tmp / "config" / "syncs" / "m.toml"
+        path.parent.mkdir(parents=True)
+        path.write_text(
+            f'direction = "{direction}"\nwinner = "{winner}"\ndeletions = "{deletions}"\n'
+            '[a]\nconnector = "memory"\naccount = "m-a"\n'
+            '[b]\nconnector = "memory"\naccount = "m-b"\n'
+        )
+        self.sync = load_sync(path, self.plugins)
+
+    # --- what users do in the apps ----------------------------------------------------------
+
+    def live(self, side: str) -> dict[str, dict[str, Any]]:
+        return self.apps[side].live()
+
+    def emails(self, side: str) -> set[str]:
+        return {str(r.get("email")) for r in self.live(side).values()}
+
+    @rule(
+        side=st.sampled_from(SIDES),
+        email=st.sampled_from(POOL),
+        name=NAMES,
+        city=CITIES,
+    )
+    def create(self, side: str, email: str, name: str, city: str) -> None:
+        if email in self.emails(side):
+            return  # people do not type the same contact twice into one app
+        rid = self.apps[side].add({"email": email, "first_name": name, "city": city})
+        for field in ("email", *FIELDS):
+            self.diverged.add((side, rid, field))
+
+    @precondition(lambda self: any(self.live(s) for s in SIDES))
+    @rule(data=st.data(), field=st.sampled_from(FIELDS))
+    def edit(self, data: st.DataObject, field: str) -> None:
+        side = data.draw(st.sampled_from([s for s in SIDES if self.live(s)]))
+        rid = data.draw(st.sampled_from(sorted(self.live(side))))
+        value = data.draw(value_for(field) | st.none())
+        self.apps[side].edit(rid, **{field: value})
+        self.edits[(side, rid, field)] = (norm(value), next(self.clock))
+        self.diverged.add((side, rid, field))
+
+    @precondition(lambda self: any(self.live(s) for s in SIDES))
+    @rule(data=st.data())
+    def change_email(self, data: st.DataObject) -> None:
+        side = data.draw(st.sampled_from([s for s in SIDES if self.live(s)]))
+        rid = data.draw(st.sampled_from(sorted(self.live(side))))
+        new = f"fresh{next(self.fresh)}@x.com"
+        self.apps[side].edit(rid, email=new)
+        self.edits[(side, rid, "email")] = (new, next(self.clock))
+        self.diverged.add((side, rid, "email"))
+
+    @precondition(lambda self: any(self.live(s) for s in SIDES))
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        side = data.draw(st.sampled_from([s for s in SIDES if self.live(s)]))
+        rid = data.draw(st.sampled_from(sorted(self.live(side))))
+        self.apps[side].delete(rid)
+        for key in [k for k in self.edits if k[0] == side and k[1] == rid]:
+            del self.edits[key]
+
+    # --- syncing ----------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        return asyncio.run(run_sync(self.sync, self.store, RunOptions(full=True, force=True)))
+
+    def links(self) -> list[Any]:
+        return [k for k in self.store.load_links("m") if k.state == "linked"]
+
+    def travels(self, to: str) -> bool:
+        return self.direction == "two-way" or self.direction.endswith(to)
+
+    @rule()
+    def sync(self) -> None:
+        edits = dict(self.edits)
+        result = self.run()
+        assert result.outcome == "success", (result.outcome, result.message)
+        self.edits.clear()
+        links = self.links()
+        for link in links:
+            ids = {"a": link.a_id, "b": link.b_id}
+            records = {s: self.apps[s].records.get(ids[s]) for s in SIDES}
+            if any(r is None or r.archived for r in records.values()):
+                continue
+            for field in ("email", *FIELDS):
+                got = {s: norm(records[s].data.get(field)) for s in SIDES}  # type: ignore[union-attr]
+                made = {s: edits.get((s, ids[s], field)) for s in SIDES}
+                if made["a"] and made["b"] and made["a"][0] != made["b"][0]:
+                    # the same field changed on both sides: the winner's value is kept
+                    winner = self.winner
+                    if winner == "newest":
+                        winner = "a" if made["a"][1] > made["b"][1] else "b"
+                    if self.travels(other(winner)):
+                        assert got["a"] == got["b"] == made[winner][0], (field, got, made)
+                for side in SIDES:
+                    if made[side] and not made[other(side)] and self.travels(other(side)):
+                        # edited on one side only: not lost on the way
+                        assert got[other(side)] == made[side][0], (field, side, got, made)
+                if got["a"] == got["b"]:
+                    for side in SIDES:
+                        self.diverged.discard((side, ids[side], field))
+        second = self.run()
+        assert second.outcome == "success", second.message
+        writes = sum(app.write_calls for app in self.apps.values())
+        third = self.run()
+        assert sum(app.write_calls for app in self.apps.values()) == writes, third.counts
+
+    @invariant()
+    def no_email_twice_on_a_side(self) -> None:
+        for side in SIDES:
+            emails = [str(r.get("email")).lower() for r in self.live(side).values()]
+            assert len(emails) == len(set(emails)), (side, sorted(emails))
+
+    @precondition(lambda self: not self.edits)
+    @invariant()
+    def linked_pairs_agree(self) -> None:
+        for link in self.links():
+            records = {
+                "a": self.apps["a"].records.get(link.a_id or ""),
+                "b": self.apps["b"].records.get(link.b_id or ""),
+            }
+            if any(r is None or r.archived for r in records.values()):
+                continue
+            for field in ("email", *FIELDS):
+                values = {s: norm(records[s].data.get(field)) for s in SIDES}  # type: ignore[union-attr]
+                if self.direction != "two-way":
+                    source = self.direction[0]
+                    target = other(source)
+                    if (target, link.record_id(target), field) in self.diverged:
+                        continue  # the target's own edit, which a one-way sync leaves alone
+                if field == "tags" and self.deletions == "tag":
+                    values = {
+                        s: (v or frozenset()) - {"syncd-deleted"} or None for s, v in values.items()
+                    }
+                assert values["a"] == values["b"], (field, link, values)
+
+
+def other(side: str) -> str:
+    return "b" if side == "a" else "a"
+
+
+TestSyncMachine = SyncMachine.TestCase
+TestSyncMachine.settings = settings(
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
