@@ -63,8 +63,8 @@ ACCOUNTING_PATH = "/api.xro/2.0"
 CONNECTIONS_PATH = "/Connections"
 DEFAULT_SCOPES = "offline_access accounting.contacts"
 DEFAULT_REDIRECT = "http://localhost:8977/callback"
-#: values per ``where`` filter (keeps URLs short)
-WHERE_CHUNK = 10
+#: the longest ``where`` filter sent: many servers refuse query strings past 2,048 bytes
+WHERE_MAX = 1500
 #: rounds of renaming/linking after a duplicate-Name refusal
 NAME_ROUNDS = 3
 LISTENER_TIMEOUT = 300.0
@@ -470,8 +470,7 @@ class XeroConnector(Connector):
     async def lookup_by_email(self, emails: Sequence[str]) -> list[RemoteRecord]:
         wanted = sorted({e.strip().lower() for e in emails if e and e.strip()})
         found: list[RemoteRecord] = []
-        for start in range(0, len(wanted), WHERE_CHUNK):
-            chunk = wanted[start : start + WHERE_CHUNK]
+        for chunk in writes.where_chunks("EmailAddress", wanted, WHERE_MAX):
             where = writes.where_any("EmailAddress", chunk)
             async for contacts in self._pages({"where": where, "includeArchived": "true"}):
                 for contact in contacts:
@@ -485,8 +484,7 @@ class XeroConnector(Connector):
         """Active contacts holding any of ``names`` (case-folded), for the duplicate-Name rule."""
         unique = sorted(set(names))
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(unique), WHERE_CHUNK):
-            chunk = unique[start : start + WHERE_CHUNK]
+        for chunk in writes.where_chunks("Name", unique, WHERE_MAX):
             async for contacts in self._pages({"where": writes.where_any("Name", chunk)}):
                 for contact in contacts:
                     if not mapping.is_archived(contact):

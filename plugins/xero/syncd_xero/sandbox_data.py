@@ -110,6 +110,7 @@ class Org:
     #: read-only fields clients sent (ignored, as Xero does)
     read_only_received: int = 0
     website_quirk: bool = False
+    _active_names: dict[str, set[str]] | None = field(default=None, repr=False)
 
     def stamp(self) -> int:
         """A strictly increasing UpdatedDateUTC in milliseconds."""
@@ -121,13 +122,35 @@ class Org:
             return str(uuid.uuid4())
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
+    def _names(self) -> dict[str, set[str]]:
+        """Active contacts by folded Name (built on first use, then kept up to date)."""
+        if self._active_names is None:
+            self._active_names = {}
+            for contact in self.contacts.values():
+                self._index(contact, add=True)
+        return self._active_names
+
+    def _index(self, contact: Mapping[str, Any], add: bool) -> None:
+        if self._active_names is None or contact.get("ContactStatus") != "ACTIVE":
+            return
+        key = str(contact.get("Name") or "").strip().casefold()
+        holders = self._active_names.setdefault(key, set())
+        if add:
+            holders.add(str(contact["ContactID"]))
+        else:
+            holders.discard(str(contact["ContactID"]))
+
+    def _keep(self, contact: dict[str, Any]) -> None:
+        previous = self.contacts.get(contact["ContactID"])
+        if previous is not None:
+            self._index(previous, add=False)
+        self.contacts[contact["ContactID"]] = contact
+        self._index(contact, add=True)
+
     def active_name_holder(self, name: str, except_id: str | None) -> dict[str, Any] | None:
-        wanted = name.strip().casefold()
-        for contact_id, contact in self.contacts.items():
-            if contact_id == except_id or contact["ContactStatus"] != "ACTIVE":
-                continue
-            if contact["Name"].strip().casefold() == wanted:
-                return contact
+        for contact_id in self._names().get(name.strip().casefold(), ()):
+            if contact_id != except_id:
+                return self.contacts[contact_id]
         return None
 
     def number_holder(self, number: str, except_id: str | None) -> dict[str, Any] | None:
@@ -167,7 +190,7 @@ class Org:
         if existing is None:
             candidate["ContactID"] = self.new_id()
         candidate["_updated"] = self.stamp()
-        self.contacts[candidate["ContactID"]] = candidate
+        self._keep(candidate)
         return candidate, []
 
     def validate(self, contact: Mapping[str, Any], contact_id: str | None) -> list[str]:
@@ -208,12 +231,12 @@ class Org:
         stored = blank_contact(str(contact.get("ContactID") or self.new_id(rng)))
         existing = self.contacts.get(stored["ContactID"])
         if existing is not None:
-            stored = existing
+            stored = copy.deepcopy(existing)
         merge(stored, contact, keep_read_only=True)
         stamp = contact.get("_updated")
         stored["_updated"] = int(stamp) if isinstance(stamp, int) else self.stamp()
         self.last_stamp = max(self.last_stamp, stored["_updated"])
-        self.contacts[stored["ContactID"]] = stored
+        self._keep(stored)
         return str(stored["ContactID"])
 
 
@@ -413,9 +436,15 @@ def seed_org(org: Org, rng: random.Random, count: int) -> None:
             email = email.title()  # mixed case, as people type them
         archived = rng.random() < 0.05
         if org.active_name_holder(name, None) is not None:
-            # Xero allows a repeated Name only on archived contacts; integrators suffix the rest
-            if rng.random() < 0.4:
+            # Xero allows a repeated Name only on archived contacts; people add a middle initial
+            # or, as integrators do, a suffix
+            if rng.random() < 0.15:
                 archived = True
+            elif (
+                person
+                and org.active_name_holder(f"{first} {chr(65 + index % 26)}. {last}", None) is None
+            ):
+                name = f"{first} {chr(65 + index % 26)}. {last}"
             else:
                 name = f"{name} - {index}"
         if index % 97 == 13:

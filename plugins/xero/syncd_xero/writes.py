@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,21 @@ def distinct_name(name: str, email: str | None, key: str, attempt: int) -> str:
 def where_any(field: str, values: Sequence[str]) -> str:
     """``Field=="a" OR Field=="b"`` with the values quoted for Xero's filter syntax."""
     return " OR ".join(f'{field}=="{quote(value)}"' for value in values)
+
+
+def where_chunks(field: str, values: Sequence[str], limit: int) -> list[list[str]]:
+    """``values`` split so that each ``where_any`` filter stays within ``limit`` characters once
+    URL-encoded (at least one value per chunk)."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    for value in values:
+        if current and len(urllib.parse.quote(where_any(field, [*current, value]))) > limit:
+            chunks.append(current)
+            current = []
+        current.append(value)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def quote(value: str) -> str:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "examples" / "xero-csv.toml"
@@ -186,11 +185,6 @@ async def test_two_way_sync_with_csv_merges_resolves_conflicts_and_repeats_nothi
     assert result["counts"]["created_b"] == result["counts"]["updated_b"] == 0
 
 
-@pytest.mark.xfail(
-    reason="the core planner currently gives a conflict to the loser; the core's own "
-    "test_same_field_on_both_sides_goes_to_the_winner fails the same way",
-    strict=False,
-)
 async def test_edits_on_both_sides_merge_and_conflicts_go_to_the_winner(
     xero: Any, tmp_path: Path
 ) -> None:
