@@ -225,6 +225,8 @@ class ConnectorContext:
     phone_region: str = "GB"
     #: a dry run: the connector must not change anything in the app (nor in its files)
     dry_run: bool = False
+    #: the config directory: relative paths in settings are relative to it
+    config_dir: Path | None = None
     #: A stable identifier of the account (for sharing rate budgets across syncs).
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -389,3 +389,19 @@ async def test_pending_create_is_reconciled_not_duplicated(
     assert len(b.records) == 1
     assert store.list_pending("mem") == []
     assert [(k.a_id, k.state) for k in store.load_links("mem")] == [(ida, "linked")]
+
+
+async def test_rules_see_custom_fields_that_are_not_mapped(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    a = app("mem-a")
+    a.add({"email": "nodeal@x.com"})
+    a.add({"email": "deal@x.com", "custom.deals": "2"})
+    extra = """
+    direction = "a-to-b"
+    [[rules.a-to-b]]
+    if = [ { field = "custom.deals", op = "is_empty" } ]
+    """
+    sync = memory_sync(tmp_path, plugins, extra=extra)
+    await run(sync, store)
+    assert set(by_email("mem-b")) == {"nodeal@x.com"}

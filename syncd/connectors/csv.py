@@ -33,6 +33,7 @@ from syncd.connector import (
     Capabilities,
     Connector,
     ConnectorConfigError,
+    ConnectorContext,
     FieldSpec,
     RawValue,
     RecordWrite,
@@ -66,7 +67,11 @@ class CsvConnector(Connector):
     name = "csv"
     title = "CSV file"
     settings = (
-        Setting("path", "path of the CSV file (created with a header when missing)", required=True),
+        Setting(
+            "path",
+            "path of the CSV file, relative to the config directory (created when missing)",
+            required=True,
+        ),
         Setting("delimiter", "the column separator, one character", default=","),
         Setting("batch_size", "rows written per atomic rewrite", type=int, default=500),
     )
@@ -82,9 +87,12 @@ class CsvConnector(Connector):
     )
     fields = tuple(FieldSpec(name, name) for name in CANONICAL_FIELDS)
 
-    def __init__(self, settings: dict[str, Any], context: Any) -> None:
+    def __init__(self, settings: dict[str, Any], context: ConnectorContext) -> None:
         super().__init__(settings, context)
-        self.path = Path(str(self.config["path"])).expanduser()
+        path = Path(str(self.config["path"])).expanduser()
+        if not path.is_absolute() and context.config_dir is not None:
+            path = context.config_dir / path
+        self.path = path
         delimiter = str(self.config.get("delimiter") or ",")
         if len(delimiter) != 1:
             raise ConnectorConfigError("delimiter must be exactly one character", key="delimiter")

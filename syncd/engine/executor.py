@@ -103,6 +103,7 @@ def make_connector(sync: SyncConfig, side: str, store: Store, dry_run: bool = Fa
         state_dir=store.state_dir,
         phone_region=sync.phone_region,
         dry_run=dry_run,
+        config_dir=sync.path.parent.parent,
     )
     return config.connector_class(config.settings, context)
 

@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from syncd.connector import RawValue
-from syncd.contact import FieldValue, display
+from syncd.contact import CUSTOM_PREFIX, FieldValue, display, normalise
 from syncd.engine.fields import hashes, to_raw, value_hash
 from syncd.engine.model import (
     SIDES,
@@ -94,7 +94,7 @@ class _Planner:
         if not self.inp.travels(to):
             return None
         values = self.values(source, record)
-        rules = matching_rules(self.inp.rules(to), values)
+        rules = matching_rules(self.inp.rules(to), self.rule_values(source, record))
         if rules is None:
             return None
         sent = {p.key: values.get(p.key) for p in self.inp.pairs if p.travels_to(to)}
@@ -103,6 +103,17 @@ class _Planner:
             target_keys = {key for key, _, _ in self.inp.side(to).fields.fields}
             sent = {k: v for k, v in sent.items() if k in self.pair_keys or k in target_keys}
         return sent
+
+    def rule_values(self, side: str, record: SideRecord) -> dict[str, FieldValue]:
+        """What rules test: the mapped values plus every ``custom.*`` field the record holds,
+        mapped or not (a CRM's "deals" column can filter without being synced)."""
+        values = self.values(side, record)
+        extra = {
+            key: normalise("text", raw)
+            for key, raw in record.raw.items()
+            if key.startswith(CUSTOM_PREFIX) and key not in values and raw not in (None, "")
+        }
+        return {**extra, **values} if extra else values
 
     def winner(self, ra: SideRecord | None, rb: SideRecord | None, first: bool) -> str:
         if first and self.inp.initial in ("a-into-b", "b-into-a"):
