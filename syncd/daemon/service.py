@@ -153,14 +153,14 @@ class Daemon:
         self._install_signal_handlers()
         self._scheduler = SyncScheduler(store, self.metrics, self._status_changed)
         self.metrics.watch_states(self.scheduler.states, self.scheduler.running_count)
-        runner: web.AppRunner | None = None
+        # the API first: when its address is taken, nothing has started yet
         try:
-            await self.scheduler.start(self.config.syncs)
             runner = await self._start_api(self.endpoint)
         except OSError as exc:
             _fail(f"api.listen: cannot listen on {self.endpoint}: {exc.strerror or exc}")
-            await self._close(runner, cancelled_runs=False)
+            await self._close(None)
             return EXIT_CONFIG
+        await self.scheduler.start(self.config.syncs)
         log.info(
             "daemon started",
             version=__version__,
@@ -247,11 +247,13 @@ class Daemon:
         grace = min(2.0, deadline * 0.1)
         wait = max(deadline * 0.8, deadline - 3.0) - grace
         cancelled = await self.scheduler.drain(wait, grace, hurry=self._hurry)
-        await self._close(runner, cancelled_runs=bool(cancelled))
+        if cancelled:
+            log.warning("some runs were cancelled mid-batch; the next run reconciles them")
+        await self._close(runner)
         log.info("stopped", seconds=round(self.uptime, 3))
         return EXIT_OK
 
-    async def _close(self, runner: web.AppRunner | None, cancelled_runs: bool) -> None:
+    async def _close(self, runner: web.AppRunner | None) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -128,6 +128,7 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         log_path: Path | None = None,
         notify: bool = True,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.config_dir = config_dir
         self.state_dir = state_dir
@@ -135,6 +136,8 @@ class DaemonProcess:
         self.extra_env = env or {}
         self.log_path = log_path or config_dir.parent / "daemon.log"
         self.notify = NotifyListener() if notify else None
+        #: a command the daemon runs under (``unshare ...`` to make it PID 1)
+        self.prefix = prefix
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -147,7 +150,15 @@ class DaemonProcess:
         env.update(self.extra_env)
         if self.notify is not None:
             env["NOTIFY_SOCKET"] = str(self.notify.path)
-        command = [sys.executable, "-m", "syncd.cli", "--config", str(self.config_dir), "run"]
+        command = [
+            *self.prefix,
+            sys.executable,
+            "-m",
+            "syncd.cli",
+            "--config",
+            str(self.config_dir),
+            "run",
+        ]
         with self.log_path.open("ab") as log:
             self.started_at = time.monotonic()
             self.process = subprocess.Popen(

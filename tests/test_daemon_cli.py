@@ -1,0 +1,189 @@
+"""The control commands (``status``, ``trigger``, ``pause``, ``resume``, ``reload``,
+``healthcheck``) against a real daemon, and their exit statuses when things go wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+
+
+class Setup:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "config"
+        self.state = root / "state"
+        self.listen = f"127.0.0.1:{free_port()}"
+        data = root / "data"
+        data.mkdir()
+        write_daemon_config(self.config, self.listen, self.state)
+        (data / "a.csv").write_text("email,first_name\nann@example.com,Ann\nbo@example.com,Bo\n")
+        rows = "\n".join(f"s{i}@example.com,S{i}" for i in range(300))
+        (data / "slow.csv").write_text(f"email,first_name\n{rows}\n")
+        for name, source, extra in (
+            ("alpha", "a.csv", ""),
+            ("slow", "slow.csv", "batch_size = 1\nrate = 4\n"),
+        ):
+            (self.config / "syncs" / f"{name}.toml").write_text(
+                textwrap.dedent(
+                    f"""
+                    direction = "a-to-b"
+                    interval = "1h"
+                    [a]
+                    connector = "csv"
+                    path = "{data / source}"
+                    [b]
+                    connector = "testcsv"
+                    path = "{data / f"{name}-b.csv"}"
+                    """
+                )
+                + extra
+            )
+
+
+def cli(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")} | ENV
+    return subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=base | (env or {}),
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setup, DaemonProcess]]:
+    setup = Setup(tmp_path_factory.mktemp("daemon-cli"))
+    with DaemonProcess(setup.config, setup.state, setup.listen, env=ENV) as daemon:
+        daemon.wait_ready()
+        yield setup, daemon
+
+
+@pytest.fixture
+def config(running: tuple[Setup, DaemonProcess]) -> Path:
+    return running[0].config
+
+
+def test_status_prints_one_aligned_line_per_sync(config: Path) -> None:
+    result = cli(config, "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("syncd ") and "2 syncs" in lines[0]
+    header = next(i for i, line in enumerate(lines) if line.startswith("SYNC "))
+    rows = lines[header + 1 :]
+    assert [row.split()[0] for row in rows if not row.startswith(" ")] == ["alpha", "slow"]
+    state_column = lines[header].index("STATE")
+    for row in rows:
+        if not row.startswith(" "):
+            assert row[state_column:].split()[0] in ("idle", "running", "paused")
+
+
+def test_status_json_is_the_api_answer(config: Path) -> None:
+    result = cli(config, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [s["name"] for s in data["syncs"]] == ["alpha", "slow"]
+    assert data["config"]["error"] is None
+
+
+def test_trigger_wait_reports_the_outcome(running: tuple[Setup, DaemonProcess]) -> None:
+    setup, daemon = running
+    wait_until(lambda: daemon.get("/api/v1/syncs/alpha")["state"] != "running", 60, "alpha idle")
+    result = cli(setup.config, "trigger", "alpha", "--wait")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("alpha: run ") and " success in " in result.stdout
+    result = cli(setup.config, "trigger", "alpha", "--wait", "--json")
+    assert result.returncode == 0, result.stderr
+    run = json.loads(result.stdout)
+    assert run["outcome"] == "success" and run["trigger"] == "api"
+
+
+def test_trigger_of_a_running_sync_exits_3(running: tuple[Setup, DaemonProcess]) -> None:
+    setup, daemon = running
+    cli(setup.config, "trigger", "slow")
+    wait_until(lambda: daemon.get("/api/v1/syncs/slow")["state"] == "running", 60, "slow running")
+    result = cli(setup.config, "trigger", "slow")
+    assert result.returncode == 3
+    assert "already running" in result.stderr
+
+
+def test_unknown_sync_exits_2(config: Path) -> None:
+    for command in ("trigger", "pause", "resume"):
+        result = cli(config, command, "nope")
+        assert result.returncode == 2, command
+        assert "no sync named 'nope'" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_pause_and_resume(config: Path) -> None:
+    result = cli(config, "pause", "alpha")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("alpha: paused")
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert {s["name"]: s["state"] for s in status["syncs"]}["alpha"] == "paused"
+    result = cli(config, "resume", "alpha")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("alpha: resumed, next run")
+
+
+def test_reload_reports_what_changed(config: Path) -> None:
+    result = cli(config, "reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "config reloaded: 2 unchanged"
+
+
+def test_healthcheck_exits_0_when_healthy(config: Path) -> None:
+    result = cli(config, "healthcheck")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "healthy"
+
+
+def test_without_a_daemon_healthcheck_exits_1_and_control_commands_exit_3(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config"
+    write_daemon_config(config, f"127.0.0.1:{free_port()}", tmp_path / "state")
+    result = cli(config, "healthcheck", "--timeout", "5")
+    assert result.returncode == 1
+    assert result.stderr.startswith("unhealthy: no daemon answers")
+    for args in (("status",), ("trigger", "alpha"), ("reload",)):
+        result = cli(config, *args)
+        assert result.returncode == 3, args
+        assert "is 'syncd run' running?" in result.stderr
+
+
+def test_a_wrong_token_exits_2_with_a_hint(
+    running: tuple[Setup, DaemonProcess], tmp_path: Path
+) -> None:
+    setup, _ = running
+    config = tmp_path / "config"
+    write_daemon_config(config, setup.listen, setup.state, extra='token = "not-the-token"\n')
+    result = cli(config, "status")
+    assert result.returncode == 2
+    assert "Bearer" in result.stderr and "api-token" in result.stderr
+    assert "not-the-token" not in result.stderr + result.stdout
+
+
+def test_the_listen_address_can_come_from_the_environment(
+    running: tuple[Setup, DaemonProcess], tmp_path: Path
+) -> None:
+    """As in the container: SYNCD_API_LISTEN=0.0.0.0:PORT, reached on loopback."""
+    setup, _ = running
+    port = setup.listen.rsplit(":", 1)[1]
+    config = tmp_path / "config"
+    write_daemon_config(config, f"127.0.0.1:{free_port()}", setup.state)
+    result = cli(config, "healthcheck", env={"SYNCD_API_LISTEN": f"0.0.0.0:{port}"})
+    assert result.returncode == 0, result.stderr
