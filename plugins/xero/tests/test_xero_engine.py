@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "examples" / "xero-csv.toml"
@@ -278,3 +279,85 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
     status, result, err = await syncd.run("sync", "crash", "--json")
     assert result is not None and status == 0, err
     assert writes_made(env) == before
+
+
+async def test_the_seed_example_xero_and_salesflare_two_way(xero: Any, tmp_path: Path) -> None:
+    """The issue's end-to-end example: Xero contacts and Salesflare contacts, two-way, with the
+    design's sync file (AccountNumber → custom.xero_account_number, Xero wins conflicts)."""
+    salesflare = pytest.importorskip("syncd_salesflare.sandbox")
+    from syncd.sandbox import CALLS_KEY, SandboxServer
+
+    env = await xero(seed=21, count=60)
+    sf_app = salesflare.make_app(22, {"count": 60, "rate_limit": 0})
+    async with SandboxServer(sf_app) as sf:
+        syncd = Syncd(tmp_path)
+        syncd.env["SYNCD_LOAD_PLUGINS"] = "syncd-xero,syncd-salesflare"
+        syncd.env["SALESFLARE_API_KEY"] = "sandbox"
+        (syncd.config / "syncs" / "xero-salesflare.toml").write_text(
+            f"""
+direction = "two-way"
+interval = "10m"
+initial = "merge"
+winner = "a"
+deletions = "ignore"
+
+[a]
+connector = "xero"
+client_id = "sandbox-client"
+client_secret = "${{env:XERO_CLIENT_SECRET}}"
+tenant = "Demo Company (UK)"
+api_url = "{env.url}"
+identity_url = "{env.url}"
+login_url = "{env.url}"
+
+[b]
+connector = "salesflare"
+api_key = "${{env:SALESFLARE_API_KEY}}"
+base_url = "{sf.url}"
+
+[[fields]]
+a = "AccountNumber"
+b = "custom.xero_account_number"
+direction = "a-to-b"
+""",
+            encoding="utf-8",
+        )
+        state = sf_app[salesflare.STATE]
+
+        def sf_emails() -> Counter[str]:
+            return Counter(
+                str(c.get("email") or "").lower()
+                for c in state.contacts.values()
+                if c.get("email") and not c.get("archived")
+            )
+
+        seeded = sf_emails()  # Salesflare's seed holds an email twice on purpose (ambiguous)
+        await syncd.auth("xero-salesflare")
+        status, result, err = await syncd.run("sync", "xero-salesflare", "--json")
+        assert result is not None, err
+        assert result["outcome"] in ("success", "partial"), result
+
+        active = [c for c in await env.contacts() if c["ContactStatus"] == "ACTIVE"]
+        xero_emails = emails(active)
+        assert max(xero_emails.values()) == 1  # no duplicates, on either side
+        assert all(n <= max(1, seeded[email]) for email, n in sf_emails().items())
+        sf_emails_now = sf_emails()
+        # every active Xero contact with an email reached Salesflare, and back
+        assert set(xero_emails) <= set(sf_emails_now)
+        ambiguous = {email for email, n in seeded.items() if n > 1}
+        assert set(sf_emails_now) - ambiguous <= set(emails(await env.contacts()))
+        numbered = [c for c in active if c.get("AccountNumber") and c.get("EmailAddress")]
+        by_email = {str(c.get("email")).lower(): c for c in state.contacts.values()}
+        for contact in numbered:
+            custom = by_email[contact["EmailAddress"].lower()].get("custom") or {}
+            assert custom.get("xero_account_number") == contact["AccountNumber"]
+
+        # run again until quiet (derived values settle once), then nothing is written anywhere
+        await syncd.run("sync", "xero-salesflare", "--json")
+        xero_writes = writes_made(env)
+        sf_calls = dict(sf_app[CALLS_KEY])
+        status, result, err = await syncd.run("sync", "xero-salesflare", "--json")
+        assert result is not None and status == 0, err
+        assert writes_made(env) == xero_writes
+        sf_writes = {k: v for k, v in sf_app[CALLS_KEY].items() if not k.startswith("GET")}
+        assert sf_writes == {k: v for k, v in sf_calls.items() if not k.startswith("GET")}
