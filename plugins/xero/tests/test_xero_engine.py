@@ -361,3 +361,31 @@ direction = "a-to-b"
         assert writes_made(env) == xero_writes
         sf_writes = {k: v for k, v in sf_app[CALLS_KEY].items() if not k.startswith("GET")}
         assert sf_writes == {k: v for k, v in sf_calls.items() if not k.startswith("GET")}
+
+
+async def test_a_revoked_grant_and_a_spent_day_stop_the_run_visibly(
+    xero: Any, tmp_path: Path
+) -> None:
+    env = await xero(seed=5, count=30, rate_limits=True)
+    contacts = tmp_path / "contacts.csv"
+    write_csv(contacts, [{"email": "one@example.com", "first_name": "One", "name": "One"}])
+    syncd = Syncd(tmp_path)
+    sync_file(syncd, "xero-csv", env.url, contacts)
+    await syncd.auth("xero-csv")
+    _status, result, err = await syncd.run("sync", "xero-csv", "--json")
+    assert result is not None and result["outcome"] == "success", err
+    # the day's budget is spent: the run is deferred, not retried for hours
+    await env.control("POST", "/_sandbox/xero/limits", {"day_limit": 0})
+    _, result, err = await syncd.run("sync", "xero-csv", "--json", "--full")
+    assert result is not None, err
+    assert result["outcome"] == "deferred", result
+    assert "daily" in result["message"]
+    # a revoked grant: the sync needs a new authorisation, and says how
+    await env.control("POST", "/_sandbox/xero/limits", {"enabled": False})
+    await env.control("POST", "/_sandbox/xero/grants/revoke", {})
+    await env.control("POST", "/_sandbox/xero/tokens/expire")
+    _, result, err = await syncd.run("sync", "xero-csv", "--json")
+    assert result is not None, err
+    assert result["outcome"] == "needs_auth", result
+    assert "syncd auth xero-csv a" in result["message"]
+    assert "sbx-rt-" not in result["message"] + err  # no token in what the user sees
