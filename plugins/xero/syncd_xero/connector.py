@@ -345,7 +345,9 @@ class XeroConnector(Connector):
         self.tenant_id = str(chosen.get("tenantId"))
         self.tenant_name = str(chosen.get("tenantName") or "")
         tokens = self.tokens.tokens
-        if self.grant == AUTHORIZATION_CODE and tokens is not None:
+        # a dry run changes no file; the tenant is simply resolved again next time
+        dry_run = bool(getattr(self.context, "dry_run", False))
+        if self.grant == AUTHORIZATION_CODE and tokens is not None and not dry_run:
             await self.tokens.store(
                 dataclasses.replace(tokens, tenant_id=self.tenant_id, tenant_name=self.tenant_name)
             )
