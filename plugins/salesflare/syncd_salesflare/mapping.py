@@ -48,8 +48,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("email", "email"),
     FieldSpec("firstname", "first_name"),
     FieldSpec("lastname", "last_name"),
-    # Salesflare derives ``name`` from the name parts; writing it as well could contradict them.
-    FieldSpec("name", "name", read_only=True),
+    # Salesflare derives ``name`` from the name parts, so it is read-only; and it is not mapped
+    # to the canonical ``name`` by default: that would echo the derived value back to the other
+    # side after every create, and overwrite what other apps keep there (Xero's Name is the
+    # organisation).
+    FieldSpec("name", None, read_only=True),
     FieldSpec(COMPANY_FIELD, "company"),
     FieldSpec(ROLE_FIELD, "title"),
     FieldSpec("phone_number", "phone"),

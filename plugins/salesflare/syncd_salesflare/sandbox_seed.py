@@ -55,7 +55,10 @@ LONG = "Senior Vice President of Strategic Partnerships, Channel Enablement and 
 EPOCH = datetime(2023, 1, 1, tzinfo=UTC)
 
 DEFAULT_CUSTOM_FIELDS = (
+    # the fields the Xero ⇄ Salesflare example maps Xero's numbers to
     CustomField("xero_account_number", "Xero account number"),
+    CustomField("xero_contact_number", "Xero contact number"),
+    CustomField("xero_company_number", "Xero company number"),
     CustomField("source", "Lead source"),
     CustomField("lifetime_value", "Lifetime value", "number"),
 )
