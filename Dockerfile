@@ -1,0 +1,66 @@
+# syncd: the daemon and the connector plugins that ship with it, as a container.
+#
+#   docker build -t syncd .
+#   docker run -d --name syncd -v "$PWD/config:/config:ro" -v syncd-data:/data \
+#       -p 127.0.0.1:8765:8765 --stop-timeout 30 syncd
+#
+# docs/docker.md has a compose file with secrets, and how to add a third-party plugin
+# in a derived image.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- build: one virtualenv with syncd and the bundled plugins -----------------------------
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY syncd ./syncd
+COPY plugins ./plugins
+# each plugin is its own distribution, installed as a third-party plugin would be
+RUN python -m venv /opt/syncd \
+    && /opt/syncd/bin/pip install --no-cache-dir . plugins/*/ \
+    && /opt/syncd/bin/python -m compileall -q /opt/syncd/lib
+
+# --- runtime ---------------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+
+# tini as PID 1: reaps zombies and passes SIGTERM on (syncd also stops on it as PID 1 itself)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends "tini=0.19.*" \
+    && rm -rf /var/lib/apt/lists/*
+
+# a fixed numeric user, so that volume ownership is predictable (chown 10001 on the host)
+RUN groupadd --system --gid 10001 syncd \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin syncd \
+    && mkdir -p /config /data \
+    && chown 10001:10001 /data \
+    && chmod 0700 /data
+
+COPY --from=build /opt/syncd /opt/syncd
+
+ENV PATH=/opt/syncd/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    SYNCD_CONFIG=/config \
+    SYNCD_STATE_DIR=/data \
+    SYNCD_API_LISTEN=0.0.0.0:8765
+
+# /config: syncd.toml and syncs/*.toml (read-only is fine); /data: the database, OAuth tokens,
+# the API token
+VOLUME ["/config", "/data"]
+EXPOSE 8765
+USER 10001:10001
+WORKDIR /data
+
+# /healthz: the loop answers, the database is reachable, the scheduler runs. A sync that fails
+# or waits for authorisation does not make the container unhealthy.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["syncd", "healthcheck"]
+
+# syncd stops within daemon.shutdown_deadline (25 s by default) after SIGTERM: give it
+# `docker run --stop-timeout 30` / compose `stop_grace_period: 30s` (Docker's default is 10 s)
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["tini", "--", "syncd"]
+CMD ["run"]
