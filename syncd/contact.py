@@ -82,6 +82,10 @@ def normalise_text(value: str | None) -> str | None:
     return cleaned or None
 
 
+_PHONE_PUNCTUATION = re.compile(r"[\s\-./]")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
 @lru_cache(maxsize=65536)
 def normalise_phone(value: str, region: str) -> str:
     """E.164 when the number parses (with ``region`` for national numbers), else the trimmed text.
@@ -90,6 +94,10 @@ def normalise_phone(value: str, region: str) -> str:
     missed match.
     """
     text = normalise_text(value) or ""
+    compact = _PHONE_PUNCTUATION.sub("", text)
+    if _E164.match(compact):
+        # already international: parsing would only give the same digits back, slowly
+        return compact
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:

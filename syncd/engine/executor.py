@@ -86,7 +86,8 @@ class RunResult:
     outcome: str
     counts: dict[str, int] = field(default_factory=dict)
     message: str | None = None
-    plan: Plan | None = None
+    # asyncio computes the repr of a finished main task's result: keep it small
+    plan: Plan | None = field(default=None, repr=False)
     duration: float = 0.0
     retry_after: float | None = None
 

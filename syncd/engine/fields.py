@@ -8,9 +8,12 @@ database keeps hashes, never contact data, and an app's re-casing is not an edit
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import marshal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from syncd.config import SyncConfig, resolve_field
 from syncd.connector import Connector, RawValue
@@ -175,20 +178,23 @@ class SideFields:
         return values
 
     def fingerprint(self, data: Mapping[str, RawValue], archived: bool) -> str:
-        """A digest of the whole raw record: equal means nothing in it changed."""
-        digest = hashlib.blake2b(self.signature, digest_size=12)
-        for key in sorted(data):
-            value = data[key]
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                value = "\x1f".join(sorted(value))
-            digest.update(f"{key}\x1e{value}\x1d".encode())
-        if archived:
-            digest.update(b"\x00archived")
-        return digest.hexdigest()
+        """A digest of the whole raw record: equal means nothing in it changed.
+
+        ``marshal`` serialises the record in C, keys in the order the connector gave them: a
+        connector that reorders keys, or returns sets, only makes records look changed (they are
+        then normalised and compared field by field), never hides a change.
+        """
+        digest = self._seed.copy()
+        # version 2: no back-references, so equal records always give equal bytes
+        digest.update(marshal.dumps((archived, data), 2))  # type: ignore[arg-type]
+        return str(digest.hexdigest())
+
+    @functools.cached_property
+    def _seed(self) -> Any:
+        return hashlib.blake2b(self.signature, digest_size=12)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def value_hash(value: FieldValue) -> str:
     """A short digest of a value's loose form (letter case folded, tags as a sorted set)."""
     if isinstance(value, frozenset):

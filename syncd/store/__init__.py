@@ -300,12 +300,19 @@ class Store:
             existing.save()
 
     def _resolve_issues(self, sync: str, resolved: Sequence[tuple[str, str]]) -> None:
-        for side, record_id in resolved:
-            RecordIssue.delete().where(
-                (RecordIssue.sync == sync)
-                & (RecordIssue.side == side)
-                & (RecordIssue.record_id == record_id)
-            ).execute()
+        if not resolved:
+            return
+        # few records have issues; most runs resolve thousands of records that have none
+        existing = set(
+            self.db.execute_sql(
+                "SELECT side, record_id FROM record_issue WHERE sync = ?", (sync,)
+            ).fetchall()
+        )
+        gone = [(sync, side, rid) for side, rid in resolved if (side, rid) in existing]
+        if gone:
+            self.db.cursor().executemany(
+                "DELETE FROM record_issue WHERE sync = ? AND side = ? AND record_id = ?", gone
+            )
 
     def replace_listing_issues(
         self, sync: str, kinds: Sequence[str], issues: Sequence[IssueRow], run_id: int | None
@@ -362,16 +369,11 @@ class Store:
     def add_pending(self, sync: str, rows: Sequence[PendingRow], run_id: int | None) -> None:
         stamp = now()
         with self.db.atomic():
-            for row in rows:
-                PendingWrite.insert(
-                    sync=sync,
-                    side=row.side,
-                    source_id=row.source_id,
-                    key=row.key,
-                    email=row.email,
-                    created_at=stamp,
-                    run_id=run_id,
-                ).on_conflict_replace().execute()
+            self.db.cursor().executemany(
+                "INSERT OR REPLACE INTO pending_write (sync, side, source_id, key, email,"
+                " created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(sync, r.side, r.source_id, r.key, r.email, stamp, run_id) for r in rows],
+            )
 
     def list_pending(self, sync: str) -> list[PendingRow]:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
