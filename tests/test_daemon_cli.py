@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +190,25 @@ def test_the_listen_address_can_come_from_the_environment(
     write_daemon_config(config, f"127.0.0.1:{free_port()}", setup.state)
     result = cli(config, "healthcheck", env={"SYNCD_API_LISTEN": f"0.0.0.0:{port}"})
     assert result.returncode == 0, result.stderr
+
+
+def test_the_api_on_a_unix_socket(tmp_path: Path) -> None:
+    # a short directory: a unix socket path is limited to 107 bytes
+    sockets = Path(tempfile.mkdtemp(prefix="syncd-sock-"))
+    socket_path = sockets / "run" / "api.sock"
+    config = tmp_path / "config"
+    write_daemon_config(config, f"unix:{socket_path}", tmp_path / "state")
+    try:
+        with DaemonProcess(config, tmp_path / "state", f"unix:{socket_path}") as daemon:
+            daemon.wait_ready()
+            assert stat.S_ISSOCK(socket_path.stat().st_mode)
+            assert stat.S_IMODE(socket_path.stat().st_mode) == 0o660
+            assert cli(config, "healthcheck").returncode == 0
+            status = cli(config, "status", "--json")
+            assert status.returncode == 0, status.stderr
+            assert json.loads(status.stdout)["api"] == f"unix:{socket_path}"
+            assert daemon.client(token=None).request("GET", "/api/v1/status")[0] == 401
+            assert daemon.stop() == 0
+        assert not socket_path.exists()
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)

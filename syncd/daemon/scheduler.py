@@ -221,13 +221,14 @@ class SyncScheduler:
             if slot.last_success_at is not None:
                 self.metrics.set_last_success(sync.name, slot.last_success_at.timestamp())
         self.slots[sync.name] = slot
+        first = self._first_run(slot)
         self._scheduler.add_job(
             self._scheduled,
-            trigger=self._trigger(slot),
+            trigger=self._trigger(slot, first),
             args=[sync.name],
             id=sync.name,
             name=f"sync {sync.name}",
-            next_run_time=None if self._holds(slot) else self._first_run(slot),
+            next_run_time=None if self._holds(slot) else first,
             coalesce=True,
             max_instances=1,
             misfire_grace_time=misfire_grace_for(sync.interval),
@@ -248,11 +249,12 @@ class SyncScheduler:
         due = slot.last_success_at + timedelta(seconds=slot.config.interval)
         return max(due, soon)
 
-    def _trigger(self, slot: SyncSlot) -> IntervalTrigger:
+    def _trigger(self, slot: SyncSlot, first: datetime) -> IntervalTrigger:
+        """Every interval from ``first`` (the later runs keep that rhythm), plus jitter."""
         interval = slot.config.interval
         return IntervalTrigger(
             seconds=interval,
-            start_date=self._first_run(slot),
+            start_date=first,
             jitter=jitter_for(interval),
             timezone=UTC,
         )
@@ -280,15 +282,16 @@ class SyncScheduler:
             slot = self.slots[name]
             old = slot.config
             slot.config = syncs[name]
+            first = self._first_run(slot)
             if old.interval != slot.config.interval:
                 self._scheduler.modify_job(
                     name, misfire_grace_time=misfire_grace_for(slot.config.interval)
                 )
-                self._scheduler.reschedule_job(name, trigger=self._trigger(slot))
+                self._scheduler.reschedule_job(name, trigger=self._trigger(slot, first))
             if self._holds(slot):
                 self._scheduler.pause_job(name)
             elif old.interval != slot.config.interval or not old.enabled:
-                self._scheduler.modify_job(name, next_run_time=self._first_run(slot))
+                self._scheduler.modify_job(name, next_run_time=first)
             # a run going on keeps the config it started with; the next one uses the new
         self.on_change()
         return {"added": added, "removed": removed, "changed": changed}

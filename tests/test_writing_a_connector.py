@@ -1,0 +1,70 @@
+"""The example in docs/writing-a-connector.md is complete: it syncs with the CSV connector."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from support import ROOT, SYNCD, cli_env, write_sync
+
+DOC = ROOT / "docs" / "writing-a-connector.md"
+
+
+def test_the_documented_connector_syncs(tmp_path: Path) -> None:
+    code = re.search(r'```python\n(""".*?)```', DOC.read_text(), re.S)
+    assert code is not None
+    package = tmp_path / "syncd_jsonbook"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(code.group(1))
+    book = tmp_path / "book.json"
+    book.write_text(
+        json.dumps(
+            {
+                "contacts": {
+                    "c1": {
+                        "mail": "ann@example.com",
+                        "given": "Ann",
+                        "labels": ["vip"],
+                        "created": "2020",
+                    }
+                }
+            }
+        )
+    )
+    crm = tmp_path / "crm.csv"
+    crm.write_text("email,first_name,last_name\nbob@example.com,Bob,Ray\nANN@example.com,,Lee\n")
+    write_sync(
+        tmp_path / "config",
+        "book-to-crm",
+        f'[a]\nconnector = "jsonbook"\npath = "{book}"\ntoken = "${{env:BOOK_TOKEN}}"\n'
+        f'[b]\nconnector = "csv"\npath = "{crm}"\n',
+    )
+    env = cli_env(
+        SYNCD_PLUGIN_MODULES="syncd_jsonbook.plugin", PYTHONPATH=str(tmp_path), BOOK_TOKEN="t0k3n-x"
+    )
+    base = [*SYNCD, "--config", str(tmp_path / "config"), "--state-dir", str(tmp_path / "s")]
+    plugins = subprocess.run([*base, "plugins"], capture_output=True, text=True, env=env)
+    assert "connectors: jsonbook" in plugins.stdout, plugins.stdout + plugins.stderr
+    result = subprocess.run(
+        [*base, "sync", "book-to-crm", "--json"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = json.loads(result.stdout)["counts"]
+    assert (counts["linked"], counts["created_a"]) == (1, 1)
+    contacts = json.loads(book.read_text())["contacts"]
+    by_mail = {c["mail"].lower(): c for c in contacts.values()}
+    assert by_mail["bob@example.com"]["family"] == "Ray"
+    assert by_mail["ann@example.com"]["family"] == "Lee"
+    assert by_mail["ann@example.com"]["created"] == "2020"
+    assert "Ann" in crm.read_text()
+    again = subprocess.run(
+        [*base, "sync", "book-to-crm", "--json"], capture_output=True, text=True, env=env
+    )
+    written = json.loads(again.stdout)["counts"]
+    assert (
+        written["created_a"] + written["created_b"] + written["updated_a"] + written["updated_b"]
+        == 0
+    )
