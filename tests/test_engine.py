@@ -405,3 +405,35 @@ async def test_rules_see_custom_fields_that_are_not_mapped(
     sync = memory_sync(tmp_path, plugins, extra=extra)
     await run(sync, store)
     assert set(by_email("mem-b")) == {"nodeal@x.com"}
+
+
+async def test_add_tag_towards_a_side_whose_source_keeps_no_tags_adds(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    from support import write_sync
+
+    from syncd.config import load_sync
+
+    src, crm = app("notags"), app("crm")
+    ida = src.add({"email": "p@x.com", "first_name": "Pat"})
+    crm.add({"email": "p@x.com", "first_name": "Pat", "tags": ("customer",)})
+    crm.add({"email": "q@x.com", "first_name": "Quinn"})
+    path = write_sync(
+        tmp_path / "config",
+        "tagging",
+        'direction = "two-way"\n'
+        '[a]\nconnector = "memory-notags"\naccount = "notags"\n'
+        '[b]\nconnector = "memory"\naccount = "crm"\n'
+        '[[rules.a-to-b]]\nthen = [ { add_tag = "from-a" } ]\n',
+    )
+    sync = load_sync(path, plugins)
+    await run(sync, store)
+    tags = {str(r["email"]): set(r.get("tags") or ()) for r in crm.live().values()}
+    assert tags["p@x.com"] == {"customer", "from-a"}  # added on the first merge, kept
+    src.edit(ida, first_name="Patricia")
+    await run(sync, store)
+    tags = {str(r["email"]): set(r.get("tags") or ()) for r in crm.live().values()}
+    assert tags["p@x.com"] == {"customer", "from-a"}
+    before = src.write_calls + crm.write_calls
+    await run(sync, store)
+    assert src.write_calls + crm.write_calls == before

@@ -159,7 +159,10 @@ class SyncMachine(RuleBasedStateMachine):
 
     @rule()
     def sync(self) -> None:
-        edits = dict(self.edits)
+        # only edits of records already linked are changes since a base; before the first
+        # merge of a record, an empty value never blanks a filled one (rule 3)
+        linked_before = {(side, link.record_id(side)) for link in self.links() for side in SIDES}
+        edits = {k: v for k, v in self.edits.items() if (k[0], k[1]) in linked_before}
         result = self.run()
         assert result.outcome == "success", (result.outcome, result.message)
         self.edits.clear()

@@ -87,9 +87,20 @@ class _Planner:
             return hashes(self.values(side, record))
         return link.base(side)
 
-    def outgoing(self, source: str, record: SideRecord) -> dict[str, FieldValue] | None:
+    def outgoing(
+        self,
+        source: str,
+        record: SideRecord,
+        target: SideRecord | None = None,
+        creating: bool = False,
+    ) -> dict[str, FieldValue] | None:
         """The values ``source`` sends to the other side (rules applied), or None when the
-        record must not travel that way."""
+        record must not travel that way.
+
+        An action on a field only the target has (an ``add_tag`` towards an app whose source
+        keeps no tags) starts from the target's own value, so it adds rather than replaces;
+        when the target record is not at hand, such fields are left alone.
+        """
         to = other(source)
         if not self.inp.travels(to):
             return None
@@ -98,11 +109,21 @@ class _Planner:
         if rules is None:
             return None
         sent = {p.key: values.get(p.key) for p in self.inp.pairs if p.travels_to(to)}
-        if rules:
-            sent = apply_actions(rules, sent)
-            target_keys = {key for key, _, _ in self.inp.side(to).fields.fields}
-            sent = {k: v for k, v in sent.items() if k in self.pair_keys or k in target_keys}
-        return sent
+        if not rules:
+            return sent
+        target_keys = {key for key, _, _ in self.inp.side(to).fields.fields} - self.pair_keys
+        own: dict[str, FieldValue] = {}
+        if target is not None:
+            target_values = self.values(to, target)
+            own = {k: target_values.get(k) for k in target_keys}
+        elif not creating:
+            target_keys = set()
+        result = apply_actions(rules, {**own, **sent})
+        return {
+            k: v
+            for k, v in result.items()
+            if (k in self.pair_keys and k in sent) or (k in target_keys and v != own.get(k))
+        }
 
     def rule_values(self, side: str, record: SideRecord) -> dict[str, FieldValue]:
         """What rules test: the mapped values plus every ``custom.*`` field the record holds,
@@ -215,15 +236,18 @@ class _Planner:
                 continue  # on the first run the other side is the master copy
             if not self.inp.side(target).writable:
                 continue
-            outgoing[source] = self.outgoing(source, record)
+            outgoing[source] = self.outgoing(source, record, records[target])
         pair = PairPlan(link)
         writes: dict[str, dict[str, FieldValue]] = {"a": {}, "b": {}}
-        keys = set(self.pair_keys)
-        for sent in outgoing.values():
-            if sent:
-                keys.update(sent)
+        for source in SIDES:
+            # fields only rules set follow whenever the record travels
+            for key, value in (outgoing[source] or {}).items():
+                if key not in self.pair_keys:
+                    new = value_hash(value) if value is not None else None
+                    if new != current[other(source)].get(key):
+                        writes[other(source)][key] = value
         winner = self.winner(ra, rb, first)
-        for key in sorted(keys):
+        for key in sorted(self.pair_keys):
             ha, hb = current["a"].get(key), current["b"].get(key)
             if first:
                 changed_a = changed_b = True
@@ -233,10 +257,6 @@ class _Planner:
             else:
                 changed_a = changed["a"] and ha != (base["a"] or {}).get(key)
                 changed_b = changed["b"] and hb != (base["b"] or {}).get(key)
-                if key not in self.pair_keys:
-                    # a field only rules set: it follows whenever the record travels
-                    changed_a = changed_a or (changed["a"] and outgoing["a"] is not None)
-                    changed_b = changed_b or (changed["b"] and outgoing["b"] is not None)
             if not changed_a and not changed_b:
                 continue
             if changed_a and changed_b:
@@ -467,7 +487,7 @@ class _Planner:
             return
         if not target_info.writable:
             return
-        sent = self.outgoing(source, record)
+        sent = self.outgoing(source, record, creating=True)
         if sent is None:
             return
         values: dict[str, FieldValue] = {k: v for k, v in sent.items() if v is not None}

@@ -239,6 +239,13 @@ class MemoryConnector(Connector):
         return results
 
 
+class MemoryNoTagsConnector(MemoryConnector):
+    """An app that keeps no tags (like Xero contacts)."""
+
+    name = "memory-notags"
+    fields = tuple(f for f in MemoryConnector.fields if f.name != "tags")
+
+
 class MemoryPushConnector(MemoryConnector):
     """A write-only app (like Salesfire): it takes records and can never be read."""
 
@@ -275,4 +282,5 @@ class MemoryPushConnector(MemoryConnector):
 @hookimpl
 def register_connectors(register: Any) -> None:
     register(MemoryConnector)
+    register(MemoryNoTagsConnector)
     register(MemoryPushConnector)
