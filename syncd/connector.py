@@ -175,6 +175,11 @@ class RemoteRecord:
     updated_at: datetime | None = None
     archived: bool = False
     error: str | None = None
+    #: optional: a revision that changes whenever the record changes (an etag, a revision
+    #: counter). When given, an unchanged version lets the engine skip the record without
+    #: hashing it; a changed one is still compared field by field. Never a timestamp with
+    #: whole-second precision: two edits in one second would share it.
+    version: str | None = None
 
 
 @dataclass(slots=True)
@@ -201,6 +206,9 @@ class WriteResult:
     key: str
     id: str | None = None
     error: str | None = None
+    #: the record's new ``RemoteRecord.version`` when the app answers with it, so that the
+    #: next run recognises the record as unchanged without hashing it
+    version: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -437,3 +437,20 @@ async def test_add_tag_towards_a_side_whose_source_keeps_no_tags_adds(
     before = src.write_calls + crm.write_calls
     await run(sync, store)
     assert src.write_calls + crm.write_calls == before
+
+
+async def test_each_update_in_a_batch_gets_its_own_outcome(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    a, b = app("mem-a"), app("mem-b")
+    for name in ("ok1", "bad", "ok2"):
+        a.add({"email": f"{name}@x.com", "city": "Leeds"})
+        b.add({"email": f"{name}@x.com"})
+    b.refuse_marker = "bad"
+    sync = memory_sync(tmp_path, plugins)
+    result = await run(sync, store)
+    assert result.counts["updated_b"] == 2 and result.counts["failed"] == 1
+    issues = await store.run(store.list_issues, "mem")
+    assert [(i["side"], i["email"]) for i in issues] == [("b", "bad@x.com")]
+    cities = {str(r["email"]): r.get("city") for r in b.live().values()}
+    assert cities == {"ok1@x.com": "Leeds", "bad@x.com": None, "ok2@x.com": "Leeds"}

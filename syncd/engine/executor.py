@@ -354,7 +354,7 @@ class SyncRun:
             return info
         fps = {link.record_id(side): link.fp(side) for link in links if link.record_id(side)}
         unreadable: list[IssueRow] = []
-        fingerprint = fields.fingerprint
+        fingerprint = fields.record_fingerprint
 
         async def consume() -> None:
             async for page in connector.list_records(cursor):
@@ -365,7 +365,7 @@ class SyncRun:
                             IssueRow(side, record.id, "failed", f"unreadable: {record.error}")
                         )
                         continue
-                    fp = fingerprint(record.data, record.archived)
+                    fp = fingerprint(record)
                     info.records[record.id] = SideRecord(
                         record.id,
                         fp,
@@ -468,7 +468,7 @@ class SyncRun:
             for record in found:
                 if record.id in info.records or record.error is not None:
                     continue
-                fp = self.fields[side].fingerprint(record.data, record.archived)
+                fp = self.fields[side].record_fingerprint(record)
                 info.records[record.id] = SideRecord(
                     record.id,
                     fp,
@@ -552,7 +552,7 @@ class SyncRun:
             chunk = items[start : start + size]
             writes = [
                 RecordWrite(
-                    key=f"{pair.link.id}:{side}", data=self._to_app(side, w.values), id=w.record_id
+                    key=f"{side}:{w.record_id}", data=self._to_app(side, w.values), id=w.record_id
                 )
                 for pair, w in chunk
             ]
@@ -562,6 +562,8 @@ class SyncRun:
                 pending_ops[id(pair)] -= 1
                 if result.ok:
                     self.counts[f"updated_{side}"] += 1
+                    if result.version is not None:
+                        pair.fp[side] = self.fields[side].version_fingerprint(result.version)
                 else:
                     failed.add(id(pair))
                     if write.old_email_hash and "email" in write.values:
@@ -619,6 +621,8 @@ class SyncRun:
                 if result.ok and result.id:
                     setattr(pair.link, f"{side}_id", result.id)
                     self.counts[f"created_{side}"] += 1
+                    if result.version is not None:
+                        pair.fp[side] = self.fields[side].version_fingerprint(result.version)
                     done_keys.append(row.key)
                 else:
                     failed.add(id(pair))

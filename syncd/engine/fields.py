@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.config import SyncConfig, resolve_field
-from syncd.connector import Connector, RawValue
+from syncd.connector import Connector, RawValue, RemoteRecord
 from syncd.contact import (
     CANONICAL_FIELDS,
     CUSTOM_PREFIX,
@@ -176,6 +176,15 @@ class SideFields:
             if value is not None:
                 values[key] = value
         return values
+
+    def record_fingerprint(self, record: RemoteRecord) -> str:
+        """The app's version where it gives one (cheap), else a digest of the record."""
+        if record.version is not None:
+            return self.version_fingerprint(record.version, record.archived)
+        return self.fingerprint(record.data, record.archived)
+
+    def version_fingerprint(self, version: str, archived: bool = False) -> str:
+        return f"v:{version}:{'A' if archived else ''}{self.signature.hex()}"
 
     def fingerprint(self, data: Mapping[str, RawValue], archived: bool) -> str:
         """A digest of the whole raw record: equal means nothing in it changed.

@@ -57,6 +57,8 @@ class MemoryApp:
     #: records whose email contains this text are refused
     refuse_marker: str | None = None
     seen_keys: dict[str, str] = field(default_factory=dict)
+    #: hand out a revision number with every record (as apps with etags do)
+    versions: bool = True
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def tick(self) -> int:
@@ -162,6 +164,10 @@ class MemoryConnector(Connector):
     def make_cursor(self, watermark: datetime) -> str:
         return str(int((watermark - EPOCH).total_seconds()))
 
+    def _version(self, rid: str | None) -> str | None:
+        record = self.app.records.get(rid or "")
+        return str(record.updated) if record is not None and self.app.versions else None
+
     def _remote(self, rid: str, record: MemoryRecord) -> RemoteRecord:
         listed = record.listed
         if listed is None or record.listed_version != record.updated:
@@ -171,6 +177,7 @@ class MemoryConnector(Connector):
                 dict(record.data),
                 updated_at=EPOCH + timedelta(seconds=record.updated),
                 archived=record.archived,
+                version=str(record.updated) if self.app.versions else None,
             )
         return listed
 
@@ -204,7 +211,7 @@ class MemoryConnector(Connector):
             self.app.written_records += 1
             new_id = self.app.add(self.app._store(write.data))
             self.app.seen_keys[write.key] = new_id
-            results.append(WriteResult(write.key, new_id))
+            results.append(WriteResult(write.key, new_id, version=self._version(new_id)))
         return results
 
     async def update(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
@@ -222,7 +229,7 @@ class MemoryConnector(Connector):
             self.app.written_records += 1
             record.data.update(self.app._store(write.data))
             record.updated = self.app.tick()
-            results.append(WriteResult(write.key, write.id))
+            results.append(WriteResult(write.key, write.id, version=self._version(write.id)))
         return results
 
     async def archive(self, ids: Sequence[str]) -> list[WriteResult]:
