@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo bench clean venv
+.PHONY: test lint typecheck pytest packaging demo bench clean venv
 
 venv: $(STAMP)
 
@@ -22,11 +22,16 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy syncd
+	$(BIN)/mypy $(foreach dir,$(PLUGIN_DIRS),$(dir)/syncd_$(notdir $(dir)))
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+# Dockerfile (hadolint) and the systemd unit (systemd-analyze), installing those tools if missing
+packaging: $(STAMP)
+	VENV=$(VENV) sh contrib/check-packaging.sh
+
+test: lint typecheck packaging pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m syncd.demo
