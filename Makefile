@@ -34,7 +34,7 @@ packaging: $(STAMP)
 test: lint typecheck packaging pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m syncd.demo
+	$(BIN)/python config/demo/run.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
