@@ -138,11 +138,13 @@ def main() -> None:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
         results[size] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     print(f"engine benchmark, medians of {args.repeats} runs (seconds; RSS in MB)")
-    print(f"{'contacts/side':>14} {'merge':>8} {'no-change':>10} {'1% run':>8} {'peak RSS':>9}"
-          f" {'writes: merge/no-change/1%':>28}")
+    print(
+        f"{'contacts/side':>14} {'merge':>8} {'no-change':>10} {'1% run':>8} {'peak RSS':>9}"
+        f" {'writes: merge/no-change/1%':>28}"
+    )
     for size, fig in results.items():
-        writes = (
-            f"{fig['merge_writes']:.0f}/{fig['no_change_writes']:.0f}/{fig['one_percent_writes']:.0f}"
+        writes = "/".join(
+            f"{fig[key]:.0f}" for key in ("merge_writes", "no_change_writes", "one_percent_writes")
         )
         print(
             f"{size:>14,} {fig['merge']:>8.2f} {fig['no_change']:>10.2f} "
@@ -152,10 +154,10 @@ def main() -> None:
         small, large = results[sizes[0]], results[sizes[-1]]
         factor = sizes[-1] / sizes[0]
         growth = ", ".join(
-            f"{key} ×{large[key] / small[key]:.1f}"
+            f"{key} x{large[key] / small[key]:.1f}"
             for key in ("merge", "no_change", "one_percent", "peak_rss_mb")
         )
-        print(f"growth for ×{factor:.0f} contacts: {growth}")
+        print(f"growth for x{factor:.0f} contacts: {growth}")
     largest = results[sizes[-1]]
     if sizes[-1] >= 100000:
         verdicts = [

@@ -186,9 +186,10 @@ class RemoteRecord:
 class RecordWrite:
     """One record to create (``id`` is ``None``) or update.
 
-    ``key`` is stable across retries and restarts: send it as the idempotency key where the app
-    takes one. ``data`` holds only the fields to set, by the connector's field names; ``None``
-    clears a field.
+    ``key`` is unique to this write: send it as the idempotency key where the app takes one. A
+    create's key is stable across retries and restarts (a create sent again after a crash carries
+    the same key); an update's key is new in every run, since it is a new change. ``data`` holds
+    only the fields to set, by the connector's field names; ``None`` clears a field.
     """
 
     key: str

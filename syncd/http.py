@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -177,7 +177,7 @@ class HttpClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         json_body: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -228,7 +228,7 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        params: Mapping[str, str] | None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
         data: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:
@@ -266,7 +266,7 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        params: Mapping[str, str] | None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
         data: bytes | None,
         headers: Mapping[str, str],
     ) -> HttpResponse:

@@ -113,10 +113,14 @@ class CsvConnector(Connector):
 
     async def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
         async with self._lock:
-            table = await asyncio.to_thread(self._load_with_ids)
-        records = [self._record(table, row) for row in table.rows]
+            # parsing 100,000 rows takes a while: off the event loop
+            records = await asyncio.to_thread(self._all_records)
         for start in range(0, len(records), PAGE_SIZE):
             yield records[start : start + PAGE_SIZE]
+
+    def _all_records(self) -> list[RemoteRecord]:
+        table = self._load_with_ids()
+        return [self._record(table, row) for row in table.rows]
 
     async def lookup_by_email(self, emails: Sequence[str]) -> list[RemoteRecord]:
         wanted = {e.strip().lower() for e in emails}

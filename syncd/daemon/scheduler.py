@@ -135,10 +135,15 @@ class RunHandle:
     done: int = 0
     total: int = 0
     busy_elsewhere: str | None = None
+    #: set once the engine has recorded the run (or the run ended without one)
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def run_id(self) -> int | None:
         return self.engine.run_id if self.engine is not None else None
+
+    def on_start(self, run_id: int) -> None:
+        self.recorded.set()
 
     def on_progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
@@ -333,11 +338,16 @@ class SyncScheduler:
         handle = self._launch(slot, "api", full=full, force=force)
         assert handle.task is not None
         # the engine takes the lock, then records the run: its id is what the caller gets
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + TRIGGER_WAIT
-        # the engine has no "run recorded" event to wait on, so look every few milliseconds
-        while handle.run_id is None and not handle.task.done() and loop.time() < give_up:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+        waiters: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(asyncio.shield(handle.task)),
+            asyncio.ensure_future(handle.recorded.wait()),
+        }
+        await asyncio.wait(waiters, timeout=TRIGGER_WAIT, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.cancel()
+            elif not waiter.cancelled():
+                waiter.exception()  # the run's own task reports its failure
         if handle.busy_elsewhere is not None:
             raise AlreadyRunning(name, elsewhere=handle.busy_elsewhere)
         return handle
@@ -349,7 +359,12 @@ class SyncScheduler:
             raise ShuttingDown()
         handle = RunHandle(slot.name, trigger, asyncio.Event(), utcnow())
         options = RunOptions(
-            trigger=trigger, stop=handle.stop, full=full, force=force, progress=handle.on_progress
+            trigger=trigger,
+            stop=handle.stop,
+            full=full,
+            force=force,
+            progress=handle.on_progress,
+            on_start=handle.on_start,
         )
         handle.engine = SyncRun(slot.config, self.store, options)
         slot.current = handle

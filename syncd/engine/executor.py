@@ -105,6 +105,8 @@ class RunOptions:
     progress: Progress | None = None
     #: set by the daemon on shutdown: stop after the current batch, with everything committed
     stop: asyncio.Event | None = None
+    #: called with the run's id as soon as it is recorded (the API answers a trigger with it)
+    on_start: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -198,6 +200,8 @@ class SyncRun:
             self.run_id = await self.store.run(
                 self.store.start_run, self.sync.name, self.options.trigger, False
             )
+            if self.options.on_start is not None:
+                self.options.on_start(self.run_id)
         tokens = structlog.contextvars.bind_contextvars(sync=self.sync.name, run=self.run_id)
         outcome, message, result_plan, retry_after = "success", None, None, None
         try:
@@ -209,6 +213,10 @@ class SyncRun:
                 message = f"{self.counts['failed']} records failed; see 'syncd errors'"
         except RunStopped as stop:
             outcome, message, retry_after = stop.outcome, str(stop), stop.retry_after
+        except asyncio.CancelledError:
+            # cancelled (a shutdown past its deadline): what was committed stays committed
+            outcome, message = "interrupted", "cancelled; committed work is kept"
+            raise
         except Exception as exc:
             outcome = "failed"
             message = redact(f"{type(exc).__name__}: {exc}")
@@ -552,7 +560,9 @@ class SyncRun:
             chunk = items[start : start + size]
             writes = [
                 RecordWrite(
-                    key=f"{side}:{w.record_id}", data=self._to_app(side, w.values), id=w.record_id
+                    key=f"{self.run_id}:{side}:{w.record_id}",
+                    data=self._to_app(side, w.values),
+                    id=w.record_id,
                 )
                 for pair, w in chunk
             ]

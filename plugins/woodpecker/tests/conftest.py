@@ -143,7 +143,8 @@ class Syncd:
         self.state = root / "state"
         (self.config / "syncs").mkdir(parents=True, exist_ok=True)
         self.state.mkdir(parents=True, exist_ok=True)
-        #: the directory syncd runs in (relative paths in sync files are relative to it)
+        #: the directory syncd runs in (relative paths in sync files are relative to the config
+        #: directory, not to this)
         self.cwd = root
         #: added to the environment of every run (for ``${env:...}`` references)
         self.env: dict[str, str] = {}

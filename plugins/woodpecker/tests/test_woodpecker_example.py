@@ -69,8 +69,8 @@ async def test_woodpecker_piesync_example_end_to_end(
               tags="#VC")  # fmt: skip
     frank = store.add(email="frank@example.com", first_name="Frank")
     store.add(status="BLACKLIST", email="gina@example.com", first_name="Gina")
-    crm = csv_file("crm.csv")  # the example's relative path, in the directory syncd runs in
-    assert crm.path.parent == syncd.cwd
+    crm = csv_file("config/crm.csv")  # the example's relative path: in the config directory
+    assert crm.path.parent == syncd.config
     crm.write(
         "email,first_name,last_name,company,title,tags",
         "ann@example.com,Ann,Lee,Acme,CTO,lead",
