@@ -20,19 +20,17 @@ import asyncio
 import csv
 import json
 import math
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 from syncd_salesfire.sandbox import create_app, state
 
 from syncd.sandbox import CALLS_KEY, SandboxServer
 
 SECRET = "bench-secret"
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 SLACK = 2
 
 
@@ -68,24 +66,7 @@ secret = "{SECRET}"
 
 
 async def run_sync(root: Path) -> tuple[float, dict[str, Any]]:
-    env = {**os.environ, "SYNCD_LOAD_PLUGINS": "syncd-salesfire"}
-    args = [SYNCD, "--config", str(root / "config"), "--state-dir", str(root / "state")]
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        *args,
-        "sync",
-        "bench",
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    elapsed = time.monotonic() - started
-    if not out.strip():
-        raise SystemExit(f"syncd sync failed (exit {process.returncode}): {err.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(out)
-    return elapsed, result
+    return await harness.run_sync(root, "syncd-salesfire")
 
 
 async def unlimited(count: int) -> dict[str, Any]:

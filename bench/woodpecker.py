@@ -28,21 +28,19 @@ import asyncio
 import csv
 import json
 import math
-import os
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import harness
 from aiohttp import web
 from syncd_woodpecker.connector import MAX_BATCH, MAX_PER_PAGE
 from syncd_woodpecker.sandbox import DEFAULT_API_KEY, make_app, store_of
 
 from syncd.sandbox import CALLS_KEY, SandboxServer, switches
 
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 SLACK = 2
 SEED = 7
 
@@ -88,24 +86,7 @@ base_url = "{base_url}"
 
 
 async def run_sync(root: Path) -> tuple[float, dict[str, Any]]:
-    env = {**os.environ, "SYNCD_LOAD_PLUGINS": "syncd-woodpecker"}
-    args = [SYNCD, "--config", str(root / "config"), "--state-dir", str(root / "state")]
-    started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        *args,
-        "sync",
-        "bench",
-        "--json",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    elapsed = time.monotonic() - started
-    if not out.strip():
-        raise SystemExit(f"syncd sync failed (exit {process.returncode}): {err.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(out)
-    return elapsed, result
+    return await harness.run_sync(root, "syncd-woodpecker")
 
 
 def calls_made(app: web.Application) -> int:
