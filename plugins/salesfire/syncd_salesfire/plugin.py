@@ -6,7 +6,14 @@ from typing import Any
 
 from syncd import hookimpl
 from syncd_salesfire.connector import SalesfireConnector
-from syncd_salesfire.sandbox import create_app
+
+
+def _sandbox(seed: int | None, options: dict[str, Any]) -> Any:
+    # imported when a sandbox is started, not whenever syncd loads its plugins (every
+    # `syncd healthcheck` does)
+    from syncd_salesfire.sandbox import create_app
+
+    return create_app(seed, options)
 
 
 @hookimpl
@@ -18,7 +25,7 @@ def register_connectors(register: Any) -> None:
 def register_sandboxes(register: Any) -> None:
     register(
         "salesfire",
-        create_app,
+        _sandbox,
         help=(
             "Salesfire customer-list emulator: POST /client/demo-site/customers/newsletter "
             "(or /customers), secret 'sandbox-secret', hex signatures; "

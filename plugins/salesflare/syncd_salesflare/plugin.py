@@ -6,7 +6,14 @@ from typing import Any
 
 from syncd import hookimpl
 from syncd_salesflare.connector import SalesflareConnector
-from syncd_salesflare.sandbox import make_app
+
+
+def _sandbox(seed: int | None, options: dict[str, Any]) -> Any:
+    # imported when a sandbox is started, not whenever syncd loads its plugins (every
+    # `syncd healthcheck` does)
+    from syncd_salesflare.sandbox import make_app
+
+    return make_app(seed, options)
 
 
 @hookimpl
@@ -18,7 +25,7 @@ def register_connectors(register: Any) -> None:
 def register_sandboxes(register: Any) -> None:
     register(
         "salesflare",
-        make_app,
+        _sandbox,
         help=(
             "Salesflare contacts and accounts API (Bearer API key 'sandbox'; "
             "options: count, api_key, rate_limit, max_batch, sort_keys)"

@@ -6,7 +6,14 @@ from typing import Any
 
 from syncd import hookimpl
 from syncd_woodpecker.connector import WoodpeckerConnector
-from syncd_woodpecker.sandbox import DEFAULT_API_KEY, make_app
+
+
+def _sandbox(seed: int | None, options: dict[str, Any]) -> Any:
+    # imported when a sandbox is started, not whenever syncd loads its plugins (every
+    # `syncd healthcheck` does)
+    from syncd_woodpecker.sandbox import make_app
+
+    return make_app(seed, options)
 
 
 @hookimpl
@@ -18,9 +25,9 @@ def register_connectors(register: Any) -> None:
 def register_sandboxes(register: Any) -> None:
     register(
         "woodpecker",
-        make_app,
+        _sandbox,
         help=(
             "Woodpecker.co prospects API v1 (/rest/v1/prospects, add_prospects_list); "
-            f"api_key = {DEFAULT_API_KEY!r}, base_url = http://127.0.0.1:PORT/rest"
+            "api_key = 'wp-sandbox-key', base_url = http://127.0.0.1:PORT/rest"
         ),
     )

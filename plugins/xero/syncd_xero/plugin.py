@@ -6,7 +6,14 @@ from typing import Any
 
 from syncd import hookimpl
 from syncd_xero.connector import XeroConnector
-from syncd_xero.sandbox import make_app
+
+
+def _sandbox(seed: int | None, options: dict[str, Any]) -> Any:
+    # imported when a sandbox is started, not whenever syncd loads its plugins (every
+    # `syncd healthcheck` does)
+    from syncd_xero.sandbox import make_app
+
+    return make_app(seed, options)
 
 
 @hookimpl
@@ -18,7 +25,7 @@ def register_connectors(register: Any) -> None:
 def register_sandboxes(register: Any) -> None:
     register(
         "xero",
-        make_app,
+        _sandbox,
         help="Xero identity + Accounting Contacts emulator (OAuth2, paging, rate limits); "
         "point api_url, identity_url and login_url at it",
     )
