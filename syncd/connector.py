@@ -273,6 +273,12 @@ class Connector(abc.ABC):
         durably under ``context.state_dir``. Return a one-line summary for the user."""
         raise NotImplementedError(f"{self.name} needs no authorisation")
 
+    async def keep_alive(self) -> str | None:
+        """Called by the daemon about once a day for every connector that needs authorisation,
+        whether its sync runs or is paused: refresh what expires when unused (Xero's refresh
+        tokens die after 60 idle days). Return a one-line summary, or None when nothing was due."""
+        return None
+
     async def check(self) -> str:
         """Reach the app with the given credentials; return a one-line description of what
         answered (used by ``syncd check --connect``). Raise a typed failure otherwise."""

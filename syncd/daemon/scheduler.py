@@ -17,6 +17,7 @@ another process (a manual ``syncd sync``), the engine's lock raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import SyncConfig
 from syncd.daemon.metrics import Metrics
-from syncd.engine.executor import RunOptions, RunResult, SyncRun
+from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
 from syncd.redact import redact
 from syncd.store import RunRow, Store
@@ -47,6 +48,9 @@ PAUSED_KEY = "daemon.paused"
 START_STAGGER = 5.0
 #: how long a trigger waits for the engine to record the run and hand back its id
 TRIGGER_WAIT = 30.0
+#: how often OAuth grants of idle syncs are refreshed (Xero's expire after 60 unused days)
+KEEP_ALIVE_EVERY = 86400.0
+KEEP_ALIVE_JOB = "syncd:keep-alive"  # a colon: no sync can have this name
 
 
 def utcnow() -> datetime:
@@ -199,6 +203,46 @@ class SyncScheduler:
         self._scheduler.start()
         for sync in syncs.values():
             await self._add(sync, paused=sync.name in paused)
+        self._scheduler.add_job(
+            self.keep_credentials_alive,
+            trigger=IntervalTrigger(seconds=KEEP_ALIVE_EVERY, jitter=600, timezone=UTC),
+            id=KEEP_ALIVE_JOB,
+            name="keep credentials alive",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+            replace_existing=True,
+        )
+
+    async def keep_credentials_alive(self) -> int:
+        """Let every connector that needs authorisation refresh what would expire while its sync
+        is idle or paused (rule 11: credentials must not die quietly). Returns how many were
+        asked. A failure is logged and shows on the sync's next run."""
+        asked = 0
+        for slot in list(self.slots.values()):
+            for side in ("a", "b"):
+                if not slot.config.side(side).connector_class.needs_authorization:
+                    continue
+                connector = make_connector(slot.config, side, self.store)
+                asked += 1
+                try:
+                    await connector.open()
+                    summary = await connector.keep_alive()
+                    if summary:
+                        log.info(
+                            "credentials kept alive", sync=slot.name, side=side, detail=summary
+                        )
+                except Exception as exc:
+                    log.warning(
+                        "keeping credentials alive failed",
+                        sync=slot.name,
+                        side=side,
+                        error=redact(f"{type(exc).__name__}: {exc}"),
+                    )
+                finally:
+                    with contextlib.suppress(Exception):
+                        await connector.close()
+        return asked
 
     @property
     def running(self) -> bool:
