@@ -154,7 +154,18 @@ class _Planner:
     # --- the run ----------------------------------------------------------------------------
 
     def run(self) -> Plan:
+        records_a, records_b = self.inp.a.records, self.inp.b.records
         for link in self.inp.links:
+            # the common case first: both records listed and unchanged, nothing to decide
+            if link.state == "linked":
+                ra = records_a.get(link.a_id) if link.a_id is not None else None
+                rb = records_b.get(link.b_id) if link.b_id is not None else None
+                if (
+                    ra is not None
+                    and rb is not None
+                    and not (ra.changed or rb.changed or ra.archived or rb.archived)
+                ):
+                    continue
             self.plan_link(link)
         for side in SIDES:
             info = self.inp.side(side)

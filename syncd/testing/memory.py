@@ -11,7 +11,7 @@ It is not registered by default: tests register it with ``load_plugins(extra=[me
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +32,11 @@ from syncd.hookspecs import hookimpl
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 #: one clock for every app, so that "newest" compares like real timestamps do
 _CLOCK = itertools.count(1)
+_TICKS = [0]
+
+
+def _last_tick() -> int:
+    return _TICKS[0]
 
 
 @dataclass
@@ -59,10 +64,13 @@ class MemoryApp:
     seen_keys: dict[str, str] = field(default_factory=dict)
     #: hand out a revision number with every record (as apps with etags do)
     versions: bool = True
+    _listing: list[RemoteRecord] | None = None
+    _listing_stamp: tuple[int, int] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def tick(self) -> int:
-        return next(_CLOCK)
+        _TICKS[0] = next(_CLOCK)
+        return _TICKS[0]
 
     def add(self, data: dict[str, RawValue], record_id: str | None = None) -> str:
         """Create a record as a user of the app would (not counted as a sync write)."""
@@ -77,6 +85,18 @@ class MemoryApp:
 
     def delete(self, record_id: str) -> None:
         del self.records[record_id]
+        self.tick()
+
+    def full_listing(
+        self, render: Callable[[str, MemoryRecord], RemoteRecord]
+    ) -> list[RemoteRecord]:
+        """Every record, made again only when something changed since the last listing (every
+        change ticks the shared clock), so that a benchmark measures syncd, not this app."""
+        stamp = (_last_tick(), len(self.records))
+        if self._listing is None or self._listing_stamp != stamp:
+            self._listing = [render(rid, record) for rid, record in self.records.items()]
+            self._listing_stamp = stamp
+        return self._listing
 
     def live(self) -> dict[str, dict[str, RawValue]]:
         return {rid: r.data for rid, r in self.records.items() if not r.archived}
@@ -150,16 +170,16 @@ class MemoryConnector(Connector):
     async def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
         self.app.list_calls += 1
         since = int(cursor) if cursor else 0
-        page: list[RemoteRecord] = []
-        for rid, record in list(self.app.records.items()):
-            if record.updated < since:
-                continue
-            page.append(self._remote(rid, record))
-            if len(page) == 1000:
-                yield page
-                page = []
-        if page:
-            yield page
+        if since == 0:
+            listing = self.app.full_listing(self._remote)
+        else:
+            listing = [
+                self._remote(rid, record)
+                for rid, record in list(self.app.records.items())
+                if record.updated >= since
+            ]
+        for start in range(0, len(listing), 1000):
+            yield listing[start : start + 1000]
 
     def make_cursor(self, watermark: datetime) -> str:
         return str(int((watermark - EPOCH).total_seconds()))
