@@ -43,7 +43,7 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
-from syncd.engine.fields import SideFields, build_pairs, to_raw, value_hash
+from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
 from syncd.engine.planner import plan
 from syncd.logs import get_logger
@@ -370,7 +370,9 @@ class SyncRun:
                     if record.error is not None:
                         info.unreadable.add(record.id)
                         unreadable.append(
-                            IssueRow(side, record.id, "failed", f"unreadable: {record.error}")
+                            IssueRow(
+                                side, record.id, "failed", redact(f"unreadable: {record.error}")
+                            )
                         )
                         continue
                     fp = fingerprint(record)
@@ -425,8 +427,12 @@ class SyncRun:
                 setattr(link, f"{other(side)}_id", row.source_id)
                 setattr(link, f"{side}_id", matches[0].id)
                 link.state = "linked"
-                link.set_base("a", None)
-                link.set_base("b", None)
+                # what the target holds is what was sent: the base of both sides, so that an
+                # edit made since on either side is a change, not a conflict with our own copy
+                sent = hashes(self.fields[side].view(matches[0].data))
+                pair_keys = {p.key for p in self.pairs}
+                link.set_base(side, sent)
+                link.set_base(other(side), {k: v for k, v in sent.items() if k in pair_keys})
                 link.fp_a = link.fp_b = None
                 new_links.append(link)
                 done.append(row.key)
@@ -600,11 +606,28 @@ class SyncRun:
         }
         kept = self.kept_emails[side]
         if kept:
-            items = [
-                (pair, write)
-                for pair, write in items
-                if not (write.email and value_hash(write.email) in kept)
-            ]
+            held = [(p, w) for p, w in items if w.email and value_hash(w.email) in kept]
+            items = [(p, w) for p, w in items if not (w.email and value_hash(w.email) in kept)]
+            issues = []
+            for _pair, write in held:
+                source = other(side)
+                # deferred, not refused: reported, listed again, tried on the next run
+                self.failed_ids[source].add(write.source_id or "")
+                self.counts["excluded"] += 1
+                issues.append(
+                    IssueRow(
+                        source,
+                        write.source_id or "",
+                        "excluded",
+                        f"not created on side {side} yet: a record there still has "
+                        f"{write.email} (its email change was refused); tried again next run",
+                        write.email,
+                    )
+                )
+            if issues:
+                await self.store.run(
+                    self.store.commit_outcomes, self.sync.name, issues=issues, run_id=self.run_id
+                )
         for start in range(0, len(items), size):
             self._check_stop()
             chunk = items[start : start + size]
@@ -673,7 +696,9 @@ class SyncRun:
                     self.counts["failed"] += 1
                     self.failed_ids[side].add(result.key)
                     issues.append(
-                        IssueRow(side, result.key, "failed", f"archive refused: {result.error}")
+                        IssueRow(
+                            side, result.key, "failed", redact(f"archive refused: {result.error}")
+                        )
                     )
             await self._commit_pairs(chunk, failed, (), issues)
             self._progress(len(chunk))
@@ -764,10 +789,12 @@ class SyncRun:
             if not stamps:
                 continue
             high = max(stamps)
+            # records that failed now, or were skipped while backed off, must be listed again
+            held = self.failed_ids[side] | info.backed_off
             blocked = [
                 r.updated_at
                 for rid, r in info.records.items()
-                if r.updated_at is not None and rid in self.failed_ids[side]
+                if r.updated_at is not None and rid in held
             ]
             if blocked:
                 high = min(high, min(blocked))

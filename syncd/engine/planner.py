@@ -200,7 +200,12 @@ class _Planner:
             return
         # a new-only baseline ("seen") or a tombstone ("gone_a"/"gone_b"): one survivor
         if link.state.startswith("gone_"):
-            survivor = other(link.state[-1])
+            gone = link.state[-1]
+            if (status_a if gone == "a" else status_b) == "listed":
+                # the deleted (archived) record is back: the pair is linked again
+                self.restore(link, ra, rb)
+                return
+            survivor = other(gone)
         else:
             survivor = "a" if link.a_id is not None else "b"
         status, record = (status_a, ra) if survivor == "a" else (status_b, rb)
@@ -211,6 +216,19 @@ class _Planner:
             if link.state.startswith("gone_"):
                 setattr(revived, f"{other(survivor)}_id", None)
             self.new[survivor].append((record, revived))
+
+    def restore(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
+        restored = _copy(link)
+        restored.state = "linked"
+        first = restored.base("a") is None or restored.base("b") is None
+        if first and (ra is None or rb is None):
+            pair = PairPlan(restored)
+            pair.base = {s: link.base(s) for s in SIDES}
+            pair.fp = {"a": None, "b": None}
+        else:
+            pair = self.merge(restored, ra, rb, first=first)
+        pair.state = "linked"
+        self.out.pairs.append(pair)
 
     def edited(self, side: str, link: LinkRow, record: SideRecord) -> bool:
         """Whether a record's mapped values differ from its base (not merely its fingerprint)."""
@@ -606,15 +624,18 @@ class _Planner:
             if not holders:
                 continue
             del write.values[EMAIL]
-            base = pair.base.get(write.side)
-            if base is not None:
-                current = self.current_hashes(
-                    write.side, pair.link, self.inp.side(write.side).records.get(write.record_id)
-                )
-                if current and EMAIL in current:
-                    base[EMAIL] = current[EMAIL]
+            # both sides keep their old email in the base: the change stays pending, is
+            # reported again and goes through once the other record gives the email up
+            for side in SIDES:
+                base = pair.base.get(side)
+                if base is None:
+                    continue
+                old = (pair.link.base(side) or {}).get(EMAIL)
+                if old is not None:
+                    base[EMAIL] = old
                 else:
                     base.pop(EMAIL, None)
+            pair.fp[other(write.side)] = None
             if not write.values:
                 del pair.writes[write.side]
             self.out.issues.append(
