@@ -160,3 +160,35 @@ async def test_edit_after_crashed_create_survives_reconciliation(
     assert result.outcome == "success"
     assert len(b.records) == 2
     assert (a.records[ida].data["city"], b.records[idb].data["city"]) == ("York", "York")
+
+
+async def test_a_deletion_that_cannot_travel_is_not_revived(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    """a-to-b: a record deleted on a while edited on b cannot be re-created on a (nothing is
+    written to a); the link becomes a tombstone instead of being planned again every run."""
+    a, b = app("mem-a"), app("mem-b")
+    ida = a.add({"email": "p@x.com", "city": "Leeds"})
+    a.add({"email": "stays@x.com"})
+    sync = memory_sync(tmp_path, plugins, extra='direction = "a-to-b"')
+    await run(sync, store)
+    idb = next(rid for rid, r in b.records.items() if r.data["email"] == "p@x.com")
+    a.delete(ida)
+    b.edit(idb, city="York")
+    await run(sync, store, full=True)
+    states = {k.b_id: k.state for k in store.load_links("mem")}
+    assert states[idb] == "gone_a"
+    assert len(a.records) == 1
+
+
+async def test_pending_creates_are_forgotten_once_linked(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    """A pending entry whose source got linked by matching is removed at the end of the run."""
+    a, b = app("mem-a"), app("mem-b")
+    ida = a.add({"email": "p@x.com"})
+    b.add({"email": "p@x.com"})
+    store.add_pending("mem", [PendingRow("b", ida, "key-9", "nobody@x.com")], None)
+    sync = memory_sync(tmp_path, plugins)
+    await run(sync, store)
+    assert store.list_pending("mem") == []

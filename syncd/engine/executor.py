@@ -521,6 +521,25 @@ class SyncRun:
             await self._creates(the_plan, side, pending_ops, failed)
         for side in SIDES:
             await self._archives(the_plan, side, pending_ops, failed)
+        await self._prune_pending()
+
+    async def _prune_pending(self) -> None:
+        """Forget pending creates whose outcome is known now: the source record is linked to a
+        record on the target (found by matching, or created). A pending entry left behind would
+        keep forcing full listings of a side without email lookup."""
+        pending = await self.store.run(self.store.list_pending, self.sync.name)
+        if not pending:
+            return
+        links = await self.store.run(self.store.load_links, self.sync.name)
+        linked = {
+            (side, link.record_id(side))
+            for link in links
+            if link.a_id is not None and link.b_id is not None
+            for side in SIDES
+        }
+        done = [p.key for p in pending if (other(p.side), p.source_id) in linked]
+        if done:
+            await self.store.run(self.store.remove_pending, done)
 
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():

@@ -373,7 +373,7 @@ class _Planner:
         edited = record is not None and self.edited(survivor, link, record)
         deleted_record = rb if survivor == "a" else ra
         was_deleted = deleted_record is None  # absent from a full listing, not archived
-        if edited and was_deleted and record is not None:
+        if edited and was_deleted and record is not None and self.inp.travels(deleted):
             # edit beats delete: the survivor is created again where it was deleted
             revived = _copy(link)
             if deleted == "a":
