@@ -7,6 +7,7 @@ import collections
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from syncd_xero.sandbox import make_app
 from syncd_xero.sandbox_data import Clock, Org, seed_org
 from syncd_xero.sandbox_filter import FilterError, parse_where
@@ -49,7 +50,10 @@ async def test_the_plugin_registers_the_connector_and_the_sandbox() -> None:
     assert plugins.connector("xero") is not None
     assert "xero" in plugins.sandboxes
     assert not [p for p in plugins.problems if "xero" in p.plugin]
-    assert plugins.sandboxes["xero"].factory is make_app
+    # the factory imports the emulator lazily and builds the same application
+    app = plugins.sandboxes["xero"].factory(None, {})
+    assert isinstance(app, web.Application)
+    assert type(app) is type(make_app(None, {}))
 
 
 def test_seeded_data_is_realistic_and_respects_xeros_rules() -> None:
