@@ -387,22 +387,7 @@ def plugins_command(obj: Context, as_json: bool) -> None:
     plugins = obj.plugins
     infos = sorted(plugins.infos.values(), key=lambda i: i.name)
     if as_json:
-        emit_json(
-            {
-                "plugins": [
-                    {
-                        "name": i.name,
-                        "distribution": i.distribution,
-                        "version": i.version,
-                        "hooks": i.hooks,
-                        "connectors": i.connectors,
-                        "sandboxes": i.sandboxes,
-                    }
-                    for i in infos
-                ],
-                "problems": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
-            }
-        )
+        emit_json(plugins.as_json())
         return
     for info in infos:
         dist = f"{info.distribution} {info.version}" if info.distribution else "built-in"

@@ -67,6 +67,23 @@ class Plugins:
     def connector(self, name: str) -> type[Connector] | None:
         return self.connectors.get(name)
 
+    def as_json(self) -> dict[str, Any]:
+        """What ``syncd plugins --json`` and ``GET /api/v1/plugins`` answer."""
+        return {
+            "plugins": [
+                {
+                    "name": i.name,
+                    "distribution": i.distribution,
+                    "version": i.version,
+                    "hooks": i.hooks,
+                    "connectors": i.connectors,
+                    "sandboxes": i.sandboxes,
+                }
+                for i in sorted(self.infos.values(), key=lambda i: i.name)
+            ],
+            "problems": [{"plugin": p.plugin, "message": p.message} for p in self.problems],
+        }
+
     def add_commands(self, cli: Any) -> None:
         for impl in self.manager.hook.register_commands.get_hookimpls():
             try:

@@ -343,18 +343,4 @@ class Api:
 
 
 def plugins_json(plugins: Any) -> dict[str, Any]:
-    infos = sorted(plugins.infos.values(), key=lambda i: i.name)
-    return {
-        "plugins": [
-            {
-                "name": i.name,
-                "distribution": i.distribution,
-                "version": i.version,
-                "hooks": i.hooks,
-                "connectors": i.connectors,
-                "sandboxes": i.sandboxes,
-            }
-            for i in infos
-        ],
-        "problems": [{"plugin": p.plugin, "message": p.message} for p in plugins.problems],
-    }
+    return dict(plugins.as_json())
