@@ -61,6 +61,10 @@ class _Planner:
         #: new records per side, with the link they revive (seen/tombstone) if any
         self.new: dict[str, list[tuple[SideRecord, LinkRow | None]]] = {"a": [], "b": []}
         self.pair_keys = {p.key for p in inp.pairs}
+        #: the pair keys whose values travel to each side
+        self.travelling = {
+            side: tuple(p.key for p in inp.pairs if p.travels_to(side)) for side in SIDES
+        }
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -105,10 +109,12 @@ class _Planner:
         if not self.inp.travels(to):
             return None
         values = self.values(source, record)
+        sent = {key: values.get(key) for key in self.travelling[to]}
+        if not self.inp.rules(to):
+            return sent
         rules = matching_rules(self.inp.rules(to), self.rule_values(source, record))
         if rules is None:
             return None
-        sent = {p.key: values.get(p.key) for p in self.inp.pairs if p.travels_to(to)}
         if not rules:
             return sent
         target_keys = {key for key, _, _ in self.inp.side(to).fields.fields} - self.pair_keys

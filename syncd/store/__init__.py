@@ -48,6 +48,10 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+# one encoder: json.dumps with non-default options builds a new one on every call
+_BASE_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
 @dataclass(slots=True)
 class LinkRow:
     """A link as the engine sees it; bases stay JSON text until a record actually changed."""
@@ -69,7 +73,7 @@ class LinkRow:
         return value
 
     def set_base(self, side: str, base: dict[str, str] | None) -> None:
-        raw = None if base is None else json.dumps(base, separators=(",", ":"), sort_keys=True)
+        raw = None if base is None else _BASE_ENCODER.encode(base)
         if side == "a":
             self.base_a_json = raw
         else:
