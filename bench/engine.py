@@ -1,9 +1,12 @@
 """Engine benchmark: two in-process apps of N contacts each, half sharing emails with differing
-fields. Prints the time of the initial merge, of a run with no changes and of a run with 1 %
-changed, and the peak RSS, for each size (each size in a fresh process, so the peaks are its own).
+fields (``bench/synthetic.py``: generated records, revisions, incremental listing). Prints the
+time of the initial merge, of a run with no changes, of a run with 1 % of each side changed and
+of a run with no changes that lists both sides in full, and the peak RSS, for each size (each
+size in a fresh process, so the peaks are its own).
 
     .venv/bin/python bench/engine.py                 # 10,000 and 100,000, 3 repeats each
     .venv/bin/python bench/engine.py --sizes 10000 --repeats 5
+    .venv/bin/python bench/engine.py --one 100000 --profile no_change   # cProfile one phase
 
 Targets on a 2-core machine at 100,000: merge ≤ 30 s with peak RSS ≤ 500 MB; no-change run ≤ 1 s;
 1 % run ≤ 3 s. Figures are medians over the repeats.
@@ -23,64 +26,77 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"merge": 30.0, "no_change": 1.0, "one_percent": 3.0, "peak_rss_mb": 500.0}
+import synthetic
+
+from syncd.connector import RawValue
+
+TARGETS = {"merge": 30.0, "no_change": 1.0, "one_percent": 3.0, "merge_rss_mb": 500.0}
 
 
-def populate(count: int, seed: int = 1) -> None:
-    from syncd.testing import memory
+CITIES = ("Leeds", "York", "Hull", "Bath", "Derby", "Ely")
+TITLES = ("CEO", "CTO", "Buyer", "Engineer", "Manager", None)
 
+
+def record_a(i: int) -> tuple[RawValue, ...]:
+    return (
+        f"person{i}@example.com",
+        f"First{i}",
+        f"Last{i}",
+        f"Company {i % 977}",
+        CITIES[i * 7919 % 6],
+        f"+44207946{i % 100000:05d}",
+        None,
+        TITLES[i * 104729 % 6],
+        ("customer",) if i % 3 == 0 else None,
+    )
+
+
+def record_b(i: int) -> tuple[RawValue, ...]:
+    # half of b shares emails with a (with differing fields), half is b's own
+    return (
+        f"person{i}@example.com" if i % 2 == 0 else f"other{i}@example.org",
+        f"First{i}",
+        f"Surname{i}" if i % 4 == 0 else f"Last{i}",
+        f"Company {i % 977}",
+        CITIES[i * 6151 % 6],
+        None,
+        f"+447700{i % 1000000:06d}",
+        None,
+        ("lead",) if i % 5 == 0 else None,
+    )
+
+
+def populate(count: int) -> None:
+    synthetic.APPS["bench-a"] = synthetic.SyntheticApp("a", count, record_a)
+    synthetic.APPS["bench-b"] = synthetic.SyntheticApp("b", count, record_b)
+
+
+def edit_one_percent(seed: int = 2) -> int:
+    """Edit 1 % of each side's records (a new city); returns how many were edited."""
     rng = random.Random(seed)
-    a, b = memory.app("bench-a"), memory.app("bench-b")
-    cities = ["Leeds", "York", "Hull", "Bath", "Derby", "Ely"]
-    titles = ["CEO", "CTO", "Buyer", "Engineer", "Manager", None]
-    for i in range(count):
-        a.add(
-            {
-                "email": f"person{i}@example.com",
-                "first_name": f"First{i}",
-                "last_name": f"Last{i}",
-                "company": f"Company {i % 977}",
-                "city": rng.choice(cities),
-                "phone": f"+44207946{i % 100000:05d}",
-                "title": rng.choice(titles),
-                "tags": ("customer",) if i % 3 == 0 else None,
-            }
-        )
-        # half of b shares emails with a (with differing fields), half is b's own
-        email = f"person{i}@example.com" if i % 2 == 0 else f"other{i}@example.org"
-        b.add(
-            {
-                "email": email,
-                "first_name": f"First{i}",
-                "last_name": f"Surname{i}" if i % 4 == 0 else f"Last{i}",
-                "company": f"Company {i % 977}",
-                "city": rng.choice(cities),
-                "mobile": f"+447700{i % 1000000:06d}",
-                "title": None,
-                "tags": ("lead",) if i % 5 == 0 else None,
-            }
-        )
-
-
-def edit_one_percent(count: int, seed: int = 2) -> None:
-    from syncd.testing import memory
-
-    rng = random.Random(seed)
-    for side in ("bench-a", "bench-b"):
-        app = memory.app(side)
-        ids = list(app.records)
-        for rid in rng.sample(ids, max(1, len(ids) // 200)):
+    edited = 0
+    for account in ("bench-a", "bench-b"):
+        app = synthetic.APPS[account]
+        ids = app.ids()
+        for rid in rng.sample(ids, max(1, len(ids) // 100)):
             app.edit(rid, city=f"Edited {rng.randrange(10**6)}")
+            edited += 1
+    return edited
 
 
-def one_size(count: int) -> dict[str, float]:
-    """Run the three phases at ``count`` in this process."""
+PHASES = ("merge", "no_change", "one_percent", "full_no_change")
+
+
+def one_size(count: int, profile: str | None = None) -> dict[str, float]:
+    """Run the phases at ``count`` in this process: the initial merge; a run with no changes
+    (incremental, as scheduled runs are: it lists again what the merge wrote, and finds it
+    unchanged); a run after 1 % of each side was edited; a run with no changes listing both
+    sides in full (what ``full_every`` does once a day)."""
     from syncd.config import load_sync
     from syncd.engine.executor import RunOptions, run_sync
     from syncd.logs import configure
     from syncd.plugins import load_plugins
     from syncd.store import Store
-    from syncd.testing import memory
 
     configure("json", "warning")
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,34 +104,42 @@ def one_size(count: int) -> dict[str, float]:
         (root / "config" / "syncs").mkdir(parents=True)
         path = root / "config" / "syncs" / "bench.toml"
         path.write_text(
-            '[a]\nconnector = "memory"\naccount = "bench-a"\nbatch_size = 1000\n'
-            '[b]\nconnector = "memory"\naccount = "bench-b"\nbatch_size = 1000\n'
+            '[a]\nconnector = "synthetic"\naccount = "bench-a"\n'
+            '[b]\nconnector = "synthetic"\naccount = "bench-b"\n'
         )
-        sync = load_sync(path, load_plugins(extra=[memory]))
+        sync = load_sync(path, load_plugins(extra=[synthetic]))
         populate(count)
-        apps_rss = current_rss_mb()
+        figures: dict[str, float] = {"start_rss_mb": current_rss_mb()}
         store = Store(root / "state")
         store.open()
-        figures: dict[str, float] = {}
 
-        def timed(name: str) -> None:
+        def timed(name: str, full: bool = False) -> None:
+            options = RunOptions(full=full)
             started = time.perf_counter()
-            result = asyncio.run(run_sync(sync, store, RunOptions()))
+            if profile == name:
+                import cProfile
+
+                with cProfile.Profile() as profiler:
+                    result = asyncio.run(run_sync(sync, store, options))
+                profiler.dump_stats(f"/tmp/engine-{name}.prof")
+            else:
+                result = asyncio.run(run_sync(sync, store, options))
             figures[name] = time.perf_counter() - started
             assert result.outcome == "success", result.message
+            figures[f"{name}_read"] = result.counts["read_a"] + result.counts["read_b"]
             figures[f"{name}_writes"] = sum(
                 result.counts[k] for k in result.counts if k.startswith(("created", "updated"))
             )
+            if name == "merge":
+                figures["merge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         timed("merge")
         timed("no_change")
-        edit_one_percent(count)
+        figures["edited"] = edit_one_percent()
         timed("one_percent")
+        timed("full_no_change", full=True)
         store.close()
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    # the in-process apps hold 150,000 contacts each by the end: what syncd itself adds is the
-    # peak less the process with the apps filled in (an estimate: the apps grow as syncd writes)
-    figures["apps_rss_mb"] = apps_rss
     return figures
 
 
@@ -130,9 +154,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile", choices=PHASES, help="with --one: write /tmp/engine-PHASE.prof (cProfile)"
+    )
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one)))
+        print(json.dumps(one_size(args.one, args.profile)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, float]] = {}
@@ -149,24 +176,26 @@ def main() -> None:
         results[size] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     print(f"engine benchmark, medians of {args.repeats} runs (seconds; RSS in MB)")
     print(
-        f"{'contacts/side':>14} {'merge':>8} {'no-change':>10} {'1% run':>8} {'peak RSS':>9}"
-        f" {'apps RSS':>9} {'writes: merge/no-change/1%':>28}"
+        f"{'contacts/side':>14} {'merge':>7} {'no-change':>10} {'1% run':>7} {'full no-change':>15}"
+        f" {'peak RSS':>9} {'at start':>9}"
     )
     for size, fig in results.items():
-        writes = "/".join(
-            f"{fig[key]:.0f}" for key in ("merge_writes", "no_change_writes", "one_percent_writes")
-        )
         print(
-            f"{size:>14,} {fig['merge']:>8.2f} {fig['no_change']:>10.2f} "
-            f"{fig['one_percent']:>8.2f} {fig['peak_rss_mb']:>9.0f} {fig['apps_rss_mb']:>9.0f}"
-            f" {writes:>28}"
+            f"{size:>14,} {fig['merge']:>7.2f} {fig['no_change']:>10.2f} "
+            f"{fig['one_percent']:>7.2f} {fig['full_no_change']:>15.2f}"
+            f" {fig['peak_rss_mb']:>9.0f} {fig['start_rss_mb']:>9.0f}"
         )
+    print("records read / written per run (medians):")
+    for size, fig in results.items():
+        counts = ", ".join(
+            f"{phase} {fig[phase + '_read']:,.0f}/{fig[phase + '_writes']:,.0f}" for phase in PHASES
+        )
+        print(f"{size:>14,} {counts}")
     if len(sizes) > 1:
         small, large = results[sizes[0]], results[sizes[-1]]
         factor = sizes[-1] / sizes[0]
         growth = ", ".join(
-            f"{key} x{large[key] / small[key]:.1f}"
-            for key in ("merge", "no_change", "one_percent", "peak_rss_mb")
+            f"{key} x{large[key] / small[key]:.1f}" for key in (*PHASES, "peak_rss_mb")
         )
         print(f"growth for x{factor:.0f} contacts: {growth}")
     largest = results[sizes[-1]]

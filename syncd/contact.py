@@ -78,6 +78,9 @@ def normalise_text(value: str | None) -> str | None:
     """NFC, trimmed, inner runs of white space folded to one space; empty is ``None``."""
     if value is None:
         return None
+    if value.isascii() and value.isprintable() and "  " not in value:
+        # the common case, already in normal form: only the ends may need trimming
+        return value.strip() or None
     cleaned = _WHITESPACE.sub(" ", unicodedata.normalize("NFC", value)).strip()
     return cleaned or None
 

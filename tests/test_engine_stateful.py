@@ -196,6 +196,16 @@ class SyncMachine(RuleBasedStateMachine):
         writes = sum(app.write_calls for app in self.apps.values())
         third = self.run()
         assert sum(app.write_calls for app in self.apps.values()) == writes, third.counts
+        # the link index kept in memory across runs is the one the database gives
+        kept = self.store.load_link_index("m")
+        self.store._link_indexes.clear()
+        fresh = self.store.load_link_index("m")
+        assert (kept.fps, kept.total, kept.linked, kept.linked_on) == (
+            fresh.fps,
+            fresh.total,
+            fresh.linked,
+            fresh.linked_on,
+        )
 
     @invariant()
     def no_email_twice_on_a_side(self) -> None:

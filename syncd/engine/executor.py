@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,12 +43,12 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
-from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
+from syncd.engine.fields import SideFields, build_pairs, hashes, value_hash
 from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
 from syncd.engine.planner import plan
 from syncd.logs import get_logger
 from syncd.redact import redact
-from syncd.store import IssueRow, LinkRow, PendingRow, Store
+from syncd.store import IssueRow, LinkIndex, LinkRow, PendingRow, Store
 from syncd.store.lock import SyncLock
 
 log = get_logger("syncd.engine")
@@ -154,6 +154,10 @@ class SyncRun:
             for side in SIDES
         }
         self.connectors: dict[str, Connector] = {}
+        #: view key → the app's field name, per side
+        self.app_names = {
+            side: {key: name for key, name, _ in self.fields[side].fields} for side in SIDES
+        }
         self.counts: dict[str, int] = {
             key: 0
             for key in (
@@ -177,6 +181,7 @@ class SyncRun:
         self.failed_ids: dict[str, set[str]] = {"a": set(), "b": set()}
         self.kept_emails: dict[str, set[str]] = {"a": set(), "b": set()}
         self.log = log.bind(sync=sync.name)
+        self.index = LinkIndex()
         self.done = 0
         self.total = 0
 
@@ -261,25 +266,27 @@ class SyncRun:
 
         if not self.options.dry_run:
             await self._reconcile_pending(complete)
-        links = await self.store.run(self.store.load_links, sync.name)
+        self.index = await self.store.run(self.store.load_link_index, sync.name)
         backed_off = await self.store.run(self.store.backed_off, sync.name)
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
         sides = {}
         for side in SIDES:
             sides[side] = await self._list_side(
-                side, links, None if complete[side] else cursors[side], complete[side]
+                side, None if complete[side] else cursors[side], complete[side]
             )
             sides[side].backed_off = {rid for s, rid in backed_off if s == side}
-        self.counts["read_a"] = len(sides["a"].records)
-        self.counts["read_b"] = len(sides["b"].records)
-        self.counts["unchanged"] = sum(
-            1 for s in SIDES for r in sides[s].records.values() if not r.changed
-        )
+        self.counts["read_a"] = sides["a"].count()
+        self.counts["read_b"] = sides["b"].count()
+        self.counts["unchanged"] = len(sides["a"].unchanged) + len(sides["b"].unchanged)
+        links = await self._links_to_plan(sides)
         inp = PlanInput(
             pairs=self.pairs,
             a=sides["a"],
             b=sides["b"],
             links=links,
+            all_links=len(links) == self.index.total,
+            linked_count=self.index.linked,
+            linked_on=self.index.linked_on,
             direction=sync.direction,
             winner=sync.winner,
             initial=sync.initial if first_run else None,
@@ -289,9 +296,9 @@ class SyncRun:
             rules_a_to_b=sync.rules_a_to_b,
             rules_b_to_a=sync.rules_b_to_a,
         )
-        the_plan = await asyncio.to_thread(plan, inp)
+        the_plan = await self._plan(inp)
         if await self._look_up_before_creating(the_plan, inp):
-            the_plan = await asyncio.to_thread(plan, inp)
+            the_plan = await self._plan(inp)
         self._count_plan(the_plan)
         if the_plan.guard and not self.options.force:
             raise RunStopped("failed", the_plan.guard)
@@ -306,8 +313,36 @@ class SyncRun:
             the_plan.issues,
             self.run_id,
         )
+        for info in (inp.a, inp.b):
+            info.forget_views()  # the plan holds what it writes; a first merge needs the room
         await self._apply(the_plan)
         await self._advance_cursors(inp, complete, first_run)
+        return the_plan
+
+    async def _links_to_plan(self, sides: dict[str, SideInput]) -> list[LinkRow]:
+        """The links the planner must see: those of records listed as changed, and those of
+        records a full listing no longer shows. An unchanged pair needs no decision."""
+        wanted: dict[str, set[str]] = {}
+        for side in SIDES:
+            info = sides[side]
+            ids = set(info.records)
+            if info.complete and info.readable:
+                fps = self.index.fps[side]
+                ids.update(rid for rid in fps if rid not in info.unchanged)
+            wanted[side] = ids
+        if len(wanted["a"]) + len(wanted["b"]) >= self.index.total // 2:
+            # most links are wanted anyway: one pass over the table is faster
+            return await self.store.run(self.store.load_links, self.sync.name)
+        return await self.store.run(
+            self.store.load_links_of, self.sync.name, wanted["a"], wanted["b"]
+        )
+
+    async def _plan(self, inp: PlanInput) -> Plan:
+        the_plan = await asyncio.to_thread(plan, inp)
+        if the_plan.needs_all_links:
+            inp.links = await self.store.run(self.store.load_links, self.sync.name)
+            inp.all_links = True
+            the_plan = await asyncio.to_thread(plan, inp)
         return the_plan
 
     def _add_issues_only(
@@ -343,9 +378,7 @@ class SyncRun:
             key = f" ({exc.key})" if exc.key else ""
             raise RunStopped("config_error", redact(f"{exc}{key}")) from None
 
-    async def _list_side(
-        self, side: str, links: Sequence[LinkRow], cursor: str | None, complete: bool
-    ) -> SideInput:
+    async def _list_side(self, side: str, cursor: str | None, complete: bool) -> SideInput:
         connector = self.connectors[side]
         caps = connector.capabilities
         fields = self.fields[side]
@@ -360,30 +393,38 @@ class SyncRun:
         )
         if not caps.read:
             return info
-        fps = {link.record_id(side): link.fp(side) for link in links if link.record_id(side)}
+        fps = self.index.fps[side]
         unreadable: list[IssueRow] = []
-        fingerprint = fields.record_fingerprint
+        records, unchanged = info.records, info.unchanged
+        fingerprint = fields.fingerprint
+        versioned = fields.version_affixes(False)
+        versioned_archived = fields.version_affixes(True)
 
         async def consume() -> None:
+            # the hot loop of a run: most records of most runs are unchanged, and cost a
+            # fingerprint and a dictionary lookup here, nothing more
             async for page in connector.list_records(cursor):
                 for record in page:
+                    rid = record.id
                     if record.error is not None:
-                        info.unreadable.add(record.id)
+                        info.unreadable.add(rid)
                         unreadable.append(
-                            IssueRow(
-                                side, record.id, "failed", redact(f"unreadable: {record.error}")
-                            )
+                            IssueRow(side, rid, "failed", redact(f"unreadable: {record.error}"))
                         )
                         continue
-                    fp = fingerprint(record)
-                    info.records[record.id] = SideRecord(
-                        record.id,
-                        fp,
-                        record.data,
-                        changed=fps.get(record.id) != fp,
-                        archived=record.archived,
-                        updated_at=record.updated_at,
-                    )
+                    version = record.version
+                    if version is not None:
+                        info.versioned = True
+                        head, tail = versioned_archived if record.archived else versioned
+                        fp = head + version + tail
+                    else:
+                        fp = fingerprint(record.data, record.archived)
+                    if fps.get(rid) == fp:
+                        unchanged[rid] = record
+                    else:
+                        records[rid] = SideRecord(
+                            rid, fp, record.data, True, record.archived, record.updated_at
+                        )
                 await asyncio.sleep(0)  # let the loop breathe between pages
 
         await self._guarded(consume())
@@ -467,10 +508,11 @@ class SyncRun:
             connector = self.connectors[side]
             if not connector.capabilities.lookup_by_email:
                 # no lookup: only a full listing can tell what exists
-                links = inp.links
-                full = await self._list_side(side, links, None, True)
+                full = await self._list_side(side, None, True)
                 full.backed_off = info.backed_off
                 setattr(inp, side, full)
+                inp.links = await self.store.run(self.store.load_links, self.sync.name)
+                inp.all_links = True
                 again = True
                 continue
             found: list[RemoteRecord] = []
@@ -478,19 +520,22 @@ class SyncRun:
                 found.extend(
                     await self._guarded(connector.lookup_by_email(emails[start : start + 100]))
                 )
-            fps = {link.record_id(side): link.fp(side) for link in inp.links}
+            fps = self.index.fps[side]
             for record in found:
-                if record.id in info.records or record.error is not None:
+                if info.listed(record.id) or record.error is not None:
                     continue
                 fp = self.fields[side].record_fingerprint(record)
-                info.records[record.id] = SideRecord(
-                    record.id,
-                    fp,
-                    record.data,
-                    changed=fps.get(record.id) != fp,
-                    archived=record.archived,
-                    updated_at=record.updated_at,
-                )
+                if fps.get(record.id) == fp:
+                    info.unchanged[record.id] = record
+                else:
+                    info.records[record.id] = SideRecord(
+                        record.id,
+                        fp,
+                        record.data,
+                        changed=True,
+                        archived=record.archived,
+                        updated_at=record.updated_at,
+                    )
                 again = True
         return again
 
@@ -551,8 +596,12 @@ class SyncRun:
             self.options.progress(self.done, self.total)
 
     def _to_app(self, side: str, values: dict[str, Any]) -> dict[str, Any]:
-        names = {key: name for key, name, _ in self.fields[side].fields}
-        return {names[key]: to_raw(value) for key, value in values.items() if key in names}
+        names = self.app_names[side]
+        return {
+            names[key]: tuple(sorted(value)) if isinstance(value, frozenset) else value
+            for key, value in values.items()
+            if key in names
+        }
 
     async def _send(
         self, call: Any, batch: Sequence[Any], side: str, keys: Sequence[str]
@@ -654,7 +703,7 @@ class SyncRun:
                 PendingRow(
                     side,
                     write.source_id or "",
-                    existing.get((side, write.source_id or "")) or uuid.uuid4().hex,
+                    existing.get((side, write.source_id or "")) or os.urandom(16).hex(),
                     write.email,
                 )
                 for _, write in chunk
@@ -769,7 +818,7 @@ class SyncRun:
             link.state = pair.state
             for side in SIDES:
                 if side in pair.base:
-                    link.set_base(side, pair.base[side])
+                    link.set_base_json(side, pair.base[side])
             link.fp_a = pair.fp.get("a", link.fp_a)
             link.fp_b = pair.fp.get("b", link.fp_b)
             rows.append(link)
@@ -804,17 +853,17 @@ class SyncRun:
                 values[f"last_full_{side}"] = now
             if not connector.capabilities.incremental:
                 continue
-            stamps = [r.updated_at for r in info.records.values() if r.updated_at is not None]
+            listed: list[SideRecord | RemoteRecord] = [
+                *info.records.values(),
+                *info.unchanged.values(),
+            ]
+            stamps = [r.updated_at for r in listed if r.updated_at is not None]
             if not stamps:
                 continue
             high = max(stamps)
             # records that failed now, or were skipped while backed off, must be listed again
             held = self.failed_ids[side] | info.backed_off
-            blocked = [
-                r.updated_at
-                for rid, r in info.records.items()
-                if r.updated_at is not None and rid in held
-            ]
+            blocked = [r.updated_at for r in listed if r.updated_at is not None and r.id in held]
             if blocked:
                 high = min(high, min(blocked))
             values[f"cursor_{side}"] = connector.make_cursor(high - CURSOR_OVERLAP)

@@ -184,7 +184,12 @@ class SideFields:
         return self.fingerprint(record.data, record.archived)
 
     def version_fingerprint(self, version: str, archived: bool = False) -> str:
-        return f"v:{version}:{'A' if archived else ''}{self.signature.hex()}"
+        head, tail = self.version_affixes(archived)
+        return head + version + tail
+
+    def version_affixes(self, archived: bool) -> tuple[str, str]:
+        """What goes before and after the app's version in a fingerprint."""
+        return "v:", f":{'A' if archived else ''}{self.signature.hex()}"
 
     def fingerprint(self, data: Mapping[str, RawValue], archived: bool) -> str:
         """A digest of the whole raw record: equal means nothing in it changed.
@@ -203,7 +208,8 @@ class SideFields:
         return hashlib.blake2b(self.signature, digest_size=12)
 
 
-@functools.lru_cache(maxsize=1 << 18)
+# small: it pays for repeated values (companies, cities, tags); most values are unique
+@functools.lru_cache(maxsize=1 << 12)
 def value_hash(value: FieldValue) -> str:
     """A short digest of a value's loose form (letter case folded, tags as a sorted set)."""
     if isinstance(value, frozenset):

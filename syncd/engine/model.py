@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syncd.config import Rule
-from syncd.connector import RawValue
+from syncd.connector import RawValue, RemoteRecord
 from syncd.contact import FieldValue
 from syncd.engine.fields import FieldPair, SideFields
 from syncd.store import IssueRow, LinkRow
@@ -41,6 +41,7 @@ class SideRecord:
 class SideInput:
     name: str
     fields: SideFields
+    #: listed records that changed since their link's fingerprint, or have no link
     records: dict[str, SideRecord]
     #: listed in full (absence means deleted) rather than incrementally
     complete: bool
@@ -49,8 +50,46 @@ class SideInput:
     can_archive: bool = False
     #: records refused recently: not to be tried again yet
     backed_off: set[str] = field(default_factory=set)
+    #: its records carry the app's revision (so a fingerprint cannot be predicted)
+    versioned: bool = False
     #: records listed but unreadable (a broken CSV row): present, never taken for deleted
     unreadable: set[str] = field(default_factory=set)
+    #: listed records whose fingerprint equals their link's, kept as the connector gave them:
+    #: most records of most runs, so no engine object is made for them unless a plan needs it
+    unchanged: dict[str, RemoteRecord] = field(default_factory=dict)
+    _made: dict[str, SideRecord] = field(default_factory=dict)
+
+    def listed(self, rid: str) -> bool:
+        return rid in self.records or rid in self.unchanged
+
+    def get(self, rid: str) -> SideRecord | None:
+        """The listed record ``rid`` (an unchanged one is made into a record when first asked)."""
+        record = self.records.get(rid)
+        if record is not None:
+            return record
+        made = self._made.get(rid)
+        if made is None:
+            remote = self.unchanged.get(rid)
+            if remote is None:
+                return None
+            made = self._made[rid] = SideRecord(
+                rid,
+                self.fields.record_fingerprint(remote),
+                remote.data,
+                changed=False,
+                archived=remote.archived,
+                updated_at=remote.updated_at,
+            )
+        return made
+
+    def count(self) -> int:
+        return len(self.records) + len(self.unchanged)
+
+    def forget_views(self) -> None:
+        """Drop the normalised values made while planning (they are made again if asked)."""
+        for record in self.records.values():
+            record._values = None
+        self._made.clear()
 
 
 @dataclass
@@ -68,6 +107,13 @@ class PlanInput:
     match_phone: bool = False
     rules_a_to_b: tuple[Rule, ...] = ()
     rules_b_to_a: tuple[Rule, ...] = ()
+    #: whether ``links`` holds every link of the sync, or only those of the records listed
+    #: as changed and of the records a full listing no longer shows
+    all_links: bool = True
+    #: over every link of the sync (``links`` may be a part): how many are ``linked``, and
+    #: whether any has a record on each side (for the guards of rule 7)
+    linked_count: int = 0
+    linked_on: dict[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
 
     def side(self, name: str) -> SideInput:
         return self.a if name == "a" else self.b
@@ -101,21 +147,22 @@ class Conflict:
     winner: str
 
 
-@dataclass
+@dataclass(slots=True)
 class PairPlan:
     """What happens to one link (or a new one) in this run.
 
-    ``base``/``fp``/``state`` are the link's values once every write and archive succeeded.
+    ``base``/``fp``/``state`` are the link's values once every write and archive succeeded;
+    bases as the JSON text the store keeps (a first merge holds 100,000 of them).
     """
 
     link: LinkRow
     writes: dict[str, Write] = field(default_factory=dict)
-    archive: list[str] = field(default_factory=list)
-    base: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    archive: tuple[str, ...] = ()
+    base: dict[str, str | None] = field(default_factory=dict)
     fp: dict[str, str | None] = field(default_factory=dict)
     state: str = "linked"
     drop: bool = False
-    conflicts: list[Conflict] = field(default_factory=list)
+    conflicts: tuple[Conflict, ...] = ()
     #: a new pair found by matching emails (counted as "linked")
     matched: bool = False
 
@@ -132,6 +179,9 @@ class Plan:
     resolved: list[tuple[str, str]] = field(default_factory=list)
     #: why the run must stop unless forced (rule 7), or None
     guard: str | None = None
+    #: the plan was cut short: it has new records to match (or emails to move) and must be
+    #: made again with every link
+    needs_all_links: bool = False
 
     def writes(self, side: str, create: bool) -> list[tuple[PairPlan, Write]]:
         found = []

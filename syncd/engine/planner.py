@@ -21,6 +21,7 @@ never blanks a filled one; a field changed on both sides goes to the winner.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -38,7 +39,7 @@ from syncd.engine.model import (
     other,
 )
 from syncd.engine.rules import apply_actions, matching_rules
-from syncd.store import IssueRow, LinkRow
+from syncd.store import IssueRow, LinkRow, encode_base
 
 EMAIL = "email"
 PHONE_KEYS = ("mobile", "phone")
@@ -61,6 +62,7 @@ class _Planner:
         #: new records per side, with the link they revive (seen/tombstone) if any
         self.new: dict[str, list[tuple[SideRecord, LinkRow | None]]] = {"a": [], "b": []}
         self.pair_keys = {p.key for p in inp.pairs}
+        self.sorted_keys = sorted(self.pair_keys)
         #: the pair keys whose values travel to each side
         self.travelling = {
             side: tuple(p.key for p in inp.pairs if p.travels_to(side)) for side in SIDES
@@ -76,7 +78,7 @@ class _Planner:
         if rid is None:
             return "none", None
         info = self.inp.side(side)
-        record = info.records.get(rid)
+        record = info.get(rid)
         if record is not None:
             return ("archived" if record.archived else "listed"), record
         if info.complete and info.readable and rid not in info.unreadable:
@@ -160,18 +162,16 @@ class _Planner:
     # --- the run ----------------------------------------------------------------------------
 
     def run(self) -> Plan:
-        records_a, records_b = self.inp.a.records, self.inp.b.records
+        unchanged_a, unchanged_b = self.inp.a.unchanged, self.inp.b.unchanged
         for link in self.inp.links:
             # the common case first: both records listed and unchanged, nothing to decide
-            if link.state == "linked":
-                ra = records_a.get(link.a_id) if link.a_id is not None else None
-                rb = records_b.get(link.b_id) if link.b_id is not None else None
-                if (
-                    ra is not None
-                    and rb is not None
-                    and not (ra.changed or rb.changed or ra.archived or rb.archived)
-                ):
-                    continue
+            if (
+                link.state == "linked"
+                and link.a_id in unchanged_a
+                and link.b_id in unchanged_b
+                and not (unchanged_a[link.a_id].archived or unchanged_b[link.b_id].archived)
+            ):
+                continue
             self.plan_link(link)
         for side in SIDES:
             info = self.inp.side(side)
@@ -180,10 +180,21 @@ class _Planner:
             for rid, record in info.records.items():
                 if rid not in self.by_id[side] and not record.archived:
                     self.new[side].append((record, None))
+        if not self.inp.all_links and (self.new["a"] or self.new["b"] or self.moves_emails()):
+            # matching needs every record's email: the executor loads every link and plans again
+            self.out = Plan(needs_all_links=True)
+            return self.out
         self.check_email_updates()
         self.plan_new_records()
         self.check_guards()
         return self.out
+
+    def moves_emails(self) -> bool:
+        return any(
+            write.record_id is not None and EMAIL in write.values
+            for pair in self.out.pairs
+            for write in pair.writes.values()
+        )
 
     # --- existing links ---------------------------------------------------------------------
 
@@ -229,7 +240,7 @@ class _Planner:
         first = restored.base("a") is None or restored.base("b") is None
         if first and (ra is None or rb is None):
             pair = PairPlan(restored)
-            pair.base = {s: link.base(s) for s in SIDES}
+            pair.base = {s: link.base_json(s) for s in SIDES}
             pair.fp = {"a": None, "b": None}
         else:
             pair = self.merge(restored, ra, rb, first=first)
@@ -282,7 +293,7 @@ class _Planner:
                     if new != current[other(source)].get(key):
                         writes[other(source)][key] = value
         winner = self.winner(ra, rb, first)
-        for key in sorted(self.pair_keys):
+        for key in self.sorted_keys:
             ha, hb = current["a"].get(key), current["b"].get(key)
             if first:
                 changed_a = changed_b = True
@@ -298,14 +309,14 @@ class _Planner:
                 if ha == hb:
                     continue
                 source = winner
-                pair.conflicts.append(
+                pair.conflicts += (
                     Conflict(
                         self.email_for(ra, rb),
                         key,
                         self.peek("a", ra, key),
                         self.peek("b", rb, key),
                         winner,
-                    )
+                    ),
                 )
             else:
                 source = "a" if changed_a else "b"
@@ -334,7 +345,7 @@ class _Planner:
                 old_email_hash=current[target].get(EMAIL),
             )
         for side in SIDES:
-            pair.base[side] = _after(current[side], writes[side])
+            pair.base[side] = encode_base(_after(current[side], writes[side]))
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
         pair.matched = link.id is None
         return pair
@@ -350,6 +361,8 @@ class _Planner:
         the next run need not normalise it again. A wrong guess only costs that work."""
         if not written:
             return record.fp if record is not None else link.fp(side)
+        if self.inp.side(side).versioned:
+            return None  # the app gives the record a new revision: the write result tells it
         if record is None and link.record_id(side) is not None:
             return None  # an update of a record we did not list: its other fields are unknown
         fields = self.inp.side(side).fields
@@ -389,18 +402,18 @@ class _Planner:
             self.new[survivor].append((record, revived))
             return
         pair = PairPlan(link, state=f"gone_{deleted}")
-        pair.base = {s: link.base(s) for s in SIDES}
+        pair.base = {s: link.base_json(s) for s in SIDES}
         pair.fp = {s: link.fp(s) for s in SIDES}
         if record is not None:
             # the survivor as it is now: only a later edit of it counts as one
-            pair.base[survivor] = hashes(self.values(survivor, record))
+            pair.base[survivor] = encode_base(hashes(self.values(survivor, record)))
             pair.fp[survivor] = record.fp
         if not self.inp.travels(survivor):
             self.out.pairs.append(pair)
             return
         policy = self.inp.deletions
         if policy == "archive" and self.inp.side(survivor).can_archive:
-            pair.archive.append(survivor)
+            pair.archive = (survivor,)
             pair.state = "archived"
         elif policy == "tag" and record is not None:
             values = self.values(survivor, record)
@@ -411,7 +424,7 @@ class _Planner:
                 pair.writes[survivor] = Write(
                     survivor, record.id, {"tags": new_tags}, email=self.email_of(survivor, record)
                 )
-                pair.base[survivor] = _after(hashes(values), {"tags": new_tags})
+                pair.base[survivor] = encode_base(_after(hashes(values), {"tags": new_tags}))
                 pair.fp[survivor] = None
         self.out.pairs.append(pair)
 
@@ -483,7 +496,7 @@ class _Planner:
             return
         if theirs:
             match_id = theirs[0]
-            match = target_info.records.get(match_id)
+            match = target_info.get(match_id)
             match_link = self.by_id[target].get(match_id)
             if match is None or (match_link is not None and match_link.state not in ("seen",)):
                 self.issue(
@@ -525,15 +538,26 @@ class _Planner:
         sent = self.outgoing(source, record, creating=True)
         if sent is None:
             return
+        source_values = self.values(source, record)
         values: dict[str, FieldValue] = {k: v for k, v in sent.items() if v is not None}
+        if values == source_values:
+            values = source_values  # one dictionary, not two, for each of 100,000 creates
+        source_hashes = hashes(source_values)
+        # what is sent is mostly the source's own values: their hashes are known
+        target_hashes = {
+            k: source_hashes[k] if source_values.get(k) is v else value_hash(v)
+            for k, v in values.items()
+        }
         link = revived or LinkRow(None, None, None)
         link.state = "linked"
         setattr(link, f"{source}_id", record.id)
         setattr(link, f"{target}_id", None)
         pair = PairPlan(link)
         pair.writes[target] = Write(target, None, values, source_id=record.id, email=email)
-        pair.base[source] = hashes(self.values(source, record))
-        pair.base[target] = hashes(values)
+        pair.base[source] = encode_base(source_hashes)
+        pair.base[target] = (
+            pair.base[source] if target_hashes == source_hashes else encode_base(target_hashes)
+        )
         pair.fp[source] = record.fp
         pair.fp[target] = self.fp_after(target, link, None, values)
         self.out.pairs.append(pair)
@@ -546,7 +570,7 @@ class _Planner:
         pair = PairPlan(link, state=link.state if link.state == "seen" else "linked")
         pair.matched = ra is not None and rb is not None
         for side, record in (("a", ra), ("b", rb)):
-            pair.base[side] = hashes(self.values(side, record)) if record else None
+            pair.base[side] = encode_base(hashes(self.values(side, record))) if record else None
             pair.fp[side] = record.fp if record else None
         self.out.pairs.append(pair)
 
@@ -562,8 +586,9 @@ class _Planner:
                 if email:
                     index[value_hash(email)].append(rid)
                 continue
-            if info.complete:
+            if info.complete and rid not in info.unchanged:
                 continue  # not listed in a full listing: it no longer exists
+            # unchanged or not listed: as it was when last synced
             base = link.base(side)
             if base and EMAIL in base:
                 index[base[EMAIL]].append(rid)
@@ -597,8 +622,10 @@ class _Planner:
 
     def phone_index(self, side: str) -> dict[str, list[str]]:
         index: dict[str, list[str]] = defaultdict(list)
-        for rid, record in self.inp.side(side).records.items():
-            if record.archived or self.email_of(side, record):
+        info = self.inp.side(side)
+        for rid in (*info.records, *info.unchanged):
+            record = info.get(rid)
+            if record is None or record.archived or self.email_of(side, record):
                 continue
             phone = self.phone_of(side, record)
             if phone:
@@ -633,14 +660,16 @@ class _Planner:
             # both sides keep their old email in the base: the change stays pending, is
             # reported again and goes through once the other record gives the email up
             for side in SIDES:
-                base = pair.base.get(side)
-                if base is None:
+                raw = pair.base.get(side)
+                if raw is None:
                     continue
+                base = json.loads(raw)
                 old = (pair.link.base(side) or {}).get(EMAIL)
                 if old is not None:
                     base[EMAIL] = old
                 else:
                     base.pop(EMAIL, None)
+                pair.base[side] = encode_base(base)
             pair.fp[other(write.side)] = None
             if not write.values:
                 del pair.writes[write.side]
@@ -657,13 +686,19 @@ class _Planner:
 
     def check_guards(self) -> None:
         """Rule 7: an empty listing, or a mass archive, stops the run unless forced."""
-        linked = sum(1 for link in self.inp.links if link.state == "linked")
+        if self.inp.all_links:
+            linked = sum(1 for link in self.inp.links if link.state == "linked")
+            linked_on = {
+                side: any(
+                    link.state == "linked" and link.record_id(side) for link in self.inp.links
+                )
+                for side in SIDES
+            }
+        else:
+            linked, linked_on = self.inp.linked_count, self.inp.linked_on
         for side in SIDES:
             info = self.inp.side(side)
-            has_links = any(
-                link.state == "linked" and link.record_id(side) for link in self.inp.links
-            )
-            if info.readable and info.complete and not info.records and has_links:
+            if info.readable and info.complete and not info.count() and linked_on[side]:
                 self.out.guard = (
                     f"side {side} listed no records at all while {linked} links exist; "
                     "refusing to treat every record as deleted (use --force if this is right)"
