@@ -43,7 +43,7 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
-from syncd.engine.fields import SideFields, build_pairs, hashes, value_hash
+from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
 from syncd.engine.planner import plan
 from syncd.logs import get_logger
@@ -395,10 +395,7 @@ class SyncRun:
             return info
         fps = self.index.fps[side]
         unreadable: list[IssueRow] = []
-        records, unchanged = info.records, info.unchanged
-        fingerprint = fields.fingerprint
-        versioned = fields.version_affixes(False)
-        versioned_archived = fields.version_affixes(True)
+        fingerprint = fields.record_fingerprint
 
         async def consume() -> None:
             # the hot loop of a run: most records of most runs are unchanged, and cost a
@@ -412,19 +409,7 @@ class SyncRun:
                             IssueRow(side, rid, "failed", redact(f"unreadable: {record.error}"))
                         )
                         continue
-                    version = record.version
-                    if version is not None:
-                        info.versioned = True
-                        head, tail = versioned_archived if record.archived else versioned
-                        fp = head + version + tail
-                    else:
-                        fp = fingerprint(record.data, record.archived)
-                    if fps.get(rid) == fp:
-                        unchanged[rid] = record
-                    else:
-                        records[rid] = SideRecord(
-                            rid, fp, record.data, True, record.archived, record.updated_at
-                        )
+                    info.take(record, fingerprint(record), fps.get(rid))
                 await asyncio.sleep(0)  # let the loop breathe between pages
 
         await self._guarded(consume())
@@ -524,18 +509,7 @@ class SyncRun:
             for record in found:
                 if info.listed(record.id) or record.error is not None:
                     continue
-                fp = self.fields[side].record_fingerprint(record)
-                if fps.get(record.id) == fp:
-                    info.unchanged[record.id] = record
-                else:
-                    info.records[record.id] = SideRecord(
-                        record.id,
-                        fp,
-                        record.data,
-                        changed=True,
-                        archived=record.archived,
-                        updated_at=record.updated_at,
-                    )
+                info.take(record, self.fields[side].record_fingerprint(record), fps.get(record.id))
                 again = True
         return again
 
@@ -597,11 +571,7 @@ class SyncRun:
 
     def _to_app(self, side: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.app_names[side]
-        return {
-            names[key]: tuple(sorted(value)) if isinstance(value, frozenset) else value
-            for key, value in values.items()
-            if key in names
-        }
+        return {names[key]: to_raw(value) for key, value in values.items() if key in names}
 
     async def _send(
         self, call: Any, batch: Sequence[Any], side: str, keys: Sequence[str]

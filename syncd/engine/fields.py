@@ -184,12 +184,11 @@ class SideFields:
         return self.fingerprint(record.data, record.archived)
 
     def version_fingerprint(self, version: str, archived: bool = False) -> str:
-        head, tail = self.version_affixes(archived)
-        return head + version + tail
+        return f"v:{version}:{'A' if archived else ''}{self.signature_hex}"
 
-    def version_affixes(self, archived: bool) -> tuple[str, str]:
-        """What goes before and after the app's version in a fingerprint."""
-        return "v:", f":{'A' if archived else ''}{self.signature.hex()}"
+    @functools.cached_property
+    def signature_hex(self) -> str:
+        return self.signature.hex()
 
     def fingerprint(self, data: Mapping[str, RawValue], archived: bool) -> str:
         """A digest of the whole raw record: equal means nothing in it changed.

@@ -59,6 +59,17 @@ class SideInput:
     unchanged: dict[str, RemoteRecord] = field(default_factory=dict)
     _made: dict[str, SideRecord] = field(default_factory=dict)
 
+    def take(self, record: RemoteRecord, fp: str, linked_fp: str | None) -> None:
+        """Add a listed record: kept as it is when its fingerprint is its link's."""
+        if record.version is not None:
+            self.versioned = True
+        if fp == linked_fp:
+            self.unchanged[record.id] = record
+        else:
+            self.records[record.id] = SideRecord(
+                record.id, fp, record.data, True, record.archived, record.updated_at
+            )
+
     def listed(self, rid: str) -> bool:
         return rid in self.records or rid in self.unchanged
 
@@ -111,9 +122,9 @@ class PlanInput:
     #: as changed and of the records a full listing no longer shows
     all_links: bool = True
     #: over every link of the sync (``links`` may be a part): how many are ``linked``, and
-    #: whether any has a record on each side (for the guards of rule 7)
+    #: how many of those have a record on each side (for the guards of rule 7)
     linked_count: int = 0
-    linked_on: dict[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
+    linked_on: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
 
     def side(self, name: str) -> SideInput:
         return self.a if name == "a" else self.b

@@ -180,7 +180,7 @@ class _Planner:
             for rid, record in info.records.items():
                 if rid not in self.by_id[side] and not record.archived:
                     self.new[side].append((record, None))
-        if not self.inp.all_links and (self.new["a"] or self.new["b"] or self.moves_emails()):
+        if not self.inp.all_links and (self.new["a"] or self.new["b"] or self.email_moves()):
             # matching needs every record's email: the executor loads every link and plans again
             self.out = Plan(needs_all_links=True)
             return self.out
@@ -189,12 +189,14 @@ class _Planner:
         self.check_guards()
         return self.out
 
-    def moves_emails(self) -> bool:
-        return any(
-            write.record_id is not None and EMAIL in write.values
+    def email_moves(self) -> list[tuple[PairPlan, Write]]:
+        """The planned updates that give a record a new email."""
+        return [
+            (pair, write)
             for pair in self.out.pairs
             for write in pair.writes.values()
-        )
+            if write.record_id is not None and EMAIL in write.values
+        ]
 
     # --- existing links ---------------------------------------------------------------------
 
@@ -636,12 +638,7 @@ class _Planner:
 
     def check_email_updates(self) -> None:
         """Never give a record an email another record on that side holds (rule 1)."""
-        moving = [
-            (pair, write)
-            for pair in self.out.pairs
-            for write in pair.writes.values()
-            if write.record_id is not None and EMAIL in write.values
-        ]
+        moving = self.email_moves()
         if not moving:
             return
         index = {side: self.email_index(side) for side in SIDES}
@@ -689,8 +686,8 @@ class _Planner:
         if self.inp.all_links:
             linked = sum(1 for link in self.inp.links if link.state == "linked")
             linked_on = {
-                side: any(
-                    link.state == "linked" and link.record_id(side) for link in self.inp.links
+                side: sum(
+                    1 for link in self.inp.links if link.state == "linked" and link.record_id(side)
                 )
                 for side in SIDES
             }

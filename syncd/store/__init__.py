@@ -103,9 +103,9 @@ class LinkIndex:
 
     fps: dict[str, dict[str, str | None]] = field(default_factory=lambda: {"a": {}, "b": {}})
     total: int = 0
-    #: links in state ``linked``, and whether any has a record on each side
+    #: links in state ``linked``, and how many of those have a record on each side
     linked: int = 0
-    linked_on: dict[str, bool] = field(default_factory=lambda: {"a": False, "b": False})
+    linked_on: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
 
 
 class LinkIndexCache:
@@ -115,7 +115,6 @@ class LinkIndexCache:
         self.version = version
         self.index = LinkIndex()
         self.rows: dict[int, tuple[str | None, str | None, str, str | None, str | None]] = {}
-        self.linked_on = {"a": 0, "b": 0}
         for link_id, *values in rows:
             self._add(link_id, tuple(values))
 
@@ -136,10 +135,9 @@ class LinkIndexCache:
             if rid is not None:
                 index.fps[side].pop(rid, None)
                 if state == "linked":
-                    self.linked_on[side] -= 1
+                    index.linked_on[side] -= 1
         if state == "linked":
             index.linked -= 1
-        self._linked_on()
 
     def _add(
         self, link_id: int, row: tuple[str | None, str | None, str, str | None, str | None]
@@ -158,12 +156,7 @@ class LinkIndexCache:
             index.linked += 1
             for side, rid in (("a", a_id), ("b", b_id)):
                 if rid is not None:
-                    self.linked_on[side] += 1
-        self._linked_on()
-
-    def _linked_on(self) -> None:
-        self.index.linked_on["a"] = self.linked_on["a"] > 0
-        self.index.linked_on["b"] = self.linked_on["b"] > 0
+                    index.linked_on[side] += 1
 
 
 @dataclass(slots=True)
