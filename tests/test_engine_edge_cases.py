@@ -192,3 +192,28 @@ async def test_pending_creates_are_forgotten_once_linked(
     sync = memory_sync(tmp_path, plugins)
     await run(sync, store)
     assert store.list_pending("mem") == []
+
+
+async def test_revived_record_keeps_its_edits_against_a_re_created_partner(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    """Found by the state machine: a record deleted on a and typed in again with the same email,
+    while its partner on b had a field cleared. Edit-beats-delete revives b's record, which
+    then matches a's new record by email; b's clear is an edit since its base and must win,
+    where a first merge would let the new record's value fill the empty field."""
+    a, b = app("mem-a"), app("mem-b")
+    ida = a.add({"email": "p@x.com", "first_name": "Pat", "city": "Leeds"})
+    sync = memory_sync(tmp_path, plugins)
+    await run(sync, store)
+    idb = next(iter(b.records))
+    a.delete(ida)
+    new_a = a.add({"email": "p@x.com", "first_name": "Pat", "city": "York"})
+    b.edit(idb, first_name=None)
+    result = await run(sync, store, full=True)
+    assert (result.outcome, result.counts["excluded"]) == ("success", 0)
+    assert "first_name" not in {k for k, v in a.records[new_a].data.items() if v}
+    assert "first_name" not in {k for k, v in b.records[idb].data.items() if v}
+    # the field b did not touch is filled in from the new record as in any first merge
+    assert b.records[idb].data["city"] == "York"
+    links = [k for k in store.load_links("mem") if k.state == "linked"]
+    assert [(k.a_id, k.b_id) for k in links] == [(new_a, idb)]

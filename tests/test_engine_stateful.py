@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from hypothesis.stateful import (
 )
 
 from syncd.config import load_sync
+from syncd.engine import executor
 from syncd.engine.executor import RunOptions, run_sync
 from syncd.plugins import load_plugins
 from syncd.store import Store
@@ -74,6 +76,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.direction = "two-way"
         self.winner = "a"
         self.deletions = "ignore"
+        self.slice_size = 5000
 
     def teardown(self) -> None:
         self.store.close()
@@ -84,9 +87,13 @@ class SyncMachine(RuleBasedStateMachine):
         direction=st.sampled_from(["two-way", "a-to-b", "b-to-a"]),
         winner=st.sampled_from(["a", "b", "newest"]),
         deletions=st.sampled_from(["ignore", "tag", "archive"]),
+        slice_size=st.sampled_from([1, 2, 5000]),
     )
-    def configure(self, direction: str, winner: str, deletions: str) -> None:
+    def configure(self, direction: str, winner: str, deletions: str, slice_size: int) -> None:
         self.direction, self.winner, self.deletions = direction, winner, deletions
+        # new records are planned and written a slice at a time: tiny slices put matches,
+        # creates and reported records in different slices
+        self.slice_size = slice_size
         path = self.tmp / "config" / "syncs" / "m.toml"
         path.parent.mkdir(parents=True)
         path.write_text(
@@ -151,7 +158,8 @@ class SyncMachine(RuleBasedStateMachine):
     # --- syncing ----------------------------------------------------------------------------
 
     def run(self) -> Any:
-        return asyncio.run(run_sync(self.sync, self.store, RunOptions(full=True, force=True)))
+        with mock.patch.object(executor, "NEW_RECORDS_SLICE", self.slice_size):
+            return asyncio.run(run_sync(self.sync, self.store, RunOptions(full=True, force=True)))
 
     def links(self) -> list[Any]:
         return [k for k in self.store.load_links("m") if k.state == "linked"]

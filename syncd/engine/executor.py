@@ -12,7 +12,9 @@ The order of a run, and why:
 5. Stop if a guard trips (rule 7), unless forced. A dry run stops here.
 6. Write, batch by batch: each create's pending entry is committed before the request goes out,
    and each batch's outcomes (links, bases, per-record failures) are committed as soon as it
-   returns (rules 4 and 6).
+   returns (rules 4 and 6). Existing links first; then the new records, planned and written a
+   slice at a time (``NEW_RECORDS_SLICE``) and let go once committed, so that a first merge
+   never holds 100,000 plans at once.
 7. Advance the cursors only past what was committed, less an overlap (rule 5).
 """
 
@@ -44,8 +46,8 @@ from syncd.connector import (
     WriteResult,
 )
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
-from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, SideRecord, Write, other
-from syncd.engine.planner import plan
+from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, Write, other
+from syncd.engine.planner import count_actions, plan
 from syncd.logs import get_logger
 from syncd.redact import redact
 from syncd.store import IssueRow, LinkIndex, LinkRow, PendingRow, Store
@@ -57,6 +59,8 @@ log = get_logger("syncd.engine")
 #: the app's servers and its timestamps); the hash rule makes the overlap harmless
 CURSOR_OVERLAP = timedelta(minutes=2)
 LINK_COMMIT_CHUNK = 2000
+#: new records planned and written at a time: a first merge holds only this many plans
+NEW_RECORDS_SLICE = 5000
 
 Progress = Callable[[int, int], None]
 
@@ -297,27 +301,56 @@ class SyncRun:
             rules_b_to_a=sync.rules_b_to_a,
         )
         the_plan = await self._plan(inp)
-        if await self._look_up_before_creating(the_plan, inp):
-            the_plan = await self._plan(inp)
+        if self.options.dry_run or not all(i.complete or not i.readable for i in (inp.a, inp.b)):
+            # a dry run shows the whole plan; creates on a side listed incrementally are looked
+            # up there first, which needs every create planned
+            await asyncio.to_thread(the_plan.match_all)
+            if await self._look_up_before_creating(the_plan, inp):
+                the_plan = await self._plan(inp)
+                await asyncio.to_thread(the_plan.match_all)
         self._count_plan(the_plan)
         if the_plan.guard and not self.options.force:
             raise RunStopped("failed", the_plan.guard)
         if self.options.dry_run:
             return the_plan
 
-        full_listing = complete["a"] and complete["b"]
-        await self.store.run(
-            self.store.replace_listing_issues if full_listing else self._add_issues_only,
-            sync.name,
-            ("excluded", "ambiguous"),
-            the_plan.issues,
-            self.run_id,
-        )
+        if the_plan.issues:
+            await self.store.run(
+                self.store.commit_outcomes, sync.name, issues=the_plan.issues, run_id=self.run_id
+            )
         for info in (inp.a, inp.b):
             info.forget_views()  # the plan holds what it writes; a first merge needs the room
         await self._apply(the_plan)
+        await self._apply_new_records(the_plan, inp)
+        await self._prune_pending()
+        if complete["a"] and complete["b"]:
+            # a listing in full tells every excluded and ambiguous record: older reports of
+            # records this run did not report again are settled
+            await self.store.run(
+                self.store.drop_stale_issues, sync.name, ("excluded", "ambiguous"), self.run_id
+            )
         await self._advance_cursors(inp, complete, first_run)
         return the_plan
+
+    async def _apply_new_records(self, the_plan: Plan, inp: PlanInput) -> None:
+        """Plan and write the new records a slice at a time, each let go once committed."""
+        queue, the_plan.new_records = the_plan.new_records, None
+        while queue is not None and queue.remaining:
+            self._check_stop()
+            before = queue.remaining
+            part = await asyncio.to_thread(queue.next_slice, NEW_RECORDS_SLICE)
+            self._count_plan(part, consumed=before - queue.remaining)
+            if part.issues:
+                await self.store.run(
+                    self.store.commit_outcomes,
+                    self.sync.name,
+                    issues=part.issues,
+                    run_id=self.run_id,
+                )
+            await self._apply(part)
+            for side, rid in part.covered:
+                info = inp.side(side)
+                info.release(rid, held=rid in self.failed_ids[side] or rid in info.backed_off)
 
     async def _links_to_plan(self, sides: dict[str, SideInput]) -> list[LinkRow]:
         """The links the planner must see: those of records listed as changed, and those of
@@ -344,11 +377,6 @@ class SyncRun:
             inp.all_links = True
             the_plan = await asyncio.to_thread(plan, inp)
         return the_plan
-
-    def _add_issues_only(
-        self, sync: str, kinds: Sequence[str], issues: Sequence[IssueRow], run_id: int | None
-    ) -> None:
-        self.store.commit_outcomes(sync, issues=issues, run_id=run_id)
 
     def _list_in_full(self, side: str, state: Any, first_run: bool) -> bool:
         connector = self.connectors[side]
@@ -513,13 +541,16 @@ class SyncRun:
                 again = True
         return again
 
-    def _count_plan(self, the_plan: Plan) -> None:
+    def _count_plan(self, the_plan: Plan, consumed: int = 0) -> None:
+        """Add a plan (or a slice of new records, ``consumed`` of them) to the run's counts.
+
+        A new record not planned yet counts as one write in the progress total (a create, or
+        one of the two updates of a match); its slice puts the real number in its place."""
         summary = the_plan.summary()
-        self.counts["linked"] = summary["linked"]
-        self.counts["conflicts"] = summary["conflicts"]
-        self.counts["excluded"] = summary["excluded"]
-        self.counts["ambiguous"] = summary["ambiguous"]
-        self.total = sum(len(p.writes) + len(p.archive) for p in the_plan.pairs)
+        for key in ("linked", "conflicts", "excluded", "ambiguous"):
+            self.counts[key] += summary[key]
+        queued = the_plan.new_records.remaining if the_plan.new_records is not None else 0
+        self.total += count_actions(the_plan.pairs) + queued - consumed
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -540,7 +571,6 @@ class SyncRun:
             await self._creates(the_plan, side, pending_ops, failed)
         for side in SIDES:
             await self._archives(the_plan, side, pending_ops, failed)
-        await self._prune_pending()
 
     async def _prune_pending(self) -> None:
         """Forget pending creates whose outcome is known now: the source record is linked to a
@@ -823,17 +853,12 @@ class SyncRun:
                 values[f"last_full_{side}"] = now
             if not connector.capabilities.incremental:
                 continue
-            listed: list[SideRecord | RemoteRecord] = [
-                *info.records.values(),
-                *info.unchanged.values(),
-            ]
-            stamps = [r.updated_at for r in listed if r.updated_at is not None]
-            if not stamps:
+            high = info.latest_update()
+            if high is None:
                 continue
-            high = max(stamps)
             # records that failed now, or were skipped while backed off, must be listed again
             held = self.failed_ids[side] | info.backed_off
-            blocked = [r.updated_at for r in listed if r.updated_at is not None and r.id in held]
+            blocked = [s for s in map(info.update_time, held) if s is not None]
             if blocked:
                 high = min(high, min(blocked))
             values[f"cursor_{side}"] = connector.make_cursor(high - CURSOR_OVERLAP)

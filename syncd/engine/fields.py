@@ -177,6 +177,14 @@ class SideFields:
                 values[key] = value
         return values
 
+    def value(self, data: Mapping[str, RawValue], key: str) -> FieldValue:
+        """One value of the view, without making the rest (matching needs only emails)."""
+        for view_key, name, kind in self.fields:
+            if view_key == key:
+                raw = data.get(name)
+                return None if raw is None or raw == "" else normalise(kind, raw, self.phone_region)
+        return None
+
     def record_fingerprint(self, record: RemoteRecord) -> str:
         """The app's version where it gives one (cheap), else a digest of the record."""
         if record.version is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from syncd.config import Rule
 from syncd.connector import RawValue, RemoteRecord
@@ -36,6 +37,12 @@ class SideRecord:
             self._values = fields.view(self.raw)
         return self._values
 
+    def value(self, fields: SideFields, key: str) -> FieldValue:
+        """One value, from the view when it was made, else on its own (the view is not kept)."""
+        if self._values is not None:
+            return self._values.get(key)
+        return fields.value(self.raw, key)
+
 
 @dataclass
 class SideInput:
@@ -58,6 +65,11 @@ class SideInput:
     #: most records of most runs, so no engine object is made for them unless a plan needs it
     unchanged: dict[str, RemoteRecord] = field(default_factory=dict)
     _made: dict[str, SideRecord] = field(default_factory=dict)
+    #: records let go once written (``release``): the latest update time among them, and the
+    #: update times of those the cursor must not pass (held)
+    released_count: int = 0
+    released_high: datetime | None = None
+    released_held: dict[str, datetime | None] = field(default_factory=dict)
 
     def take(self, record: RemoteRecord, fp: str, linked_fp: str | None) -> None:
         """Add a listed record: kept as it is when its fingerprint is its link's."""
@@ -94,7 +106,40 @@ class SideInput:
         return made
 
     def count(self) -> int:
-        return len(self.records) + len(self.unchanged)
+        return len(self.records) + len(self.unchanged) + self.released_count
+
+    def release(self, rid: str, held: bool) -> None:
+        """Let a written record go (a first merge would keep 200,000 of them, and the app's
+        data they hold, to the end), keeping what the cursor needs: its update time when it
+        is ``held`` (failed or backed off: to be listed again), else only the latest."""
+        record = self.records.pop(rid, None)
+        if record is None:
+            return
+        self.released_count += 1
+        stamp = record.updated_at
+        if held:
+            self.released_held[rid] = stamp
+        elif stamp is not None and (self.released_high is None or stamp > self.released_high):
+            self.released_high = stamp
+
+    def latest_update(self) -> datetime | None:
+        """The latest update time among the listed records."""
+        stamps = [r.updated_at for r in self.records.values() if r.updated_at is not None]
+        stamps.extend(r.updated_at for r in self.unchanged.values() if r.updated_at is not None)
+        stamps.extend(s for s in self.released_held.values() if s is not None)
+        if self.released_high is not None:
+            stamps.append(self.released_high)
+        return max(stamps, default=None)
+
+    def update_time(self, rid: str) -> datetime | None:
+        """When the listed record ``rid`` was last updated (None: unknown, or not listed).
+
+        A released record is known only if it was held when let go; the executor lets a
+        record go only after its slice was written, and no later slice writes it again."""
+        listed = self.records.get(rid) or self.unchanged.get(rid)
+        if listed is not None:
+            return listed.updated_at
+        return self.released_held.get(rid)
 
     def forget_views(self) -> None:
         """Drop the normalised values made while planning (they are made again if asked)."""
@@ -182,6 +227,15 @@ class PairPlan:
         return bool(self.writes or self.archive)
 
 
+class NewRecordQueue(Protocol):
+    """New records waiting to be planned (see ``syncd.engine.planner.NewRecords``)."""
+
+    @property
+    def remaining(self) -> int: ...
+
+    def next_slice(self, limit: int) -> Plan: ...
+
+
 @dataclass
 class Plan:
     pairs: list[PairPlan] = field(default_factory=list)
@@ -193,6 +247,20 @@ class Plan:
     #: the plan was cut short: it has new records to match (or emails to move) and must be
     #: made again with every link
     needs_all_links: bool = False
+    #: new records still to be matched and planned, a slice at a time (``match_all`` plans
+    #: them into this plan); the pairs above are those of existing links
+    new_records: NewRecordQueue | None = None
+    #: the new records a slice planned (side, id): the executor lets them go once it is written
+    covered: list[tuple[str, str]] = field(default_factory=list)
+
+    def match_all(self) -> None:
+        """Plan every new record into this plan (a dry run shows the whole plan)."""
+        queue, self.new_records = self.new_records, None
+        if queue is not None and queue.remaining:
+            part = queue.next_slice(queue.remaining)
+            self.pairs.extend(part.pairs)
+            self.issues.extend(part.issues)
+            self.resolved.extend(part.resolved)
 
     def writes(self, side: str, create: bool) -> list[tuple[PairPlan, Write]]:
         found = []

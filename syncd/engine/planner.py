@@ -16,7 +16,11 @@ listing did not show it (deleted); ``archived`` = listed as archived.
 |          |               |               | without base; none → create on b; several → report |
 
 Everything symmetrical holds with a and b swapped. Without a base (a first merge) an empty value
-never blanks a filled one; a field changed on both sides goes to the winner.
+never blanks a filled one; a field changed on both sides goes to the winner. A record revived by
+edit-beats-delete that matches a new record keeps its own base: what it changed since wins.
+
+``plan`` decides the links; new records come back as :class:`NewRecords`, which the executor
+plans a slice at a time (``Plan.match_all`` plans them all, for a dry run).
 """
 
 from __future__ import annotations
@@ -156,7 +160,7 @@ class _Planner:
         return "a"
 
     def email_of(self, side: str, record: SideRecord) -> str | None:
-        value = self.values(side, record).get(EMAIL)
+        value = record.value(self.inp.side(side).fields, EMAIL)
         return value if isinstance(value, str) else None
 
     # --- the run ----------------------------------------------------------------------------
@@ -185,8 +189,9 @@ class _Planner:
             self.out = Plan(needs_all_links=True)
             return self.out
         self.check_email_updates()
-        self.plan_new_records()
-        self.check_guards()
+        self.check_guards()  # new records are never archived: the guards need only the links
+        if self.new["a"] or self.new["b"]:
+            self.out.new_records = NewRecords(self)
         return self.out
 
     def email_moves(self) -> list[tuple[PairPlan, Write]]:
@@ -267,9 +272,19 @@ class _Planner:
         self.out.pairs.append(self.merge(link, ra, rb, first=False))
 
     def merge(
-        self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None, first: bool
+        self,
+        link: LinkRow,
+        ra: SideRecord | None,
+        rb: SideRecord | None,
+        first: bool,
+        known: tuple[str, dict[str, str]] | None = None,
     ) -> PairPlan:
-        """Field-level three-way merge of one pair (rule 3)."""
+        """Field-level three-way merge of one pair (rule 3).
+
+        ``known`` is, in a first merge, a side whose record has a base of its own (a record
+        revived by edit-beats-delete, matched to a new record): what it changed since that
+        base is an edit, and wins over the new record's values, empty or not.
+        """
         records = {"a": ra, "b": rb}
         current = {s: self.current_hashes(s, link, records[s]) or {} for s in SIDES}
         base = {s: link.base(s) for s in SIDES}
@@ -297,7 +312,9 @@ class _Planner:
         winner = self.winner(ra, rb, first)
         for key in self.sorted_keys:
             ha, hb = current["a"].get(key), current["b"].get(key)
-            if first:
+            if known is not None and current[known[0]].get(key) != known[1].get(key):
+                changed_a, changed_b = known[0] == "a", known[0] == "b"
+            elif first:
                 changed_a = changed_b = True
                 if ha is None or hb is None:
                     # an empty value never blanks a filled one without a base
@@ -432,23 +449,6 @@ class _Planner:
 
     # --- new records ------------------------------------------------------------------------
 
-    def plan_new_records(self) -> None:
-        if not self.new["a"] and not self.new["b"]:
-            return
-        index = {side: self.email_index(side, after_plan=True) for side in SIDES}
-        phone_index = (
-            {side: self.phone_index(side) for side in SIDES} if self.inp.match_phone else None
-        )
-        taken: set[tuple[str, str]] = set()
-        for source in SIDES:
-            target = other(source)
-            for record, revived in self.new[source]:
-                if (source, record.id) in taken:
-                    continue
-                if record.id in self.inp.side(source).backed_off:
-                    continue
-                self.plan_new_record(source, target, record, revived, index, phone_index, taken)
-
     def plan_new_record(
         self,
         source: str,
@@ -518,7 +518,14 @@ class _Planner:
             if self.inp.initial == "new-only":
                 self.baseline(link, records["a"], records["b"])
                 return
-            pair = self.merge(link, records["a"], records["b"], first=True)
+            revived_base = revived.base(source) if revived is not None else None
+            pair = self.merge(
+                link,
+                records["a"],
+                records["b"],
+                first=True,
+                known=(source, revived_base) if revived_base is not None else None,
+            )
             pair.matched = True
             self.out.pairs.append(pair)
             self.resolve(source, record)
@@ -615,9 +622,9 @@ class _Planner:
         return index
 
     def phone_of(self, side: str, record: SideRecord) -> str | None:
-        values = self.values(side, record)
+        fields = self.inp.side(side).fields
         for key in PHONE_KEYS:
-            value = values.get(key)
+            value = record.value(fields, key)
             if isinstance(value, str):
                 return value
         return None
@@ -717,6 +724,66 @@ class _Planner:
 
     def resolve(self, side: str, record: SideRecord) -> None:
         self.out.resolved.append((side, record.id))
+
+
+class NewRecords:
+    """The run's new records, matched by email and planned a slice at a time.
+
+    A first merge has a new record for nearly every contact of both sides; planned at once,
+    every pair (link, bases, writes) would be held until written. The executor plans a slice,
+    writes it and lets it go. Matching sees every record from the start (the indexes are made
+    here, over the whole listing), and what a slice plans (a create taking an email on its
+    target, a record taken by a match) is known to the slices after it.
+    """
+
+    def __init__(self, planner: _Planner) -> None:
+        self.planner = planner
+        self.index = {side: planner.email_index(side, after_plan=True) for side in SIDES}
+        self.phone_index = (
+            {side: planner.phone_index(side) for side in SIDES} if planner.inp.match_phone else None
+        )
+        self.taken: set[tuple[str, str]] = set()
+        # records revived by edit-beats-delete first: one typed in again on the other side
+        # joins its revived partner instead of being reported as already used
+        self.queue: list[tuple[str, SideRecord, LinkRow | None] | None] = [
+            (source, record, revived)
+            for first in (True, False)
+            for source in SIDES
+            for record, revived in planner.new[source]
+            if (revived is not None) == first
+        ]
+        planner.new = {"a": [], "b": []}
+        self.position = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.queue) - self.position
+
+    def next_slice(self, limit: int) -> Plan:
+        """Plan the next ``limit`` new records (fewer at the end)."""
+        planner = self.planner
+        planner.out = out = Plan()
+        end = min(len(self.queue), self.position + limit)
+        for position in range(self.position, end):
+            item, self.queue[position] = self.queue[position], None
+            assert item is not None
+            source, record, revived = item
+            if (source, record.id) not in self.taken and record.id not in (
+                planner.inp.side(source).backed_off
+            ):
+                planner.plan_new_record(
+                    source,
+                    other(source),
+                    record,
+                    revived,
+                    self.index,
+                    self.phone_index,
+                    self.taken,
+                )
+            record._values = None  # what the plan needs it holds; the rest can go
+            out.covered.append((source, record.id))
+        self.position = end
+        return out
 
 
 def _copy(link: LinkRow) -> LinkRow:

@@ -442,19 +442,14 @@ class Store:
                 "DELETE FROM record_issue WHERE sync = ? AND side = ? AND record_id = ?", gone
             )
 
-    def replace_listing_issues(
-        self, sync: str, kinds: Sequence[str], issues: Sequence[IssueRow], run_id: int | None
-    ) -> None:
-        """Replace every issue of the given kinds (recomputed from scratch each run)."""
-        stamp = now()
-        with self.db.atomic():
-            keep = {(i.side, i.record_id) for i in issues}
-            for row in RecordIssue.select().where(
-                (RecordIssue.sync == sync) & (RecordIssue.kind.in_(list(kinds)))
-            ):
-                if (row.side, row.record_id) not in keep:
-                    row.delete_instance()
-            self._record_issues(sync, issues, stamp, run_id)
+    def drop_stale_issues(self, sync: str, kinds: Sequence[str], run_id: int | None) -> None:
+        """Forget the issues of the given kinds that run ``run_id`` did not report again
+        (they are recomputed from a full listing every run)."""
+        RecordIssue.delete().where(
+            (RecordIssue.sync == sync)
+            & (RecordIssue.kind.in_(list(kinds)))
+            & (RecordIssue.run_id.is_null() | (RecordIssue.run_id != run_id))
+        ).execute()
 
     def list_issues(self, sync: str) -> list[dict[str, Any]]:
         query = (
