@@ -86,6 +86,20 @@ class SyntheticApp:
     def ids(self) -> list[str]:
         return list(self.rows)
 
+    def records(self, ids: Sequence[str]) -> list[RemoteRecord]:
+        """A page of records, as a connector makes them from a parsed page of JSON."""
+        rows, changed, archived = self.rows, self.changed, self.archived
+        generated_at, generated = self._generated
+        page = []
+        for rid in ids:
+            change = changed.get(rid)
+            if change is None:
+                stamp, version = generated_at, generated
+            else:
+                _, stamp, version = change
+            page.append(RemoteRecord(rid, rows[rid], stamp, rid in archived, None, version))
+        return page
+
     def record(self, rid: str) -> RemoteRecord:
         change = self.changed.get(rid)
         stamp, version = self._generated if change is None else change[1:]
@@ -126,15 +140,15 @@ class SyntheticConnector(Connector):
         if since > 0:
             # newest changes last: walk back to the cursor
             recent = []
-            for rid in reversed(self.app.changed):
-                if self.app.changed[rid][0] < since:
+            for rid, change in reversed(self.app.changed.items()):
+                if change[0] < since:
                     break
                 recent.append(rid)
             ids = recent[::-1]
         else:
             ids = self.app.ids()
         for start in range(0, len(ids), PAGE):
-            yield [self.app.record(rid) for rid in ids[start : start + PAGE]]
+            yield self.app.records(ids[start : start + PAGE])
 
     def make_cursor(self, watermark: datetime) -> str:
         return str(max(0, int((watermark - EPOCH).total_seconds())))

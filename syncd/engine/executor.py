@@ -426,18 +426,16 @@ class SyncRun:
         fingerprint = fields.record_fingerprint
 
         async def consume() -> None:
-            # the hot loop of a run: most records of most runs are unchanged, and cost a
-            # fingerprint and a dictionary lookup here, nothing more
             async for page in connector.list_records(cursor):
-                for record in page:
-                    rid = record.id
-                    if record.error is not None:
-                        info.unreadable.add(rid)
-                        unreadable.append(
-                            IssueRow(side, rid, "failed", redact(f"unreadable: {record.error}"))
-                        )
-                        continue
-                    info.take(record, fingerprint(record), fps.get(rid))
+                broken = [record for record in page if record.error is not None]
+                for record in broken:
+                    info.unreadable.add(record.id)
+                    unreadable.append(
+                        IssueRow(side, record.id, "failed", redact(f"unreadable: {record.error}"))
+                    )
+                info.take_page(
+                    [r for r in page if r.error is None] if broken else page, fingerprint, fps
+                )
                 await asyncio.sleep(0)  # let the loop breathe between pages
 
         await self._guarded(consume())

@@ -192,11 +192,19 @@ class SideFields:
         return self.fingerprint(record.data, record.archived)
 
     def version_fingerprint(self, version: str, archived: bool = False) -> str:
-        return f"v:{version}:{'A' if archived else ''}{self.signature_hex}"
+        return "v:" + version + (self._archived_suffix if archived else self._version_suffix)
 
     @functools.cached_property
     def signature_hex(self) -> str:
         return self.signature.hex()
+
+    @functools.cached_property
+    def _version_suffix(self) -> str:
+        return ":" + self.signature_hex
+
+    @functools.cached_property
+    def _archived_suffix(self) -> str:
+        return ":A" + self.signature_hex
 
     def fingerprint(self, data: Mapping[str, RawValue], archived: bool) -> str:
         """A digest of the whole raw record: equal means nothing in it changed.

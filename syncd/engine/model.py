@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -70,6 +70,24 @@ class SideInput:
     released_count: int = 0
     released_high: datetime | None = None
     released_held: dict[str, datetime | None] = field(default_factory=dict)
+
+    def take_page(
+        self,
+        page: Iterable[RemoteRecord],
+        fingerprint: Callable[[RemoteRecord], str],
+        linked: Mapping[str, str | None],
+    ) -> None:
+        """``take`` for a page of readable records: the hot loop of a run, where most records
+        of most runs are unchanged and cost a fingerprint and a dictionary lookup."""
+        unchanged, linked_fp = self.unchanged, linked.get
+        for record in page:
+            fp = fingerprint(record)
+            if fp == linked_fp(record.id):
+                unchanged[record.id] = record
+                if record.version is not None:
+                    self.versioned = True
+            else:
+                self.take(record, fp, None)
 
     def take(self, record: RemoteRecord, fp: str, linked_fp: str | None) -> None:
         """Add a listed record: kept as it is when its fingerprint is its link's."""

@@ -459,7 +459,9 @@ class _Planner:
         phone_index: dict[str, dict[str, list[str]]] | None,
         taken: set[tuple[str, str]],
     ) -> None:
-        email = self.email_of(source, record)
+        # the whole view at once: most new records are merged or created, which need it
+        found = self.values(source, record).get(EMAIL)
+        email = found if isinstance(found, str) else None
         key: str | None = value_hash(email) if email else None
         lookup = index
         if key is None and phone_index is not None:

@@ -339,6 +339,10 @@ class Store:
 
     def _save_links(self, sync: str, rows: Iterable[LinkRow], stamp: datetime) -> None:
         updates = []
+        # a first merge inserts 150,000 links: one cursor, the time stamp formatted once
+        # (as sqlite3's datetime adapter would), no query builder
+        when = _sql_time(stamp)
+        cursor = self.db.cursor()
         for row in rows:
             values = (
                 row.a_id,
@@ -348,10 +352,10 @@ class Store:
                 row.base_b_json,
                 row.fp_a,
                 row.fp_b,
-                stamp,
+                when,
             )
             if row.id is None:
-                cursor = self.db.execute_sql(
+                cursor.execute(
                     "INSERT INTO link (a_id, b_id, state, base_a, base_b, fp_a, fp_b, updated_at,"
                     " sync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*values, sync),
@@ -360,7 +364,7 @@ class Store:
             else:
                 updates.append((*values, row.id))
         if updates:
-            self.db.cursor().executemany(
+            cursor.executemany(
                 "UPDATE link SET a_id = ?, b_id = ?, state = ?, base_a = ?, base_b = ?, fp_a = ?,"
                 " fp_b = ?, updated_at = ? WHERE id = ?",
                 updates,
@@ -385,9 +389,10 @@ class Store:
             self._save_links(sync, links, stamp)
             self._record_issues(sync, issues, stamp, run_id)
             self._resolve_issues(sync, resolved)
-            for start in range(0, len(pending_done), 500):
-                chunk = list(pending_done[start : start + 500])
-                PendingWrite.delete().where(PendingWrite.key.in_(chunk)).execute()
+            if pending_done:
+                self.db.cursor().executemany(
+                    "DELETE FROM pending_write WHERE key = ?", [(key,) for key in pending_done]
+                )
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -490,12 +495,12 @@ class Store:
     # --- pending writes ---------------------------------------------------------------------
 
     def add_pending(self, sync: str, rows: Sequence[PendingRow], run_id: int | None) -> None:
-        stamp = now()
+        when = _sql_time(now())
         with self.db.atomic():
             self.db.cursor().executemany(
                 "INSERT OR REPLACE INTO pending_write (sync, side, source_id, key, email,"
                 " created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(sync, r.side, r.source_id, r.key, r.email, stamp, run_id) for r in rows],
+                [(sync, r.side, r.source_id, r.key, r.email, when, run_id) for r in rows],
             )
 
     def list_pending(self, sync: str) -> list[PendingRow]:
@@ -552,6 +557,11 @@ class Store:
 
     def set_value(self, key: str, value: str) -> None:
         KeyValue.insert(key=key, value=value, updated_at=now()).on_conflict_replace().execute()
+
+
+def _sql_time(value: datetime) -> str:
+    """A time stamp as peewee's DateTimeField stores it on SQLite (and reads it back)."""
+    return value.isoformat(" ")
 
 
 def _iso(value: datetime | None) -> str | None:
