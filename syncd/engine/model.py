@@ -37,6 +37,9 @@ class SideRecord:
             self._values = fields.view(self.raw)
         return self._values
 
+    def forget_view(self) -> None:
+        self._values = None
+
     def value(self, fields: SideFields, key: str) -> FieldValue:
         """One value, from the view when it was made, else on its own (the view is not kept)."""
         if self._values is not None:
@@ -162,7 +165,7 @@ class SideInput:
     def forget_views(self) -> None:
         """Drop the normalised values made while planning (they are made again if asked)."""
         for record in self.records.values():
-            record._values = None
+            record.forget_view()
         self._made.clear()
 
 

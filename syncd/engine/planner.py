@@ -459,9 +459,8 @@ class _Planner:
         phone_index: dict[str, dict[str, list[str]]] | None,
         taken: set[tuple[str, str]],
     ) -> None:
-        # the whole view at once: most new records are merged or created, which need it
-        found = self.values(source, record).get(EMAIL)
-        email = found if isinstance(found, str) else None
+        self.values(source, record)  # the whole view: a merge or a create needs it anyway
+        email = self.email_of(source, record)
         key: str | None = value_hash(email) if email else None
         lookup = index
         if key is None and phone_index is not None:
@@ -782,7 +781,7 @@ class NewRecords:
                     self.phone_index,
                     self.taken,
                 )
-            record._values = None  # what the plan needs it holds; the rest can go
+            record.forget_view()  # what the plan needs it holds; the rest can go
             out.covered.append((source, record.id))
         self.position = end
         return out

@@ -389,10 +389,7 @@ class Store:
             self._save_links(sync, links, stamp)
             self._record_issues(sync, issues, stamp, run_id)
             self._resolve_issues(sync, resolved)
-            if pending_done:
-                self.db.cursor().executemany(
-                    "DELETE FROM pending_write WHERE key = ?", [(key,) for key in pending_done]
-                )
+            self._delete_pending(pending_done)
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -509,10 +506,13 @@ class Store:
 
     def remove_pending(self, keys: Sequence[str]) -> None:
         with self.db.atomic():
-            for start in range(0, len(keys), 500):
-                PendingWrite.delete().where(
-                    PendingWrite.key.in_(list(keys[start : start + 500]))
-                ).execute()
+            self._delete_pending(keys)
+
+    def _delete_pending(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.db.cursor().executemany(
+                "DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys]
+            )
 
     # --- runs -------------------------------------------------------------------------------
 
