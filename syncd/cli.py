@@ -29,6 +29,7 @@ from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
 from syncd.store import Store
 from syncd.store.lock import SyncBusy
+from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, run_json
 
 EXIT_OK, EXIT_FAILED_RECORDS, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 3
 
@@ -286,7 +287,13 @@ def print_result(result: RunResult) -> None:
 
 @cli.command("history")
 @click.argument("name")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--limit",
+    default=RUNS_LIMIT_DEFAULT,
+    show_default=True,
+    type=click.IntRange(1, RUNS_LIMIT_MAX),
+    help=f"How many runs (1 to {RUNS_LIMIT_MAX}, as the API's limit).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 @handles_errors
@@ -297,20 +304,8 @@ def history_command(obj: Context, name: str, limit: int, as_json: bool) -> None:
     runs = store.list_runs(name, limit)
     store.close()
     if as_json:
-        emit_json(
-            [
-                {
-                    "id": r.id,
-                    "started_at": r.started_at.isoformat() + "Z",
-                    "finished_at": r.finished_at.isoformat() + "Z" if r.finished_at else None,
-                    "outcome": r.outcome,
-                    "trigger": r.trigger,
-                    "counts": r.counts,
-                    "message": r.message,
-                }
-                for r in runs
-            ]
-        )
+        # the entries of GET /api/v1/syncs/NAME/runs, times in the one format
+        emit_json([run_json(r) for r in runs])
         return
     if not runs:
         click.echo(f"{name}: no runs yet")
@@ -363,7 +358,7 @@ def errors_command(obj: Context, name: str, as_json: bool) -> None:
     issues = store.list_issues(name)
     store.close()
     if as_json:
-        emit_json(issues)
+        emit_json([issue_json(issue) for issue in issues])
         return
     if not issues:
         click.echo(f"{name}: no failing records")

@@ -5,36 +5,47 @@ Every path but ``/healthz`` needs ``Authorization: Bearer <token>``, compared in
 paths exist. Errors are ``{"error": {"code": ..., "message": ...}}`` with a fitting status, and
 every JSON body passes the secret redaction on its way out (rule 12).
 
+Bad input is a 400 (or 401, 404, 405, 413), never a 500: the query, the body and the headers are
+read defensively (``limit`` is ASCII digits only, a body is UTF-8 JSON of bounded size and depth,
+a header with bytes that are not UTF-8 is compared as bytes). A 500 is a bug: it still answers the
+documented JSON error body, without details, and the log has the traceback.
+
+:mod:`syncd.daemon.openapi` documents every route; ``GET /api/v1/openapi.json`` serves it. The
+API depends on :mod:`syncd.daemon.service` (the daemon it serves), never the other way round:
+the command that starts the daemon hands it :func:`make_app`.
+
 The status endpoints answer from the scheduler's memory, not the database: the store has one
 worker thread, which a large run keeps busy, and ``syncd status`` must stay quick meanwhile.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import ConfigError
 from syncd.daemon.metrics import CONTENT_TYPE
+from syncd.daemon.openapi import document
 from syncd.daemon.scheduler import (
     AlreadyRunning,
     ShuttingDown,
     SyncSlot,
     UnknownSync,
     aware,
-    describe_time,
     last_run_json,
     utcnow,
 )
 from syncd.logs import get_logger
 from syncd.redact import redact, redact_data
+from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, rfc3339, run_json
 
 if TYPE_CHECKING:
     from syncd.daemon.service import Daemon
@@ -42,7 +53,12 @@ if TYPE_CHECKING:
 log = get_logger("syncd.daemon.api")
 
 OPEN_PATHS = frozenset({"/healthz"})
-MAX_RUNS = 1000
+MAX_RUNS = RUNS_LIMIT_MAX
+#: the largest request body (only a trigger takes one, a few bytes of flags)
+MAX_BODY = 16 * 1024
+#: the keys a trigger's body may have
+TRIGGER_FLAGS = ("full", "force")
+UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -62,16 +78,26 @@ def reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     )
 
 
-def error_reply(status: int, code: str, message: str) -> web.Response:
-    headers = {"WWW-Authenticate": 'Bearer realm="syncd"'} if status == 401 else None
-    return reply({"error": {"code": code, "message": redact(message)}}, status, headers)
+def error_reply(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="syncd"'
+    return reply({"error": {"code": code, "message": redact(message)}}, status, headers or None)
 
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_CODES = {
+    400: ("bad_request", "the request is malformed"),
+    404: ("not_found", "no such path"),
+    405: ("method_not_allowed", "the path does not take this method"),
+    413: ("too_large", f"the body is larger than {MAX_BODY} bytes"),
+}
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer that is not a success is the JSON error body, whatever went wrong."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -79,11 +105,30 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _CODES.get(exc.status, "http_error")
-        return error_reply(exc.status, code, exc.reason)
+        code, message = _CODES.get(exc.status, ("http_error", exc.reason))
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return error_reply(exc.status, code, message, allow)
+    except HttpProcessingError as exc:  # a body the connection could not read (chunking, size)
+        status = exc.code if 400 <= exc.code < 500 else 400
+        code, message = _CODES.get(status, ("bad_request", "the request is malformed"))
+        return error_reply(status, code, message)
     except Exception:
         log.exception("API request failed", path=request.path, method=request.method)
         return error_reply(500, "internal", "internal error; the daemon's log has the details")
+
+
+def token_matches(header: str, expected: str) -> bool:
+    """Whether an ``Authorization`` header carries the token, in constant time.
+
+    The header comes decoded by aiohttp; bytes that were not UTF-8 are in it as lone
+    surrogates, which ``surrogatepass`` turns back into bytes (never equal to a real token's)
+    instead of failing.
+    """
+    scheme, _, supplied = header.partition(" ")
+    if scheme.lower() != "bearer" or not expected:
+        return False
+    given = supplied.strip().encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass"))
 
 
 def auth_middleware(daemon: Daemon) -> Any:
@@ -91,11 +136,8 @@ def auth_middleware(daemon: Daemon) -> Any:
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
             return await handler(request)
-        scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
-        expected = daemon.token.encode()
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected)
-        if not ok or not expected:
-            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is needed")
+        if not token_matches(request.headers.get("Authorization", ""), daemon.token):
+            raise ApiError(401, "unauthorized", UNAUTHORIZED)
         return await handler(request)
 
     return check_token
@@ -103,27 +145,31 @@ def auth_middleware(daemon: Daemon) -> Any:
 
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(daemon)], client_max_size=64 * 1024
+        middlewares=[errors_middleware, auth_middleware(daemon)], client_max_size=MAX_BODY
     )
     api = Api(daemon)
-    app.router.add_get("/healthz", api.healthz)
-    app.router.add_get("/api/v1/status", api.status)
-    app.router.add_get("/api/v1/syncs", api.syncs)
-    app.router.add_get("/api/v1/syncs/{name}", api.sync_detail)
-    app.router.add_get("/api/v1/syncs/{name}/runs", api.runs)
-    app.router.add_get("/api/v1/syncs/{name}/errors", api.errors)
+    # no HEAD beside each GET: the API is what docs/api.md and the OpenAPI document say
+    get = functools.partial(app.router.add_get, allow_head=False)
+    get("/healthz", api.healthz)
+    get("/api/v1/openapi.json", api.openapi)
+    get("/api/v1/status", api.status)
+    get("/api/v1/syncs", api.syncs)
+    get("/api/v1/syncs/{name}", api.sync_detail)
+    get("/api/v1/syncs/{name}/runs", api.runs)
+    get("/api/v1/syncs/{name}/errors", api.errors)
     app.router.add_post("/api/v1/syncs/{name}/trigger", api.trigger)
     app.router.add_post("/api/v1/syncs/{name}/pause", api.pause)
     app.router.add_post("/api/v1/syncs/{name}/resume", api.resume)
     app.router.add_post("/api/v1/reload", api.reload)
-    app.router.add_get("/api/v1/plugins", api.plugins)
-    app.router.add_get("/metrics", api.metrics)
+    get("/api/v1/plugins", api.plugins)
+    get("/metrics", api.metrics)
     return app
 
 
 class Api:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self.document = document()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -151,14 +197,14 @@ class Api:
             "direction": sync.direction,
             "interval_seconds": sync.interval,
             "last_run": last_run_json(slot.last),
-            "last_success_at": describe_time(slot.last_success_at),
-            "next_run_at": describe_time(self.daemon.scheduler.next_run(slot.name)),
+            "last_success_at": rfc3339(slot.last_success_at),
+            "next_run_at": rfc3339(self.daemon.scheduler.next_run(slot.name)),
             "running": None
             if current is None
             else {
                 "run_id": current.run_id,
                 "trigger": current.trigger,
-                "started_at": describe_time(current.started_at),
+                "started_at": rfc3339(current.started_at),
                 "progress": {"done": current.done, "total": current.total},
             },
             "running_elsewhere": slot.busy_elsewhere,
@@ -167,16 +213,42 @@ class Api:
             else None,
         }
 
-    async def _json_body(self, request: web.Request) -> dict[str, Any]:
-        if not request.can_read_body:
+    async def _json_body(self, request: web.Request, keys: tuple[str, ...]) -> dict[str, Any]:
+        """The body as a JSON object with only ``keys``; ``{}`` without a body.
+
+        Read as bytes and decoded here (not by the charset the client names), so that
+        neither an unknown charset, bytes that are not UTF-8 nor JSON nested deeper than the
+        parser's recursion can get past a 400. aiohttp answers 413 past ``MAX_BODY``.
+        """
+        if not request.body_exists:
+            return {}
+        raw = await request.read()
+        if not raw:
             return {}
         try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise ApiError(400, "bad_request", "the body is not valid JSON (UTF-8)") from None
         if not isinstance(body, dict):
             raise ApiError(400, "bad_request", "the body must be a JSON object")
+        unknown = sorted(set(body) - set(keys))
+        if unknown:
+            shown = ", ".join(repr(key[:40]) for key in unknown[:5])
+            raise ApiError(
+                400, "bad_request", f"unknown key {shown} in the body (known: {', '.join(keys)})"
+            )
         return body
+
+    def _limit(self, request: web.Request) -> int:
+        values = request.query.getall("limit", [])
+        if not values:
+            return RUNS_LIMIT_DEFAULT
+        raw = values[0]
+        # isdigit() alone takes "²" and "٣"; a 5,000-digit number is not worth converting
+        digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_RUNS))
+        if len(values) > 1 or not digits or not 1 <= int(raw) <= MAX_RUNS:
+            raise ApiError(400, "bad_request", f"limit must be one number from 1 to {MAX_RUNS}")
+        return int(raw)
 
     # --- endpoints ----------------------------------------------------------------------------
 
@@ -187,6 +259,9 @@ class Api:
             {"status": "ok" if healthy else "unhealthy", "checks": checks}, 200 if healthy else 503
         )
 
+    async def openapi(self, request: web.Request) -> web.Response:
+        return reply(self.document)
+
     async def status(self, request: web.Request) -> web.Response:
         daemon = self.daemon
         scheduler = daemon.scheduler
@@ -195,18 +270,18 @@ class Api:
             {
                 "version": __version__,
                 "pid": os.getpid(),
-                "started_at": describe_time(daemon.started_at),
+                "started_at": rfc3339(daemon.started_at),
                 "uptime_seconds": round(daemon.uptime, 3),
                 "state": "stopping" if daemon.stopping else "running",
                 "api": str(daemon.endpoint),
                 "config": {
                     "directory": str(daemon.config_dir),
-                    "loaded_at": describe_time(daemon.config_loaded_at),
+                    "loaded_at": rfc3339(daemon.config_loaded_at),
                     "error": None
                     if problem is None
                     else {
                         "message": problem.message,
-                        "at": describe_time(problem.at),
+                        "at": rfc3339(problem.at),
                         "source": problem.source,
                     },
                     "restart_needed": daemon.restart_needed,
@@ -244,15 +319,13 @@ class Api:
                 "counts": dict(slot.last.counts) if slot.last is not None else {},
                 "issues": issues,
                 "links": links,
-                "initialized_at": describe_time(aware(state.initialized_at)),
+                "initialized_at": rfc3339(state.initialized_at),
                 # the cursors move at the end of every completed run and nowhere else
                 "cursor_age_seconds": age(slot.last_success_at),
                 "cursors": {
                     side: {
                         "incremental": getattr(state, f"cursor_{side}") is not None,
-                        "last_full_listing_at": describe_time(
-                            aware(getattr(state, f"last_full_{side}"))
-                        ),
+                        "last_full_listing_at": rfc3339(getattr(state, f"last_full_{side}")),
                         "last_full_listing_age_seconds": age(getattr(state, f"last_full_{side}")),
                     }
                     for side in ("a", "b")
@@ -263,43 +336,22 @@ class Api:
 
     async def runs(self, request: web.Request) -> web.Response:
         slot = self._slot(request)
-        raw = request.query.get("limit", "20")
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_RUNS:
-            raise ApiError(400, "bad_request", f"limit must be a number from 1 to {MAX_RUNS}")
+        limit = self._limit(request)
         store = self.daemon.store
-        rows = await store.run(store.list_runs, slot.name, int(raw))
-        runs = []
-        for row in rows:
-            started, finished = aware(row.started_at), aware(row.finished_at)
-            duration: timedelta | None = finished - started if started and finished else None
-            runs.append(
-                {
-                    "id": row.id,
-                    "outcome": row.outcome,
-                    "trigger": row.trigger,
-                    "dry_run": row.dry_run,
-                    "started_at": describe_time(started),
-                    "finished_at": describe_time(finished),
-                    "duration_seconds": None
-                    if duration is None
-                    else round(duration.total_seconds(), 3),
-                    "counts": row.counts,
-                    "message": row.message,
-                }
-            )
-        return reply({"sync": slot.name, "runs": runs})
+        rows = await store.run(store.list_runs, slot.name, limit)
+        return reply({"sync": slot.name, "runs": [run_json(row) for row in rows]})
 
     async def errors(self, request: web.Request) -> web.Response:
         slot = self._slot(request)
         store = self.daemon.store
         issues = await store.run(store.list_issues, slot.name)
-        return reply({"sync": slot.name, "errors": issues})
+        return reply({"sync": slot.name, "errors": [issue_json(issue) for issue in issues]})
 
     async def trigger(self, request: web.Request) -> web.Response:
         slot = self._slot(request)
-        body = await self._json_body(request)
+        body = await self._json_body(request, TRIGGER_FLAGS)
         flags = {}
-        for key in ("full", "force"):
+        for key in TRIGGER_FLAGS:
             value = body.get(key, False)
             if not isinstance(value, bool):
                 raise ApiError(400, "bad_request", f"{key} must be true or false")

@@ -142,11 +142,18 @@ def run_command(obj: Any, listen: str | None) -> None:
     """The daemon, in the foreground (what Docker and systemd start)."""
     import asyncio
 
+    from syncd.daemon.api import make_app
     from syncd.daemon.service import run_daemon
 
     status = asyncio.run(
         run_daemon(
-            obj.config_dir, obj.plugins, obj.state_dir, obj.log_format, obj.log_level, listen
+            make_app,
+            obj.config_dir,
+            obj.plugins,
+            obj.state_dir,
+            obj.log_format,
+            obj.log_level,
+            listen,
         )
     )
     sys.exit(status)

@@ -35,6 +35,7 @@ from syncd.logs import get_logger
 from syncd.redact import redact
 from syncd.store import RunRow, Store
 from syncd.store.lock import SyncBusy
+from syncd.timefmt import rfc3339
 
 log = get_logger("syncd.daemon")
 
@@ -562,9 +563,7 @@ class SyncScheduler:
 
 def describe_time(value: datetime | None) -> str | None:
     """RFC 3339 in UTC, to the second (what the API and ``--json`` print)."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return rfc3339(value)
 
 
 def last_run_json(last: LastRun | None) -> dict[str, Any] | None:

@@ -16,6 +16,10 @@ the handlers it installs.
 * SIGHUP (and ``POST /api/v1/reload``): read the config again. Added, removed and changed syncs
   take effect at once; an invalid config leaves the running one in place and the error shows
   in ``syncd status``.
+
+The daemon knows nothing of HTTP routes: whoever starts it hands it the factory of its API
+(:func:`syncd.daemon.api.make_app`), so that the API depends on the daemon and not the other way
+round.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +53,9 @@ from syncd.store import Store
 
 log = get_logger("syncd.daemon")
 
+#: builds the API's application for a daemon (:func:`syncd.daemon.api.make_app`)
+AppFactory = Callable[["Daemon"], web.Application]
+
 EXIT_OK, EXIT_CRASHED, EXIT_CONFIG = 0, 1, 2
 #: how long /healthz waits for the database before calling it unreachable
 HEALTH_DB_TIMEOUT = 10.0
@@ -63,6 +71,7 @@ class ConfigProblem:
 class Daemon:
     def __init__(
         self,
+        app_factory: AppFactory,
         config_dir: Path,
         plugins: Plugins,
         state_dir: str | None = None,
@@ -71,6 +80,7 @@ class Daemon:
         listen: str | None = None,
         notifier: Notifier | None = None,
     ) -> None:
+        self.app_factory = app_factory
         self.config_dir = config_dir
         self.plugins = plugins
         self.state_dir_option = state_dir
@@ -183,9 +193,7 @@ class Daemon:
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     async def _start_api(self, endpoint: Endpoint) -> web.AppRunner:
-        from syncd.daemon.api import make_app
-
-        runner = web.AppRunner(make_app(self), shutdown_timeout=2.0, access_log=None)
+        runner = web.AppRunner(self.app_factory(self), shutdown_timeout=2.0, access_log=None)
         await runner.setup()
         site: web.BaseSite
         if endpoint.path is not None:
@@ -369,6 +377,7 @@ def _fail(message: str) -> None:
 
 
 async def run_daemon(
+    app_factory: AppFactory,
     config_dir: Path,
     plugins: Plugins,
     state_dir: str | None = None,
@@ -376,7 +385,7 @@ async def run_daemon(
     log_level: str | None = None,
     listen: str | None = None,
 ) -> int:
-    daemon = Daemon(config_dir, plugins, state_dir, log_format, log_level, listen)
+    daemon = Daemon(app_factory, config_dir, plugins, state_dir, log_format, log_level, listen)
     try:
         return await daemon.serve()
     except Exception:

@@ -1,0 +1,526 @@
+"""The OpenAPI 3.1 document of the local API, served at ``GET /api/v1/openapi.json``.
+
+Written here as data, next to the handlers in :mod:`syncd.daemon.api`, with a schema for every
+body the API answers (the errors too). ``tests/test_api_schema.py`` holds it against the real
+aiohttp routes (every route documented, nothing documented that is not routed, the same methods)
+and runs schemathesis against a real daemon, so the document cannot drift from the code.
+
+The objects are closed (``additionalProperties: false``): a field added to an answer without
+being documented here fails the schema test.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from syncd import __version__
+from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX
+
+#: what every ``…_at`` field looks like (:func:`syncd.timefmt.rfc3339`)
+TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
+
+STATES = ["idle", "running", "paused", "needs_auth", "failing"]
+OUTCOMES = [
+    "success",
+    "partial",
+    "failed",
+    "needs_auth",
+    "deferred",
+    "retry_later",
+    "config_error",
+    "interrupted",
+    "running",
+    "dry_run",
+]
+ERROR_CODES = [
+    "bad_request",
+    "unauthorized",
+    "unknown_sync",
+    "not_found",
+    "method_not_allowed",
+    "already_running",
+    "too_large",
+    "config_error",
+    "shutting_down",
+    "internal",
+    "http_error",
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(
+    properties: dict[str, Any], required: list[str] | None = None, closed: bool = True
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+    }
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+NUMBER = {"type": "number"}
+BOOLEAN = {"type": "boolean"}
+TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time", "pattern": TIME_PATTERN}
+NULLABLE_STRING = {"type": ["string", "null"]}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+STRINGS = {"type": "array", "items": STRING}
+COUNTS = {"type": "object", "additionalProperties": INTEGER}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {"type": "string", "enum": ERROR_CODES},
+                    "message": {"type": "string", "minLength": 1},
+                }
+            )
+        }
+    ),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+            "checks": _obj({"loop": STRING, "database": STRING, "scheduler": STRING}),
+        }
+    ),
+    "LastRun": _obj(
+        {
+            "id": {"type": ["integer", "null"]},
+            "outcome": {"type": "string", "enum": OUTCOMES},
+            "trigger": STRING,
+            "started_at": NULLABLE_TIME,
+            "finished_at": NULLABLE_TIME,
+            "duration_seconds": NULLABLE_NUMBER,
+            "message": NULLABLE_STRING,
+        }
+    ),
+    "Running": _obj(
+        {
+            "run_id": {"type": ["integer", "null"]},
+            "trigger": STRING,
+            "started_at": NULLABLE_TIME,
+            "progress": _obj({"done": INTEGER, "total": INTEGER}),
+        }
+    ),
+    "SyncSummary": _obj(
+        {
+            "name": STRING,
+            "state": {"type": "string", "enum": STATES},
+            "enabled": BOOLEAN,
+            "paused": BOOLEAN,
+            "a": STRING,
+            "b": STRING,
+            "direction": {"type": "string", "enum": ["two-way", "a-to-b", "b-to-a"]},
+            "interval_seconds": NUMBER,
+            "last_run": _nullable(_ref("LastRun")),
+            "last_success_at": NULLABLE_TIME,
+            "next_run_at": NULLABLE_TIME,
+            "running": _nullable(_ref("Running")),
+            "running_elsewhere": NULLABLE_STRING,
+            "message": NULLABLE_STRING,
+        }
+    ),
+    "Cursor": _obj(
+        {
+            "incremental": BOOLEAN,
+            "last_full_listing_at": NULLABLE_TIME,
+            "last_full_listing_age_seconds": NULLABLE_NUMBER,
+        }
+    ),
+    "Status": _obj(
+        {
+            "version": STRING,
+            "pid": INTEGER,
+            "started_at": TIME,
+            "uptime_seconds": NUMBER,
+            "state": {"type": "string", "enum": ["running", "stopping"]},
+            "api": STRING,
+            "config": _obj(
+                {
+                    "directory": STRING,
+                    "loaded_at": TIME,
+                    "error": _nullable(
+                        _obj({"message": STRING, "at": TIME, "source": STRING}),
+                    ),
+                    "restart_needed": STRINGS,
+                }
+            ),
+            "runs_in_progress": INTEGER,
+            "syncs": {"type": "array", "items": _ref("SyncSummary")},
+        }
+    ),
+    "SyncList": _obj({"syncs": {"type": "array", "items": _ref("SyncSummary")}}),
+    "Run": _obj(
+        {
+            "id": INTEGER,
+            "outcome": {"type": "string", "enum": OUTCOMES},
+            "trigger": STRING,
+            "dry_run": BOOLEAN,
+            "started_at": TIME,
+            "finished_at": NULLABLE_TIME,
+            "duration_seconds": NULLABLE_NUMBER,
+            "counts": COUNTS,
+            "message": NULLABLE_STRING,
+        }
+    ),
+    "RunList": _obj({"sync": STRING, "runs": {"type": "array", "items": _ref("Run")}}),
+    "RecordIssue": _obj(
+        {
+            "side": {"type": "string", "enum": ["a", "b"]},
+            "record_id": STRING,
+            "kind": {"type": "string", "enum": ["failed", "excluded", "ambiguous"]},
+            "email": NULLABLE_STRING,
+            "reason": STRING,
+            "attempts": INTEGER,
+            "first_seen": TIME,
+            "last_seen": TIME,
+            "next_attempt_at": NULLABLE_TIME,
+        }
+    ),
+    "IssueList": _obj({"sync": STRING, "errors": {"type": "array", "items": _ref("RecordIssue")}}),
+    "TriggerRequest": {
+        "type": "object",
+        "properties": {"full": BOOLEAN, "force": BOOLEAN},
+        "additionalProperties": False,
+    },
+    "Triggered": _obj(
+        {"sync": STRING, "run_id": {"type": ["integer", "null"]}, "trigger": STRING}
+        | {"full": BOOLEAN, "force": BOOLEAN}
+    ),
+    "Reloaded": _obj(
+        {
+            "added": STRINGS,
+            "changed": STRINGS,
+            "removed": STRINGS,
+            "unchanged": INTEGER,
+            "restart_needed": STRINGS,
+        }
+    ),
+    "Plugins": _obj(
+        {
+            "plugins": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": STRING,
+                        "distribution": NULLABLE_STRING,
+                        "version": NULLABLE_STRING,
+                        "hooks": STRINGS,
+                        "connectors": STRINGS,
+                        "sandboxes": STRINGS,
+                    }
+                ),
+            },
+            "problems": {
+                "type": "array",
+                "items": _obj({"plugin": STRING, "message": STRING}),
+            },
+        }
+    ),
+    "OpenApiDocument": {
+        "type": "object",
+        "required": ["openapi", "info", "paths"],
+        "properties": {"openapi": {"type": "string", "const": "3.1.0"}},
+    },
+}
+
+# the detail of one sync: its summary and more
+SCHEMAS["SyncDetail"] = copy.deepcopy(SCHEMAS["SyncSummary"])
+SCHEMAS["SyncDetail"]["properties"].update(
+    {
+        "initial": STRING,
+        "winner": STRING,
+        "deletions": STRING,
+        "match": STRING,
+        "full_every_seconds": NULLABLE_NUMBER,
+        "counts": COUNTS,
+        "issues": COUNTS,
+        "links": INTEGER,
+        "initialized_at": NULLABLE_TIME,
+        "cursor_age_seconds": NULLABLE_NUMBER,
+        "cursors": _obj({"a": _ref("Cursor"), "b": _ref("Cursor")}),
+    }
+)
+SCHEMAS["SyncDetail"]["required"] = list(SCHEMAS["SyncDetail"]["properties"])
+
+ERROR_WHEN = {
+    "400": "A bad request: a body that is not a JSON object, an unknown key, a flag that is not "
+    "true/false, a bad `limit`",
+    "401": "No token, a wrong one, or a scheme other than Bearer",
+    "404": "No sync by that name in the running config",
+    "405": "Not a method of this path",
+    "409": "The sync is already running, in the daemon or in another process",
+    "413": "The body is larger than the API accepts",
+    "422": "The config is invalid; the previous config keeps running",
+    "500": "A bug: the daemon's log has the details",
+    "503": "The daemon is stopping",
+}
+
+RESPONSES: dict[str, Any] = {
+    status: {
+        "description": text,
+        "content": {"application/json": {"schema": _ref("Error")}},
+        **(
+            {
+                "headers": {
+                    "WWW-Authenticate": {
+                        "description": 'Always `Bearer realm="syncd"`',
+                        "schema": STRING,
+                    }
+                }
+            }
+            if status == "401"
+            else {}
+        ),
+    }
+    for status, text in ERROR_WHEN.items()
+}
+
+NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The sync's name (its file in `syncs/`, without `.toml`)",
+    "schema": STRING,
+}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    # every operation can answer 401 (the token is checked first) and 500 (a bug)
+    return {s: {"$ref": f"#/components/responses/{s}"} for s in sorted({"401", "500", *statuses})}
+
+
+def _op(
+    operation_id: str, summary: str, ok: dict[str, dict[str, Any]], *errors: str, **more: Any
+) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {**ok, **_errors(*errors)},
+        **more,
+    }
+
+
+def _links(*targets: str) -> dict[str, Any]:
+    """Links from a list of syncs to the operations that take a sync's name."""
+    return {
+        target: {"operationId": target, "parameters": {"name": "$response.body#/syncs/0/name"}}
+        for target in targets
+    }
+
+
+SYNC_OPERATIONS = (
+    "getSync",
+    "listRuns",
+    "listErrors",
+    "triggerSync",
+    "pauseSync",
+    "resumeSync",
+)
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/healthz": {
+            "get": _op(
+                "health",
+                "Whether the daemon works (the only path without a token)",
+                {
+                    "200": _json("Health", "Healthy"),
+                    "503": _json("Health", "A check failed (named in `checks`)"),
+                },
+                security=[],
+                responses_without_401=True,
+            )
+        },
+        "/api/v1/openapi.json": {
+            "get": _op(
+                "openapi",
+                "This document",
+                {"200": _json("OpenApiDocument", "The OpenAPI 3.1 document of the API")},
+            )
+        },
+        "/api/v1/status": {
+            "get": _op(
+                "getStatus",
+                "The daemon and one entry per sync",
+                {
+                    "200": {
+                        **_json("Status", "The daemon's status"),
+                        "links": _links(*SYNC_OPERATIONS),
+                    }
+                },
+            )
+        },
+        "/api/v1/syncs": {
+            "get": _op(
+                "listSyncs",
+                "One entry per sync",
+                {"200": {**_json("SyncList", "The syncs"), "links": _links(*SYNC_OPERATIONS)}},
+            )
+        },
+        "/api/v1/syncs/{name}": {
+            "parameters": [NAME],
+            "get": _op(
+                "getSync", "A sync and its detail", {"200": _json("SyncDetail", "The sync")}, "404"
+            ),
+        },
+        "/api/v1/syncs/{name}/runs": {
+            "parameters": [NAME],
+            "get": _op(
+                "listRuns",
+                "The sync's runs, newest first",
+                {"200": _json("RunList", "The runs")},
+                "400",
+                "404",
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": f"How many runs, 1 to {RUNS_LIMIT_MAX} "
+                        f"(default {RUNS_LIMIT_DEFAULT})",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": RUNS_LIMIT_MAX,
+                            "default": RUNS_LIMIT_DEFAULT,
+                        },
+                    }
+                ],
+            ),
+        },
+        "/api/v1/syncs/{name}/errors": {
+            "parameters": [NAME],
+            "get": _op(
+                "listErrors",
+                "Records that did not sync, and why",
+                {"200": _json("IssueList", "The failing records")},
+                "404",
+            ),
+        },
+        "/api/v1/syncs/{name}/trigger": {
+            "parameters": [NAME],
+            "post": _op(
+                "triggerSync",
+                "Run the sync now",
+                {
+                    "202": {
+                        **_json("Triggered", "The run started"),
+                        "headers": {
+                            "Location": {
+                                "description": "Where to follow the run",
+                                "schema": STRING,
+                            }
+                        },
+                    }
+                },
+                "400",
+                "404",
+                "409",
+                "413",
+                "503",
+                requestBody={
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("TriggerRequest")}},
+                },
+            ),
+        },
+        "/api/v1/syncs/{name}/pause": {
+            "parameters": [NAME],
+            "post": _op(
+                "pauseSync",
+                "Stop scheduling the sync (kept across restarts)",
+                {"200": _json("SyncSummary", "The sync, paused")},
+                "404",
+            ),
+        },
+        "/api/v1/syncs/{name}/resume": {
+            "parameters": [NAME],
+            "post": _op(
+                "resumeSync",
+                "Schedule the sync again",
+                {"200": _json("SyncSummary", "The sync, scheduled")},
+                "404",
+            ),
+        },
+        "/api/v1/reload": {
+            "post": _op(
+                "reload",
+                "Read the config directory again (as SIGHUP)",
+                {"200": _json("Reloaded", "What changed")},
+                "422",
+            )
+        },
+        "/api/v1/plugins": {
+            "get": _op(
+                "listPlugins",
+                "Installed plugins",
+                {"200": _json("Plugins", "The plugins and their problems")},
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "metrics",
+                "Prometheus metrics",
+                {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": STRING}},
+                    }
+                },
+            )
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy: callers may change it)."""
+    paths = _paths()
+    for item in paths.values():
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.pop("responses_without_401", False):
+                operation["responses"].pop("401")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "syncd local API",
+            "version": __version__,
+            "description": "Status and control of a running `syncd run` (docs/api.md). Every "
+            "path but `/healthz` needs `Authorization: Bearer <token>`. Errors are "
+            '`{"error": {"code": ..., "message": ...}}`. Times are RFC 3339 in UTC, to the '
+            "second (`2026-03-01T09:30:00Z`).",
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`[api] token` in syncd.toml, or the state directory's "
+                    "`api-token` file",
+                }
+            },
+            "schemas": copy.deepcopy(SCHEMAS),
+            "responses": copy.deepcopy(RESPONSES),
+        },
+    }
