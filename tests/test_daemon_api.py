@@ -2,13 +2,17 @@
 
 One daemon serves the whole module. Its syncs: ``alpha`` (a small CSV → CSV sync), ``slow`` (a
 long one, to have a sync that is running), ``expired`` (its app refuses the credentials) and
-``down`` (its app is unavailable and says when to come back).
+``down`` (its app is unavailable and says when to come back), and ``messy`` (a CSV with rows
+that have no email, so that it has failing records to list).
 """
 
 from __future__ import annotations
 
+import ast
+import http.client
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -77,6 +81,23 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProc
         path = "{data / "slow-b.csv"}"
         batch_size = 1
         rate = 4
+        """,
+    )
+    (data / "messy-a.csv").write_text(
+        "email,first_name,last_name\nm1@example.com,M,One\n,No,Email\n,Also,Nobody\n"
+    )
+    write_sync(
+        config,
+        "messy",
+        f"""
+        direction = "a-to-b"
+        interval = "1h"
+        [a]
+        connector = "csv"
+        path = "{data / "messy-a.csv"}"
+        [b]
+        connector = "csv"
+        path = "{data / "messy-b.csv"}"
         """,
     )
     for name, fail in (("expired", "needs_auth"), ("down", "retry_later")):
@@ -187,7 +208,7 @@ def test_status_has_the_version_uptime_and_one_line_per_sync(daemon: DaemonProce
     assert status["state"] == "running"
     assert status["config"]["error"] is None
     names = [sync["name"] for sync in status["syncs"]]
-    assert names == ["alpha", "down", "expired", "slow"]
+    assert names == ["alpha", "down", "expired", "messy", "slow"]
     for sync in status["syncs"]:
         assert sync["state"] in ("idle", "running", "paused", "needs_auth", "failing")
         assert set(sync) >= {"name", "state", "last_run", "next_run_at", "last_success_at"}
@@ -359,3 +380,275 @@ def test_the_client_reports_an_absent_daemon_plainly(tmp_path: Path) -> None:
     client = ApiClient(Endpoint.parse(f"127.0.0.1:{free_port()}"), "token", timeout=5)
     with pytest.raises(DaemonUnreachable, match="is 'syncd run' running"):
         client.request("GET", "/api/v1/status")
+
+
+# --- hostile input: a 400 or 401 with the documented body, never a 500 ---------------------------
+
+UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
+TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def raw(
+    daemon: DaemonProcess,
+    method: str,
+    path: str,
+    headers: dict[str, str | bytes] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One request with exactly these headers (bytes values go on the wire as they are)."""
+    connection = http.client.HTTPConnection("127.0.0.1", daemon.endpoint.port, timeout=30)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            connection.putheader(key, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        data = response.read()
+        answer = dict(response.getheaders())
+        status = response.status
+    finally:
+        connection.close()
+    if data and answer.get("Content-Type", "").startswith("application/json"):
+        return status, answer, json.loads(data)
+    return status, answer, data
+
+
+def bearer(daemon: DaemonProcess) -> dict[str, str | bytes]:
+    return {"Authorization": f"Bearer {daemon.token()}"}
+
+
+class LogWatch:
+    """What the daemon logged from now on."""
+
+    def __init__(self, daemon: DaemonProcess) -> None:
+        self.daemon = daemon
+        self.start = len(daemon.log_text())
+
+    def new(self) -> str:
+        return self.daemon.log_text()[self.start :]
+
+    def assert_no_traceback(self) -> None:
+        text = self.new()
+        assert "Traceback" not in text, text[-3000:]
+        assert "API request failed" not in text, text[-3000:]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=%C2%B2",  # superscript two: str.isdigit() says yes
+        "limit=%D9%A3",  # an Arabic-Indic three
+        "limit=" + "9" * 5000,
+        "limit=0",
+        "limit=1001",
+        "limit=-1",
+        "limit=%2B5",
+        "limit=1.5",
+        "limit=",
+        "limit=%201",
+        "limit=%FF",
+        "limit=1&limit=2",
+    ],
+)
+def test_a_limit_that_is_not_a_number_from_1_to_1000_is_400(
+    daemon: DaemonProcess, query: str
+) -> None:
+    watch = LogWatch(daemon)
+    status, _, body = raw(daemon, "GET", f"/api/v1/syncs/alpha/runs?{query}", bearer(daemon))
+    assert status == 400
+    assert body == {
+        "error": {"code": "bad_request", "message": "limit must be one number from 1 to 1000"}
+    }
+    watch.assert_no_traceback()
+
+
+def test_the_limit_range_ends_take_effect(daemon: DaemonProcess) -> None:
+    for limit in ("1", "1000", "0007"):
+        status, _, body = raw(
+            daemon, "GET", f"/api/v1/syncs/alpha/runs?limit={limit}", bearer(daemon)
+        )
+        assert status == 200, body
+        assert len(body["runs"]) <= int(limit)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"[" * 10_000, "application/json", "not valid JSON"),
+        (b'{"full":' * 1_500 + b"true" + b"}" * 1_500, "application/json", "not valid JSON"),
+        (b"\xff\xfe{}", "application/json", "not valid JSON"),
+        (b'{"full": tru', "application/json", "not valid JSON"),
+        (b"null", "application/json", "must be a JSON object"),
+        (b'["full"]', "application/json", "must be a JSON object"),
+        (b'{"fulll": true}', "application/json", "unknown key 'fulll'"),
+        (b'{"full": "yes"}', "application/json", "full must be true or false"),
+        (b'{"nope": 1}', "application/json; charset=no-such-charset", "unknown key 'nope'"),
+    ],
+)
+def test_a_bad_trigger_body_is_400(
+    daemon: DaemonProcess, body: bytes, content_type: str, message: str
+) -> None:
+    watch = LogWatch(daemon)
+    headers = bearer(daemon) | {"Content-Type": content_type}
+    status, _, answer = raw(daemon, "POST", "/api/v1/syncs/alpha/trigger", headers, body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "bad_request"
+    assert message in answer["error"]["message"]
+    watch.assert_no_traceback()
+
+
+def test_a_body_over_the_cap_is_413_with_a_json_error(daemon: DaemonProcess) -> None:
+    watch = LogWatch(daemon)
+    headers = bearer(daemon) | {"Content-Type": "application/json"}
+    for body in (b"[" * 30_000, json.dumps({"full": False, "pad": "x" * 20_000}).encode()):
+        status, _, answer = raw(daemon, "POST", "/api/v1/syncs/alpha/trigger", headers, body)
+        assert status == 413
+        assert answer["error"] == {
+            "code": "too_large",
+            "message": "the body is larger than 16384 bytes",
+        }
+    watch.assert_no_traceback()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff\xfe\xfd",
+        b"Bearer \xc3\x28",
+        b"Bearer \x80\x81\x82\x83",
+        b"\xe9t\xe9 token",
+        b"Bearer \xed\xa0\x80",  # an encoded surrogate
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/status", "/api/v1/syncs/alpha/runs", "/nowhere"])
+def test_an_authorization_header_that_is_not_utf8_is_401_without_a_traceback(
+    daemon: DaemonProcess, value: bytes, path: str
+) -> None:
+    watch = LogWatch(daemon)
+    status, headers, body = raw(daemon, "GET", path, {"Authorization": value})
+    assert status == 401
+    assert body == {"error": {"code": "unauthorized", "message": UNAUTHORIZED}}
+    assert headers["WWW-Authenticate"] == 'Bearer realm="syncd"'
+    watch.assert_no_traceback()
+
+
+def test_the_right_token_after_bytes_that_are_not_utf8_is_still_refused(
+    daemon: DaemonProcess,
+) -> None:
+    token = daemon.token().encode()
+    for value in (b"Bearer " + token + b"\xff", b"Bearer \xff" + token, b"\xffBearer " + token):
+        status, _, body = raw(daemon, "GET", "/api/v1/status", {"Authorization": value})
+        assert status == 401 and body["error"]["code"] == "unauthorized"
+
+
+def test_a_wrong_method_is_405_with_allow_and_head_is_not_served(daemon: DaemonProcess) -> None:
+    status, headers, body = raw(daemon, "DELETE", "/api/v1/status", bearer(daemon))
+    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+    assert headers["Allow"] == "GET"
+    status, headers, _ = raw(daemon, "HEAD", "/api/v1/status", bearer(daemon))
+    assert status == 405
+
+
+# --- one time format ------------------------------------------------------------------------------
+
+
+def times_in(data: Any, key: str = "") -> list[tuple[str, Any]]:
+    """Every value of a key that names a time (``…_at``, ``first_seen``, ``last_seen``)."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += times_in(v, k)
+    elif isinstance(data, list):
+        for item in data:
+            found += times_in(item, key)
+    elif key.endswith("_at") or key in ("first_seen", "last_seen", "at"):
+        found.append((key, data))
+    return found
+
+
+def assert_times(data: Any, at_least: int) -> None:
+    stamps = [(k, v) for k, v in times_in(data) if v is not None]
+    assert len(stamps) >= at_least, data
+    for key, value in stamps:
+        assert isinstance(value, str) and TIME.match(value), (key, value)
+
+
+def messy_errors(daemon: DaemonProcess) -> list[dict[str, Any]]:
+    return wait_until(
+        lambda: daemon.get("/api/v1/syncs/messy/errors")["errors"] or None,
+        60,
+        "messy to have failing records",
+    )
+
+
+def test_every_time_in_the_api_is_rfc3339_to_the_second_with_z(daemon: DaemonProcess) -> None:
+    run_id = daemon.post("/api/v1/syncs/alpha/trigger")["run_id"]
+    wait_for_run(daemon, "alpha", run_id)
+    errors = messy_errors(daemon)
+    assert {e["kind"] for e in errors} == {"excluded"}
+    assert_times(errors, 2 * len(errors))  # first_seen and last_seen of each
+    assert_times(daemon.get("/api/v1/status"), 3)
+    assert_times(daemon.get("/api/v1/syncs"), 2)
+    assert_times(daemon.get("/api/v1/syncs/alpha"), 4)
+    assert_times(daemon.get("/api/v1/syncs/alpha/runs"), 2)
+    assert_times(daemon.get("/api/v1/syncs/messy/errors"), 2)
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")} | ENV
+    return subprocess.run(
+        [sys.executable, "-m", "syncd.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_the_cli_json_has_the_apis_times_and_runs(setup: tuple[DaemonProcess, Path]) -> None:
+    daemon, config = setup
+    run_id = daemon.post("/api/v1/syncs/alpha/trigger")["run_id"]
+    wait_for_run(daemon, "alpha", run_id)
+    history = cli(config, "history", "alpha", "--json", "--limit", "5")
+    assert history.returncode == 0, history.stderr
+    runs = json.loads(history.stdout)
+    assert_times(runs, 2)
+    # the same entries as the API's, field for field
+    api_runs = daemon.get("/api/v1/syncs/alpha/runs?limit=5")["runs"]
+    finished = [r for r in api_runs if r["outcome"] != "running"]
+    assert [r for r in runs if r["id"] in {f["id"] for f in finished}] == finished
+    messy_errors(daemon)
+    errors = cli(config, "errors", "messy", "--json")
+    assert errors.returncode == 0, errors.stderr
+    issues = json.loads(errors.stdout)
+    assert issues and issues == daemon.get("/api/v1/syncs/messy/errors")["errors"]
+    assert_times(issues, 2 * len(issues))
+
+
+def test_history_limit_has_the_apis_range(setup: tuple[DaemonProcess, Path]) -> None:
+    _, config = setup
+    for limit in ("1001", "10000", "0"):
+        result = cli(config, "history", "alpha", "--limit", limit)
+        assert result.returncode == 2, (limit, result.stdout, result.stderr)
+        assert "1<=x<=1000" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert cli(config, "history", "alpha", "--limit", "1000").returncode == 0
+
+
+# --- the API depends on the service, not the other way round -----------------------------------
+
+
+def test_the_service_does_not_import_the_api() -> None:
+    import syncd.daemon.service as service
+
+    tree = ast.parse(Path(service.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):  # function-level imports too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {name for name in imported if name.startswith("syncd.daemon.api")}
