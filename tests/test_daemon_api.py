@@ -473,6 +473,19 @@ def test_the_limit_range_ends_take_effect(daemon: DaemonProcess) -> None:
         assert len(body["runs"]) <= int(limit)
 
 
+def test_a_query_parameter_the_path_does_not_take_is_400(daemon: DaemonProcess) -> None:
+    for path, message in (
+        (
+            "/api/v1/syncs/alpha/runs?limt=5",
+            "unknown query parameter 'limt' (this path takes: limit)",
+        ),
+        ("/api/v1/status?verbose=1", "unknown query parameter 'verbose' (this path takes none)"),
+    ):
+        status, _, body = raw(daemon, "GET", path, bearer(daemon))
+        assert status == 400
+        assert body == {"error": {"code": "bad_request", "message": message}}
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "message"),
     [

@@ -59,6 +59,8 @@ MAX_BODY = 16 * 1024
 #: the keys a trigger's body may have
 TRIGGER_FLAGS = ("full", "force")
 UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
+#: the query parameters a path takes; any other is a 400 (a typo must not pass for a default)
+QUERY_PARAMETERS = {"/api/v1/syncs/{name}/runs": ("limit",)}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -143,9 +145,23 @@ def auth_middleware(daemon: Daemon) -> Any:
     return check_token
 
 
+@web.middleware
+async def query_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    if resource is not None and request.query:
+        known = QUERY_PARAMETERS.get(resource.canonical, ())
+        unknown = sorted(set(request.query) - set(known))
+        if unknown:
+            shown = ", ".join(repr(key[:40]) for key in unknown[:5])
+            takes = f"this path takes: {', '.join(known)}" if known else "this path takes none"
+            raise ApiError(400, "bad_request", f"unknown query parameter {shown} ({takes})")
+    return await handler(request)
+
+
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(daemon)], client_max_size=MAX_BODY
+        middlewares=[errors_middleware, auth_middleware(daemon), query_middleware],
+        client_max_size=MAX_BODY,
     )
     api = Api(daemon)
     # no HEAD beside each GET: the API is what docs/api.md and the OpenAPI document say
