@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -562,6 +563,54 @@ def test_a_wrong_method_is_405_with_allow_and_head_is_not_served(daemon: DaemonP
     assert headers["Allow"] == "GET"
     status, headers, _ = raw(daemon, "HEAD", "/api/v1/status", bearer(daemon))
     assert status == 405
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/status?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: " + b"a" * 10_000 + b"\r\n\r\n",
+        b"GET /api/v1/\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/v1/syncs/alpha/trigger HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n",
+    ],
+)
+def test_a_request_http_cannot_parse_is_400_and_leaves_no_traceback(
+    daemon: DaemonProcess, request_bytes: bytes
+) -> None:
+    watch = LogWatch(daemon)
+    with socket.create_connection(("127.0.0.1", daemon.endpoint.port), timeout=30) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n", 1)[0], answer
+    # the daemon still answers, and logged nothing for it (it logs at info)
+    assert daemon.get("/api/v1/status")["state"] == "running"
+    watch.assert_no_traceback()
+    assert "Error handling request" not in watch.new()
+
+
+async def test_an_unexpected_exception_is_a_json_500_without_its_details() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from syncd.daemon.api import errors_middleware
+
+    async def broken(request: web.Request) -> web.Response:
+        raise RuntimeError("the detail that must not leak")
+
+    app = web.Application(middlewares=[errors_middleware])
+    app.router.add_get("/broken", broken)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await client.get("/broken")
+        assert response.status == 500
+        assert response.content_type == "application/json"
+        body = await response.json()
+    assert body == {
+        "error": {"code": "internal", "message": "internal error; the daemon's log has the details"}
+    }
 
 
 # --- one time format ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import Any
 
 import click
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import Config, ConfigError, DaemonConfig, load_config
@@ -66,6 +67,31 @@ class ConfigProblem:
     message: str
     at: datetime
     source: str
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot even parse (a line over 8 KiB, bytes that are not HTTP,
+    a broken chunk) as an error with a traceback, before any token is checked: anyone who can
+    reach the port could fill the log. Such a request is the client's problem, answered 400:
+    at debug level it is one line naming the kind of error (not its text, which quotes the
+    request), otherwise nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.args = "malformed HTTP request refused: %s", (type(error).__name__,)
+        record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())
 
 
 class Daemon:
@@ -193,6 +219,7 @@ class Daemon:
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     async def _start_api(self, endpoint: Endpoint) -> web.AppRunner:
+        quiet_malformed_requests()
         runner = web.AppRunner(self.app_factory(self), shutdown_timeout=2.0, access_log=None)
         await runner.setup()
         site: web.BaseSite
