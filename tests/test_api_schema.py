@@ -115,6 +115,13 @@ def test_the_document_is_openapi_3_1_with_the_bearer_scheme_and_error_bodies() -
     assert "/api/v1/openapi.json" in api_md
 
 
+def test_the_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
+    validate(document(), cls=OpenAPIV31SpecValidator)
+
+
 def test_schemathesis_accepts_the_document() -> None:
     schema = schemathesis.openapi.from_dict(document())
     operations = [result.ok() for result in schema.get_all_operations()]
