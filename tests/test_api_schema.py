@@ -34,9 +34,9 @@ from syncd.plugins import load_plugins
 
 #: examples per operation in the fuzzing phase, and the state machine's budget; the whole
 #: module takes well under two minutes on two busy cores
-MAX_EXAMPLES = 40
-STATEFUL_EXAMPLES = 15
-STATEFUL_STEPS = 8
+MAX_EXAMPLES = 60
+STATEFUL_EXAMPLES = 25
+STATEFUL_STEPS = 10
 
 #: the sync the examples work on
 SYNC = "crm-news"
