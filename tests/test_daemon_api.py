@@ -516,14 +516,27 @@ def test_a_bad_trigger_body_is_400(
 def test_a_body_over_the_cap_is_413_with_a_json_error(daemon: DaemonProcess) -> None:
     watch = LogWatch(daemon)
     headers = bearer(daemon) | {"Content-Type": "application/json"}
-    for body in (b"[" * 30_000, json.dumps({"full": False, "pad": "x" * 20_000}).encode()):
-        status, _, answer = raw(daemon, "POST", "/api/v1/syncs/alpha/trigger", headers, body)
-        assert status == 413
-        assert answer["error"] == {
-            "code": "too_large",
-            "message": "the body is larger than 16384 bytes",
-        }
+    paths = ("trigger", "pause", "resume")
+    for path in [f"/api/v1/syncs/alpha/{p}" for p in paths] + ["/api/v1/reload"]:
+        for body in (b"[" * 30_000, json.dumps({"full": False, "pad": "x" * 20_000}).encode()):
+            status, _, answer = raw(daemon, "POST", path, headers, body)
+            assert status == 413, path
+            assert answer["error"] == {
+                "code": "too_large",
+                "message": "the body is larger than 16384 bytes",
+            }
     watch.assert_no_traceback()
+
+
+def test_pause_resume_and_reload_take_no_body(daemon: DaemonProcess) -> None:
+    headers = bearer(daemon) | {"Content-Type": "application/json"}
+    for path in ("/api/v1/syncs/alpha/pause", "/api/v1/syncs/alpha/resume", "/api/v1/reload"):
+        status, _, answer = raw(daemon, "POST", path, headers, b'{"full": true}')
+        assert status == 400, path
+        assert answer["error"]["message"] == (
+            "unknown key 'full' in the body (this path takes none)"
+        )
+    assert sync_summary(daemon, "alpha")["paused"] is False
 
 
 @pytest.mark.parametrize(

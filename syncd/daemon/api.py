@@ -250,9 +250,8 @@ class Api:
         unknown = sorted(set(body) - set(keys))
         if unknown:
             shown = ", ".join(repr(key[:40]) for key in unknown[:5])
-            raise ApiError(
-                400, "bad_request", f"unknown key {shown} in the body (known: {', '.join(keys)})"
-            )
+            known = f"known: {', '.join(keys)}" if keys else "this path takes none"
+            raise ApiError(400, "bad_request", f"unknown key {shown} in the body ({known})")
         return body
 
     def _limit(self, request: web.Request) -> int:
@@ -385,14 +384,19 @@ class Api:
         )
 
     async def pause(self, request: web.Request) -> web.Response:
-        slot = await self.daemon.scheduler.pause(self._slot(request).name)
+        name = self._slot(request).name
+        await self._json_body(request, ())  # none, or {}: the same cap and checks as a trigger's
+        slot = await self.daemon.scheduler.pause(name)
         return reply(self.summary(slot))
 
     async def resume(self, request: web.Request) -> web.Response:
-        slot = await self.daemon.scheduler.resume(self._slot(request).name)
+        name = self._slot(request).name
+        await self._json_body(request, ())
+        slot = await self.daemon.scheduler.resume(name)
         return reply(self.summary(slot))
 
     async def reload(self, request: web.Request) -> web.Response:
+        await self._json_body(request, ())
         try:
             changes = await self.daemon.reload("api")
         except ConfigError as exc:

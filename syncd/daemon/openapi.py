@@ -192,6 +192,11 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "IssueList": _obj({"sync": STRING, "errors": {"type": "array", "items": _ref("RecordIssue")}}),
+    "NoBody": {
+        "description": "These paths take no body; an empty object is accepted",
+        "type": "object",
+        "maxProperties": 0,
+    },
     "TriggerRequest": {
         "type": "object",
         "properties": {"full": BOOLEAN, "force": BOOLEAN},
@@ -258,8 +263,8 @@ SCHEMAS["SyncDetail"]["properties"].update(
 SCHEMAS["SyncDetail"]["required"] = list(SCHEMAS["SyncDetail"]["properties"])
 
 ERROR_WHEN = {
-    "400": "A bad request: a body that is not a JSON object, an unknown key, a flag that is not "
-    "true/false, a bad `limit`",
+    "400": "A bad request: a query parameter the path does not take, a body that is not a JSON "
+    "object, an unknown key, a flag that is not true/false, a bad `limit`",
     "401": "No token, a wrong one, or a scheme other than Bearer",
     "404": "No sync by that name in the running config",
     "405": "Not a method of this path",
@@ -290,6 +295,11 @@ RESPONSES: dict[str, Any] = {
     for status, text in ERROR_WHEN.items()
 }
 
+NO_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NoBody"}}},
+}
+
 NAME = {
     "name": "name",
     "in": "path",
@@ -304,8 +314,10 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 
 def _errors(*statuses: str) -> dict[str, Any]:
-    # every operation can answer 401 (the token is checked first) and 500 (a bug)
-    return {s: {"$ref": f"#/components/responses/{s}"} for s in sorted({"401", "500", *statuses})}
+    # every operation can answer 400 (a query parameter it does not take), 401 (the token is
+    # checked first) and 500 (a bug)
+    every = {"400", "401", "500", *statuses}
+    return {s: {"$ref": f"#/components/responses/{s}"} for s in sorted(every)}
 
 
 def _op(
@@ -451,6 +463,8 @@ def _paths() -> dict[str, Any]:
                 "Stop scheduling the sync (kept across restarts)",
                 {"200": _json("SyncSummary", "The sync, paused")},
                 "404",
+                "413",
+                requestBody=NO_BODY,
             ),
         },
         "/api/v1/syncs/{name}/resume": {
@@ -460,6 +474,8 @@ def _paths() -> dict[str, Any]:
                 "Schedule the sync again",
                 {"200": _json("SyncSummary", "The sync, scheduled")},
                 "404",
+                "413",
+                requestBody=NO_BODY,
             ),
         },
         "/api/v1/reload": {
@@ -467,7 +483,9 @@ def _paths() -> dict[str, Any]:
                 "reload",
                 "Read the config directory again (as SIGHUP)",
                 {"200": _json("Reloaded", "What changed")},
+                "413",
                 "422",
+                requestBody=NO_BODY,
             )
         },
         "/api/v1/plugins": {
