@@ -54,7 +54,7 @@ log = get_logger("syncd.daemon.api")
 
 OPEN_PATHS = frozenset({"/healthz"})
 MAX_RUNS = RUNS_LIMIT_MAX
-#: the largest request body (only a trigger takes one, a few bytes of flags)
+#: the largest request body (a trigger takes a few bytes of flags; the other POSTs take none)
 MAX_BODY = 16 * 1024
 #: the keys a trigger's body may have
 TRIGGER_FLAGS = ("full", "force")
