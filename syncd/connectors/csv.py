@@ -40,6 +40,7 @@ from syncd.connector import (
     RemoteRecord,
     Setting,
     WriteResult,
+    one_character,
 )
 from syncd.contact import CANONICAL_FIELDS, CUSTOM_PREFIX
 from syncd.hookspecs import hookimpl
@@ -71,9 +72,23 @@ class CsvConnector(Connector):
             "path",
             "path of the CSV file, relative to the config directory (created when missing)",
             required=True,
+            path=True,
         ),
-        Setting("delimiter", "the column separator, one character", default=","),
-        Setting("batch_size", "rows written per atomic rewrite", type=int, default=500),
+        Setting(
+            "delimiter",
+            "the column separator, one character",
+            default=",",
+            validator=one_character,
+            public=True,
+        ),
+        Setting(
+            "batch_size",
+            "rows written per atomic rewrite",
+            type=int,
+            default=500,
+            minimum=1,
+            maximum=100_000,
+        ),
     )
     capabilities = Capabilities(
         read=True,
