@@ -295,10 +295,10 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             values[name] = fn()
 
     take("api_token", lambda: _api_token(api.get("token"), path))
-    chosen_state = state_dir or os.environ.get("SYNCD_STATE_DIR")
-    if not chosen_state and "state_dir" in daemon:
+    if "state_dir" in daemon:
         take("state_dir", lambda: Path(_string(daemon["state_dir"], path, "daemon.state_dir")))
-    elif chosen_state:
+    chosen_state = state_dir or os.environ.get("SYNCD_STATE_DIR")
+    if chosen_state:
         values["state_dir"] = Path(str(chosen_state))
     if "log_format" in daemon:
         take(
@@ -745,11 +745,11 @@ def _check_path(value: Any, context: SettingContext, path: Path, key: str) -> No
         raise ConfigError(path, key, f"cannot expand {text.split('/', 1)[0]!r}") from None
     try:
         info = target.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(target):
             raise ConfigError(path, key, f"{target} is a broken symbolic link") from None
         parent = target.parent
-        while not parent.exists() and parent != parent.parent:
+        while not os.path.lexists(parent) and parent != parent.parent:
             parent = parent.parent
         if not parent.is_dir():
             raise ConfigError(path, key, f"{target}: {parent} is not a directory") from None

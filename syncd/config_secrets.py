@@ -134,7 +134,15 @@ def from_env(name: str, file: Path, key: str) -> str:
 
 
 def read_secret_file(path: Path, file: Path, key: str, what: str) -> str:
-    return read_text(path, SECRET_FILE_LIMIT, what, file, key).rstrip("\r\n")
+    text = read_text(path, SECRET_FILE_LIMIT, what, file, key).rstrip("\r\n")
+    if _CONTROL.search(text):
+        raise ConfigError(
+            file, key, f"{what}: holds control characters (a NUL byte, say): not a text secret"
+        )
+    return text
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def check_secret_length(value: str, file: Path, key: str, source: str) -> None:
