@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
-from syncd.config_errors import ConfigError
+from syncd.config_errors import ConfigError, Problems
 
 _DURATION_PART = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h|d|w)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -212,3 +213,58 @@ def _subpatterns(arg: Any) -> list[Any]:
             elif isinstance(part, tuple | list):
                 found.extend(_subpatterns(part))
     return found
+
+
+# --- shared by the loaders -------------------------------------------------------------------
+
+
+def check_keys(
+    table: Mapping[str, Any], allowed: Sequence[str], file: Path, prefix: str, problems: Problems
+) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = ", ".join(allowed)
+            problems.add(
+                ConfigError(file, f"{prefix}{key}", f"unknown key (expected one of: {hint})")
+            )
+
+
+def choice(value: Any, choices: Sequence[str], file: Path, key: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(file, key, f"must be one of {', '.join(choices)}; got {show(value)}")
+    return value
+
+
+def string(value: Any, file: Path, key: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(file, key, f"expected a string, got {type_name(value)}")
+    return value
+
+
+def table(value: Any, file: Path, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(file, key, f"expected a table, got {type_name(value)}")
+    return value
+
+
+def type_name(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def show(value: Any) -> str:
+    """A value for a message: short, and never a whole nested structure."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:60] + "…")
+    if isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        text = str(value)
+        return text if len(text) <= 20 else f"a number of {len(text)} digits"
+    return type_name(value)
