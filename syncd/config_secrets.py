@@ -145,14 +145,14 @@ def read_secret_file(path: Path, file: Path, key: str, what: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def check_secret_length(value: str, file: Path, key: str, source: str) -> None:
+def check_secret_length(value: str, file: Path, key: str, source: str, hint: str = "") -> None:
     """Refuse a secret too short to redact safely. ``source`` says where it came from (never the
-    value itself)."""
+    value itself); ``hint`` is added to the message."""
     if len(value) < MIN_SECRET_LENGTH:
         size = "empty" if not value else f"{len(value)} characters long"
         raise ConfigError(
             file,
             key,
             f"{source} is {size}; a secret must be at least {MIN_SECRET_LENGTH} characters, "
-            "or it cannot be masked safely in logs and messages",
+            f"or it cannot be masked safely in logs and messages{hint}",
         )

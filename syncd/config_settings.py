@@ -38,8 +38,14 @@ def register_resolved(resolved: Resolved, path: Path, key: str, always: bool) ->
         secrets.append((part, f"the value of {reference}"))
     for value, _ in secrets:
         register_secret(value)
+    hint = (
+        ""
+        if always
+        else " (a reference into a setting its connector does not declare public is treated "
+        "as a secret; write the value itself if it is not one)"
+    )
     for value, source in secrets:
-        check_secret_length(value, path, key, source)
+        check_secret_length(value, path, key, source, hint)
 
 
 def load_side(
