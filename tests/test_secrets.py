@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import ROOT, SYNCD, cli_env, write_sync
 
+from syncd import redact as redact_module
 from syncd.config import load_sync
 from syncd.plugins import Plugins
 from syncd.redact import known_secrets, redact, register_secret
 
 SECRET = "sk_live_9f8e7d6c5b4a3210"
+
+
+@contextmanager
+def secrets_registered_here() -> Iterator[None]:
+    """Forget, afterwards, the secrets a test registers in this process (random ones, here)."""
+    saved = set(redact_module._secrets)
+    try:
+        yield
+    finally:
+        with redact_module._lock:
+            redact_module._secrets.clear()
+            redact_module._secrets.update(saved)
+            redact_module._pattern = None
 
 
 def test_a_leaky_connector_cannot_leak_its_secret(tmp_path: Path) -> None:
@@ -129,6 +147,7 @@ def test_public_settings_are_not_registered_and_references_elsewhere_are(
     assert {"tenant-from-env-88", XERO_SECRET} <= secrets
 
 
+@secrets_registered_here()
 def test_redaction_masks_whole_tokens_only() -> None:
     register_secret("sandbox1")
     text = "Sandbox1 User sandbox1.user@example.com, me@sandbox1.io, xsandbox1 sandbox1_x"
@@ -147,6 +166,7 @@ def test_redaction_masks_whole_tokens_only() -> None:
         assert "***" in redact(masked)
 
 
+@secrets_registered_here()
 def test_redaction_does_not_depend_on_registration_order() -> None:
     register_secret("abcdefgh-short-one")
     register_secret("abcdefgh")
@@ -187,3 +207,29 @@ def test_a_mistyped_reference_is_an_error_never_a_literal_key(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "a.api_key: " in result.stderr
     assert "could not connect" not in result.stdout  # nothing was sent
+
+
+@given(
+    secret=st.text(
+        alphabet=st.sampled_from(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+        ),
+        min_size=8,
+        max_size=40,
+    ).filter(lambda s: s[0].isalnum() and s[-1].isalnum()),
+    before=st.sampled_from([" ", "=", '"', "'", "/", ":", "(", "[", ",", "\n", "Bearer ", ""]),
+    after=st.sampled_from([" ", "&", '"', "'", "/", ":", ")", "]", ",", ".", ". Next", "\n", ""]),
+    word=st.sampled_from(["x", "user", "9", "_"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_delimited_secret_is_always_masked_and_a_longer_word_never(
+    secret: str, before: str, after: str, word: str
+) -> None:
+    with secrets_registered_here():
+        register_secret(secret)
+        text = f"refused {before}{secret}{after}"
+        assert secret not in redact(text)
+        inside = f"{word}{secret}{word}"
+        assert redact(inside) == inside
+        address = f"{secret}.{word}@example.com"
+        assert redact(address) == address
