@@ -78,7 +78,7 @@ path = {json.dumps(str(contacts))}
 batch_size = 5000
 [b]
 connector = "salesflare"
-api_key = "sandbox"
+api_key = "sandbox-api-key"
 base_url = "{url}"
 page_size = {PAGE_SIZE}
 create_batch_size = {MAX_BATCH}

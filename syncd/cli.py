@@ -20,6 +20,7 @@ import click
 
 from syncd import __version__
 from syncd.config import Config, ConfigError, config_directory, load_config
+from syncd.config_values import format_seconds
 from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
@@ -76,7 +77,10 @@ def handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            fail(str(exc), EXIT_USAGE)
+            # one line per problem: a config can hold several
+            for problem in exc.problems[:-1]:
+                click.echo(f"error: {redact(problem.line())}", err=True)
+            fail(exc.problems[-1].line(), EXIT_USAGE)
         except SyncBusy as exc:
             fail(str(exc), EXIT_STOPPED)
 
@@ -410,7 +414,7 @@ def check_command(obj: Context, connect: bool) -> None:
     for sync in config.syncs.values():
         click.echo(
             f"  {sync.name}: {sync.a.connector} ⇄ {sync.b.connector}, {sync.direction}, "
-            f"every {int(sync.interval)}s, initial {sync.initial}, winner {sync.winner}"
+            f"every {format_seconds(sync.interval)}, initial {sync.initial}, winner {sync.winner}"
         )
     if not connect:
         return
@@ -423,18 +427,32 @@ async def _connect_all(config: Config, store: Store) -> int:
     failures = 0
     for sync in config.syncs.values():
         for side in ("a", "b"):
-            connector = make_connector(sync, side, store)
-            label = f"  {sync.name} {side} ({connector.name})"
+            label = f"  {sync.name} {side} ({sync.side(side).connector})"
+            try:
+                connector = make_connector(sync, side, store)
+            except Exception as exc:  # a setting only the connector could refuse
+                failures += 1
+                click.echo(f"{label}: FAILED: {redact(_one_line(exc))}")
+                continue
             try:
                 await connector.open()
                 answer = await connector.check()
                 click.echo(f"{label}: {redact(answer)}")
             except Exception as exc:
                 failures += 1
-                click.echo(f"{label}: FAILED: {redact(str(exc))}")
+                click.echo(f"{label}: FAILED: {redact(_one_line(exc))}")
             finally:
-                await connector.close()
+                try:
+                    await connector.close()
+                except Exception as exc:
+                    click.echo(f"{label}: closing failed: {redact(_one_line(exc))}")
     return failures
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    key = getattr(exc, "key", None)
+    return f"{key}: {text}" if isinstance(key, str) and key and not text.startswith(key) else text
 
 
 # --- auth and sandboxes -------------------------------------------------------------------

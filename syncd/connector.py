@@ -28,7 +28,7 @@ connectors share (sessions, timeouts, retries honouring ``Retry-After``, rate bu
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +54,11 @@ __all__ = [
     "RemoteRecord",
     "RetryLater",
     "Setting",
+    "SettingContext",
+    "SettingValidator",
     "WriteResult",
+    "http_url",
+    "one_character",
     "shared_budget",
 ]
 
@@ -110,8 +114,41 @@ class RecordRejected(ConnectorError):
 
 
 @dataclass(frozen=True)
+class SettingContext:
+    """What a :attr:`Setting.validator` sees besides the setting's own value: the side's other
+    settings (after defaults) and the config directory, which relative paths are relative to."""
+
+    settings: Mapping[str, Any]
+    config_dir: Path | None = None
+
+    def path(self, value: object) -> Path:
+        path = Path(str(value)).expanduser()
+        if not path.is_absolute() and self.config_dir is not None:
+            path = self.config_dir / path
+        return path
+
+
+#: checks one setting's value (``None`` when it is not set and has no default): returns what is
+#: wrong with it (one line, without the value when it may be secret), or ``None`` when it is fine
+SettingValidator = Callable[[Any, SettingContext], "str | None"]
+
+
+@dataclass(frozen=True)
 class Setting:
-    """One key a connector accepts in a sync file's ``[a]`` or ``[b]`` table."""
+    """One key a connector accepts in a sync file's ``[a]`` or ``[b]`` table.
+
+    ``syncd check`` validates everything declared here, so that a bad value is refused before a
+    run: the ``type``; ``choices``; ``minimum``/``maximum`` for numbers (NaN and infinities are
+    always refused); ``path`` for a file the connector reads and writes (relative to the config
+    directory; it must not be a directory, FIFO or device, and two sides may not share it); and a
+    ``validator`` for anything else (it may look at the other settings, e.g. a grant that needs a
+    secret).
+
+    ``secret`` settings are redacted everywhere and must be at least 8 characters long. A
+    ``${env:}``/``${file:}``/``${cred:}`` reference resolved into any other text setting is
+    treated as secret too, unless the setting is declared ``public`` (a URL, a client id shown in
+    an authorisation URL): only declare public what may appear in logs and messages.
+    """
 
     name: str
     help: str
@@ -120,6 +157,44 @@ class Setting:
     secret: bool = False
     default: Any = None
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    validator: SettingValidator | None = None
+    public: bool = False
+    path: bool = False
+
+    @property
+    def may_hold_secret(self) -> bool:
+        """Whether a value resolved from a reference is treated as secret."""
+        if self.secret:
+            return True
+        return not self.public and not self.path and self.type is str and self.choices is None
+
+
+def http_url(value: object, context: SettingContext) -> str | None:
+    """A :attr:`Setting.validator`: an ``http://`` or ``https://`` URL with a host."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not host or any(c.isspace() for c in text):
+        return "must be an http:// or https:// URL with a host name"
+    return None
+
+
+def one_character(value: object, context: SettingContext) -> str | None:
+    """A :attr:`Setting.validator`: exactly one character, not a quote or a line break."""
+    if value is None:
+        return None
+    text = str(value)
+    if len(text) != 1:
+        return f"must be exactly one character, got {len(text)}"
+    if text in ('"', "\r", "\n"):
+        return "may not be a double quote or a line break"
+    return None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,19 @@ from syncd.connector import (
 
 class LeakyConnector(Connector):
     name = "leaky"
-    settings = (Setting("api_key", "the secret", required=True, secret=True),)
+    settings = (
+        Setting("api_key", "the secret", required=True, secret=True),
+        Setting("tenant", "not declared secret, nor public: a reference into it is secret"),
+        Setting("region", "declared public: shown as it is", public=True),
+    )
     capabilities = Capabilities(create_batch_size=10)
     fields = (FieldSpec("email", "email"), FieldSpec("first_name", "first_name"))
 
     async def check(self) -> str:
-        raise RuntimeError(f"could not connect with key {self.config['api_key']}")
+        raise RuntimeError(
+            f"could not connect with key {self.config['api_key']} to tenant "
+            f"{self.config.get('tenant')} in region {self.config.get('region')}"
+        )
 
     async def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
         logging.getLogger("leaky").warning("listing with api key %s", self.config["api_key"])

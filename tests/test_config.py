@@ -177,3 +177,51 @@ def test_config_dir_missing(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "config directory does not exist" in result.stderr
+
+
+def test_the_shipped_examples_and_the_demo_pass_the_stricter_checks(
+    tmp_path: Path, plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support import ROOT
+
+    for name, value in {
+        "XERO_CLIENT_SECRET": "sandbox-custom-secret",
+        "SALESFLARE_API_KEY": "sandbox-api-key",
+        "WOODPECKER_API_KEY": "wp-sandbox-key",
+        "SALESFIRE_SECRET": "sandbox-secret",
+        "DEMO_XERO_URL": "http://127.0.0.1:9",
+        "DEMO_SALESFLARE_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    examples = sorted((ROOT / "config" / "examples").glob("*.toml"))
+    demo = sorted((ROOT / "config" / "demo" / "syncs").glob("*.toml"))
+    assert examples and demo
+    for path in [*examples, *demo]:
+        copy = tmp_path / path.parent.name / "syncs" / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+        load_sync(copy, plugins)
+
+
+async def test_a_csv_file_that_became_a_fifo_or_is_not_utf8_is_refused_at_run_time(
+    tmp_path: Path,
+) -> None:
+    """``syncd check`` refuses both; a file changed after the check must not hang or crash
+    the run either."""
+    import os
+
+    from syncd.connector import ConnectorConfigError, ConnectorContext
+    from syncd.connectors.csv import CsvConnector
+
+    context = ConnectorContext("s", "a", tmp_path / "state", config_dir=tmp_path)
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "latin1.csv").write_bytes(
+        "email,first_name\nzoe@example.com,Zo\xe9\n".encode("latin-1")
+    )
+    for name, message in (
+        ("fifo.csv", "not a regular file"),
+        ("latin1.csv", "line 2 is not UTF-8"),
+    ):
+        connector = CsvConnector({"path": name, "delimiter": ",", "batch_size": 10}, context)
+        with pytest.raises(ConnectorConfigError, match=message):
+            await connector.check()

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import ROOT, SYNCD, cli_env, write_sync
 
+from syncd import redact as redact_module
+from syncd.config import load_sync
+from syncd.plugins import Plugins
+from syncd.redact import known_secrets, redact, register_secret
+
 SECRET = "sk_live_9f8e7d6c5b4a3210"
+
+
+@contextmanager
+def secrets_registered_here() -> Iterator[None]:
+    """Forget, afterwards, the secrets a test registers in this process (random ones, here)."""
+    saved = set(redact_module._secrets)
+    try:
+        yield
+    finally:
+        with redact_module._lock:
+            redact_module._secrets.clear()
+            redact_module._secrets.update(saved)
+            redact_module._pattern = None
 
 
 def test_a_leaky_connector_cannot_leak_its_secret(tmp_path: Path) -> None:
@@ -41,3 +64,172 @@ def test_a_leaky_connector_cannot_leak_its_secret(tmp_path: Path) -> None:
     assert "***" in joined  # ... with the secret masked
     for args, text in outputs:
         assert SECRET not in text, f"secret leaked by syncd {' '.join(args)}:\n{text}"
+
+
+# --- issue 21, section 3: whatever the key order ---------------------------------------------
+
+XERO_SECRET = "xero-client-secret-4b1f9c"
+
+
+def _check(tmp_path: Path, body: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    write_sync(tmp_path, "s", body)
+    return subprocess.run(
+        [*SYNCD, "--config", str(tmp_path), "--state-dir", str(tmp_path / "state"), "check", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(SYNCD_PLUGIN_MODULES="leaky_plugin", PYTHONPATH=str(ROOT / "tests"), **env),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+XERO_SIDES = (
+    '[a]\nconnector = "xero"\nclient_id = "client-1"\n{first}\n{second}\n'
+    '[b]\nconnector = "csv"\npath = "b.csv"\n'
+)
+GRANT = 'grant = "${env:XERO_CLIENT_SECRET}"'
+CLIENT_SECRET = 'client_secret = "${env:XERO_CLIENT_SECRET}"'
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(GRANT, CLIENT_SECRET), (CLIENT_SECRET, GRANT), (GRANT, "")],
+    ids=["grant-first", "client-secret-first", "grant-alone"],
+)
+def test_a_secret_in_the_wrong_setting_is_not_printed_whatever_the_order(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    result = _check(
+        tmp_path, XERO_SIDES.format(first=first, second=second), XERO_CLIENT_SECRET=XERO_SECRET
+    )
+    assert result.returncode == 2
+    assert "a.grant: must be one of authorization_code, client_credentials" in result.stderr
+    assert "the value of ${env:XERO_CLIENT_SECRET}" in result.stderr
+    assert XERO_SECRET not in result.stdout + result.stderr
+
+
+def test_a_reference_in_a_setting_not_declared_public_is_secret(tmp_path: Path) -> None:
+    tenant_file = tmp_path / "tenant.txt"
+    tenant_file.write_text("Acme Holdings Secret Org\n")
+    result = _check(
+        tmp_path,
+        '[a]\nconnector = "leaky"\napi_key = "${env:LEAKY_KEY}"\n'
+        f'tenant = "${{file:{tenant_file}}}"\nregion = "${{env:LEAKY_REGION}}"\n'
+        '[b]\nconnector = "csv"\npath = "b.csv"\n',
+        "--connect",
+        LEAKY_KEY=SECRET,
+        LEAKY_REGION="eu-west-public",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "could not connect with key *** to tenant *** in region eu-west-public" in output
+    assert "Acme Holdings Secret Org" not in output and SECRET not in output
+
+
+def test_public_settings_are_not_registered_and_references_elsewhere_are(
+    tmp_path: Path, plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUZZ_CLIENT_ID", "public-client-id-77")
+    monkeypatch.setenv("FUZZ_TENANT", "tenant-from-env-88")
+    monkeypatch.setenv("FUZZ_XERO_SECRET", XERO_SECRET)
+    path = write_sync(
+        tmp_path,
+        "x",
+        '[a]\nconnector = "xero"\nclient_id = "${env:FUZZ_CLIENT_ID}"\n'
+        'tenant = "${env:FUZZ_TENANT}"\nclient_secret = "${env:FUZZ_XERO_SECRET}"\n'
+        '[b]\nconnector = "csv"\npath = "b.csv"\n',
+    )
+    sync = load_sync(path, plugins)
+    assert sync.a.settings["client_id"] == "public-client-id-77"
+    secrets = known_secrets()
+    # the client id is in the authorisation URL `syncd auth` prints: declared public
+    assert "public-client-id-77" not in secrets
+    assert {"tenant-from-env-88", XERO_SECRET} <= secrets
+
+
+@secrets_registered_here()
+def test_redaction_masks_whole_tokens_only() -> None:
+    register_secret("sandbox1")
+    text = "Sandbox1 User sandbox1.user@example.com, me@sandbox1.io, xsandbox1 sandbox1_x"
+    assert redact(text) == text
+    for masked in (
+        "key sandbox1",
+        "key=sandbox1&x=1",
+        '{"api_key": "sandbox1"}',
+        "Bearer sandbox1",
+        "refused key sandbox1.",
+        "/api/sandbox1/contacts",
+        "(sandbox1)",
+        "sandbox1: invalid",
+    ):
+        assert "sandbox1" not in redact(masked), masked
+        assert "***" in redact(masked)
+
+
+@secrets_registered_here()
+def test_redaction_does_not_depend_on_registration_order() -> None:
+    register_secret("abcdefgh-short-one")
+    register_secret("abcdefgh")
+    assert redact("k=abcdefgh-short-one") == "k=***"
+    assert redact("k=abcdefgh") == "k=***"
+
+
+@pytest.mark.parametrize("value", ["sandbox", "abc", ""])
+def test_a_secret_shorter_than_8_characters_is_refused_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    result = _check(
+        tmp_path,
+        '[a]\nconnector = "leaky"\napi_key = "${env:LEAKY_KEY}"\n'
+        '[b]\nconnector = "csv"\npath = "b.csv"\n',
+        LEAKY_KEY=value,
+    )
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith(f"error: {tmp_path / 'syncs' / 's.toml'}: a.api_key: ")
+    assert "the value of ${env:LEAKY_KEY} is" in line
+    assert "at least 8 characters" in line
+
+
+@pytest.mark.parametrize(
+    "reference", ["${ENV:LEAKY_KEY}", "$LEAKY_KEY", "${env:LEAKY_KEY", "${file:}", "${vault:k}"]
+)
+def test_a_mistyped_reference_is_an_error_never_a_literal_key(
+    tmp_path: Path, reference: str
+) -> None:
+    result = _check(
+        tmp_path,
+        f'[a]\nconnector = "leaky"\napi_key = "{reference}"\n'
+        '[b]\nconnector = "csv"\npath = "b.csv"\n',
+        "--connect",
+        LEAKY_KEY=SECRET,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "a.api_key: " in result.stderr
+    assert "could not connect" not in result.stdout  # nothing was sent
+
+
+@given(
+    secret=st.text(
+        alphabet=st.sampled_from(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+        ),
+        min_size=8,
+        max_size=40,
+    ).filter(lambda s: s[0].isalnum() and s[-1].isalnum()),
+    before=st.sampled_from([" ", "=", '"', "'", "/", ":", "(", "[", ",", "\n", "Bearer ", ""]),
+    after=st.sampled_from([" ", "&", '"', "'", "/", ":", ")", "]", ",", ".", ". Next", "\n", ""]),
+    word=st.sampled_from(["x", "user", "9", "_"]),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_delimited_secret_is_always_masked_and_a_longer_word_never(
+    secret: str, before: str, after: str, word: str
+) -> None:
+    with secrets_registered_here():
+        register_secret(secret)
+        text = f"refused {before}{secret}{after}"
+        assert secret not in redact(text)
+        inside = f"{word}{secret}{word}"
+        assert redact(inside) == inside
+        address = f"{secret}.{word}@example.com"
+        assert redact(address) == address

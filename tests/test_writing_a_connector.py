@@ -43,7 +43,9 @@ def test_the_documented_connector_syncs(tmp_path: Path) -> None:
         f'[b]\nconnector = "csv"\npath = "{crm}"\n',
     )
     env = cli_env(
-        SYNCD_PLUGIN_MODULES="syncd_jsonbook.plugin", PYTHONPATH=str(tmp_path), BOOK_TOKEN="t0k3n-x"
+        SYNCD_PLUGIN_MODULES="syncd_jsonbook.plugin",
+        PYTHONPATH=str(tmp_path),
+        BOOK_TOKEN="t0k3n-x-book",
     )
     base = [*SYNCD, "--config", str(tmp_path / "config"), "--state-dir", str(tmp_path / "s")]
     plugins = subprocess.run([*base, "plugins"], capture_output=True, text=True, env=env)

@@ -27,7 +27,7 @@ ROOT = HERE.parents[1]
 SYNCD = [sys.executable, "-m", "syncd.cli"]
 SYNC = "xero-salesflare"
 XERO_SECRET = "sandbox-custom-secret"
-SALESFLARE_KEY = "sandbox"
+SALESFLARE_KEY = "sandbox-api-key"
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None) -> Any:

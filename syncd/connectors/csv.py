@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import io
 import os
+import stat
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -40,6 +41,7 @@ from syncd.connector import (
     RemoteRecord,
     Setting,
     WriteResult,
+    one_character,
 )
 from syncd.contact import CANONICAL_FIELDS, CUSTOM_PREFIX
 from syncd.hookspecs import hookimpl
@@ -71,9 +73,23 @@ class CsvConnector(Connector):
             "path",
             "path of the CSV file, relative to the config directory (created when missing)",
             required=True,
+            path=True,
         ),
-        Setting("delimiter", "the column separator, one character", default=","),
-        Setting("batch_size", "rows written per atomic rewrite", type=int, default=500),
+        Setting(
+            "delimiter",
+            "the column separator, one character",
+            default=",",
+            validator=one_character,
+            public=True,
+        ),
+        Setting(
+            "batch_size",
+            "rows written per atomic rewrite",
+            type=int,
+            default=500,
+            minimum=1,
+            maximum=100_000,
+        ),
     )
     capabilities = Capabilities(
         read=True,
@@ -163,10 +179,29 @@ class CsvConnector(Connector):
         if stamp is None:
             table = _Table(header=["id", "email", "first_name", "last_name"], rows=[])
         else:
-            table = self._parse(self.path.read_text(encoding="utf-8-sig"))
+            table = self._parse(self._read())
         table.stamp = stamp
         self._table = table
         return table
+
+    def _read(self) -> str:
+        """The file's text; a FIFO or device put there since ``syncd check`` is refused, not
+        read (it could block forever), and so is text that is not UTF-8."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConnectorConfigError(f"{self.path}: not a regular file", key="path")
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
+        finally:
+            os.close(fd)
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConnectorConfigError(
+                f"{self.path}: line {line} is not UTF-8 text; save the file as UTF-8", key="path"
+            ) from None
 
     def _parse(self, text: str) -> _Table:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter)

@@ -53,7 +53,10 @@ from syncd.connector import (
     RecordWrite,
     RetryLater,
     Setting,
+    SettingContext,
+    SettingValidator,
     WriteResult,
+    http_url,
     shared_budget,
 )
 from syncd_salesfire import __version__
@@ -92,17 +95,65 @@ class _Prepared:
     body: bytes
 
 
+_LIST_URL = re.compile(r"^(https?://[^/]+)(/client/([^/]+)/customers/([^/?#]+))/?$")
+
+
+def _site_or_url(value: object, context: SettingContext) -> str | None:
+    if context.settings.get("url"):
+        return None
+    if value is None or not str(value).strip():
+        return "required (or give the full `url`)"
+    return None
+
+
+def _list_url(value: object, context: SettingContext) -> str | None:
+    if value is None or _LIST_URL.match(str(value).strip()):
+        return None
+    return "must look like https://api.salesfire.co.uk/client/SITE/customers/LIST"
+
+
+def _one_of(allowed: tuple[str, ...]) -> SettingValidator:
+    def check(value: object, context: SettingContext) -> str | None:
+        if value is None:
+            return None
+        try:
+            chosen = parse_choices(_raw(value), allowed, "")
+        except InvalidCustomer:
+            return f"must name some of {', '.join(allowed)}"
+        return None if chosen else f"must name at least one of {', '.join(allowed)}"
+
+    return check
+
+
 class SalesfireConnector(Connector):
     name = "salesfire"
     title = "Salesfire customer list (write-only)"
     settings = (
-        Setting("site", "the site id, as in …/client/{site}/customers/{list}"),
-        Setting("list", "the list id, as in …/client/{site}/customers/{list}"),
+        Setting(
+            "site",
+            "the site id, as in …/client/{site}/customers/{list}",
+            public=True,
+            validator=_site_or_url,
+        ),
+        Setting(
+            "list",
+            "the list id, as in …/client/{site}/customers/{list}",
+            public=True,
+            validator=_site_or_url,
+        ),
         Setting(
             "url",
             "the full list URL shown under API Instructions (instead of site and list)",
+            public=True,
+            validator=_list_url,
         ),
-        Setting("base_url", "the API root (point it at `syncd sandbox salesfire`)", default=None),
+        Setting(
+            "base_url",
+            "the API root (point it at `syncd sandbox salesfire`)",
+            default=None,
+            public=True,
+            validator=http_url,
+        ),
         Setting("secret", "the list's X-Signature signing secret", required=True, secret=True),
         Setting(
             "signature_encoding",
@@ -110,24 +161,52 @@ class SalesfireConnector(Connector):
             default="hex",
             choices=ENCODINGS,
         ),
-        Setting("types", "message types when a contact's fields do not say", default="MARKETING"),
-        Setting("channels", "channels when a contact's fields do not say", default="EMAIL,SMS"),
+        Setting(
+            "types",
+            "message types when a contact's fields do not say",
+            default="MARKETING",
+            public=True,
+            validator=_one_of(TYPES),
+        ),
+        Setting(
+            "channels",
+            "channels when a contact's fields do not say",
+            default="EMAIL,SMS",
+            public=True,
+            validator=_one_of(CHANNELS),
+        ),
         Setting(
             "update_existing",
             "update customers Salesfire already has (false: Salesfire skips them)",
             type=bool,
             default=True,
         ),
-        Setting("concurrency", "pushes in flight at once", type=int, default=4),
-        Setting("rate_limit", "pushes per minute at most", type=int, default=100),
+        Setting(
+            "concurrency", "pushes in flight at once", type=int, default=4, minimum=1, maximum=100
+        ),
+        Setting(
+            "rate_limit",
+            "pushes per minute at most",
+            type=int,
+            default=100,
+            minimum=1,
+            maximum=100_000,
+        ),
         Setting(
             "batch_size",
             "customers per engine batch (each is its own request)",
             type=int,
             default=50,
+            minimum=1,
+            maximum=1000,
         ),
         Setting(
-            "timeout", "seconds before a push is given up and retried", type=float, default=30.0
+            "timeout",
+            "seconds before a push is given up and retried",
+            type=float,
+            default=30.0,
+            minimum=0.1,
+            maximum=600.0,
         ),
     )
     capabilities = Capabilities(
@@ -192,7 +271,7 @@ class SalesfireConnector(Connector):
         url = self.config.get("url")
         if url:
             url = str(url).strip()
-            match = re.match(r"^(https?://[^/]+)(/client/([^/]+)/customers/([^/?#]+))/?$", url)
+            match = _LIST_URL.match(url)
             if not match:
                 raise ConnectorConfigError(
                     "url must look like https://api.salesfire.co.uk/client/SITE/customers/LIST",

@@ -30,6 +30,7 @@ from syncd.connector import (
     RetryLater,
     Setting,
     WriteResult,
+    http_url,
 )
 from syncd_salesflare.accounts import AccountDirectory, AccountUnavailable
 from syncd_salesflare.client import (
@@ -102,34 +103,65 @@ class SalesflareConnector(Connector):
             "api_key", "API key (Salesflare → Settings → API keys)", required=True, secret=True
         ),
         Setting(
-            "base_url", "API root; point it at `syncd sandbox salesflare`", default=DEFAULT_BASE_URL
+            "base_url",
+            "API root; point it at `syncd sandbox salesflare`",
+            default=DEFAULT_BASE_URL,
+            validator=http_url,
+            public=True,
         ),
         Setting(
             "calls_per_minute",
             "throttle: requests per minute for this API key (Salesflare publishes no limit)",
             type=int,
             default=60,
+            minimum=1,
+            maximum=100_000,
         ),
-        Setting("concurrency", "throttle: requests in flight at once", type=int, default=2),
+        Setting(
+            "concurrency",
+            "throttle: requests in flight at once",
+            type=int,
+            default=2,
+            minimum=1,
+            maximum=100,
+        ),
         Setting(
             "create_accounts",
             "create the account (company) of a contact when no account has that name",
             type=bool,
             default=True,
         ),
-        Setting("page_size", "contacts per listing request (limit)", type=int, default=500),
-        Setting("create_batch_size", "contacts per POST /contacts", type=int, default=100),
+        Setting(
+            "page_size",
+            "contacts per listing request (limit)",
+            type=int,
+            default=500,
+            minimum=2,
+            maximum=10_000,
+        ),
+        Setting(
+            "create_batch_size",
+            "contacts per POST /contacts",
+            type=int,
+            default=100,
+            minimum=1,
+            maximum=1000,
+        ),
         Setting(
             "backoff_seconds",
             "first wait after a 429 or 5xx (doubles on each retry; no Retry-After is sent)",
             type=float,
             default=1.0,
+            minimum=0.0,
+            maximum=3600.0,
         ),
         Setting(
             "retry_attempts",
             "attempts per request before giving up for this run",
             type=int,
             default=6,
+            minimum=1,
+            maximum=100,
         ),
     )
     capabilities = Capabilities(

@@ -2,7 +2,7 @@
 
 Routes (as Salesflare names them): ``GET /me``; ``GET|POST /contacts``, ``GET|PUT|DELETE
 /contacts/{id}``; ``GET|POST /accounts``, ``GET /accounts/{id}``; ``GET /customfields/contacts``.
-Every route needs ``Authorization: Bearer <api key>`` (the key is ``sandbox`` unless
+Every route needs ``Authorization: Bearer <api key>`` (the key is ``sandbox-api-key`` unless
 ``options["api_key"]`` says otherwise). Errors use Salesflare's Hapi/Boom envelope.
 
 Options (``syncd sandbox salesflare --seed N`` plus what a test passes in ``options``):
@@ -44,7 +44,7 @@ from syncd_salesflare.sandbox_store import (
 )
 
 STATE = web.AppKey("salesflare_state", SalesflareState)
-DEFAULT_API_KEY = "sandbox"
+DEFAULT_API_KEY = "sandbox-api-key"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 LIST_PARAMS = frozenset(

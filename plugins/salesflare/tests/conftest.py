@@ -21,7 +21,7 @@ from syncd_salesflare.sandbox_store import SalesflareState
 from syncd.connector import ConnectorContext
 from syncd.sandbox import SandboxServer
 
-API_KEY = "sandbox"
+API_KEY = "sandbox-api-key"
 
 
 @dataclass

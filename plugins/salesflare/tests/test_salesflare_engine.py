@@ -104,7 +104,7 @@ def csv_sync(syncd: Any, path: Path, sandbox: Any, **extra: str) -> None:
 async def test_csv_two_way_merge_conflicts_and_no_duplicates(
     start_sandbox: Any, syncd: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox")
+    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox-api-key")
     sandbox = await start_sandbox()
     state = sandbox.state
     bob = add_contact(
@@ -225,7 +225,7 @@ def hold_after_creating(
 async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
     start_sandbox: Any, syncd: Any, monkeypatch: Any
 ) -> None:
-    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox")
+    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox-api-key")
     gate, holding, release = hold_after_creating(2)
     sandbox = await start_sandbox(middlewares=[gate])
     crm = syncd.root / "crm.csv"

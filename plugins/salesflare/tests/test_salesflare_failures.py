@@ -64,7 +64,7 @@ async def test_a_storm_longer_than_the_retries_becomes_retry_later(start_sandbox
 
 async def test_the_sandboxes_own_rate_limit_answers_429_without_retry_after(start_sandbox):
     sandbox = await start_sandbox(rate_limit=2, rate_window=3600)
-    headers = {"Authorization": "Bearer sandbox"}
+    headers = {"Authorization": "Bearer sandbox-api-key"}
     async with aiohttp.ClientSession() as session:
         statuses = []
         for _ in range(3):

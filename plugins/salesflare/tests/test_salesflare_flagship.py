@@ -46,7 +46,7 @@ login_url = "{xero}"
 
 [b]
 connector = "salesflare"
-api_key = "sandbox"
+api_key = "sandbox-api-key"
 base_url = "{salesflare}"
 calls_per_minute = 60000
 
@@ -331,7 +331,7 @@ async def test_the_shipped_example_runs_against_both_emulators(
     start_sandbox: Any, syncd: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("XERO_CLIENT_SECRET", "sandbox-custom-secret")
-    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox")
+    monkeypatch.setenv("SALESFLARE_API_KEY", "sandbox-api-key")
     salesflare = await start_sandbox(seed=1, count=60)
     async with SandboxServer(make_xero(1, {"rate_limits": False, "count": 60})) as xero:
         text = EXAMPLE.read_text(encoding="utf-8")

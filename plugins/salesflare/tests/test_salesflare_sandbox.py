@@ -11,7 +11,7 @@ from syncd_salesflare.sandbox import STATE, make_app
 
 from syncd.plugins import load_plugins
 
-AUTH = {"Authorization": "Bearer sandbox"}
+AUTH = {"Authorization": "Bearer sandbox-api-key"}
 
 
 async def call(sandbox: Any, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:

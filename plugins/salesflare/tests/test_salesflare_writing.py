@@ -67,7 +67,7 @@ async def test_the_sandbox_duplicates_with_salesflares_default_force_true(start_
     import aiohttp
 
     sandbox = await start_sandbox()
-    headers = {"Authorization": "Bearer sandbox"}
+    headers = {"Authorization": "Bearer sandbox-api-key"}
     async with aiohttp.ClientSession() as session:
         for _ in range(2):
             async with session.post(

@@ -36,6 +36,7 @@ from syncd.connector import (
     RemoteRecord,
     Setting,
     WriteResult,
+    http_url,
     shared_budget,
 )
 from syncd_woodpecker.errors import (
@@ -92,23 +93,34 @@ class WoodpeckerConnector(Connector):
             required=True,
             secret=True,
         ),
-        Setting("base_url", "API root, ending in /rest", default=DEFAULT_BASE_URL),
+        Setting(
+            "base_url",
+            "API root, ending in /rest",
+            default=DEFAULT_BASE_URL,
+            validator=http_url,
+            public=True,
+        ),
         Setting(
             "batch_size",
             f"prospects per add_prospects_list request (1-{MAX_BATCH})",
             type=int,
             default=DEFAULT_BATCH,
+            minimum=1,
+            maximum=MAX_BATCH,
         ),
         Setting(
             "per_page",
             f"prospects per listed page (1-{MAX_PER_PAGE})",
             type=int,
             default=MAX_PER_PAGE,
+            minimum=1,
+            maximum=MAX_PER_PAGE,
         ),
         Setting(
             "file_name",
             "the import name Woodpecker shows for prospects added by syncd",
             default="syncd",
+            public=True,
         ),
     )
     capabilities = Capabilities(

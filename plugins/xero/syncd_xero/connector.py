@@ -35,7 +35,9 @@ from syncd.connector import (
     RecordWrite,
     RemoteRecord,
     Setting,
+    SettingContext,
     WriteResult,
+    http_url,
     shared_budget,
 )
 from syncd_xero import mapping, writes
@@ -75,6 +77,13 @@ _token_used: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+def _grant_has_secret(value: object, context: SettingContext) -> str | None:
+    """Custom Connections (client_credentials) authenticate with the client secret alone."""
+    if value == CLIENT_CREDENTIALS and not context.settings.get("client_secret"):
+        return "the client_credentials grant needs client_secret"
+    return None
+
+
 class _AccessTokenRejected(ConnectorError):
     """A 401: the access token expired early or was revoked; refresh once and retry."""
 
@@ -83,7 +92,8 @@ class XeroConnector(Connector):
     name = "xero"
     title = "Xero (Contacts)"
     settings = (
-        Setting("client_id", "the client id of your Xero app", required=True),
+        # shown in the authorisation URL syncd auth prints: not a secret
+        Setting("client_id", "the client id of your Xero app", required=True, public=True),
         Setting(
             "client_secret",
             "the client secret of your Xero app (leave out for a PKCE app without a secret)",
@@ -98,12 +108,15 @@ class XeroConnector(Connector):
             "authorization_code (syncd auth) or client_credentials (Xero Custom Connections)",
             default=AUTHORIZATION_CODE,
             choices=(AUTHORIZATION_CODE, CLIENT_CREDENTIALS),
+            validator=_grant_has_secret,
         ),
-        Setting("scopes", "OAuth scopes to ask for", default=DEFAULT_SCOPES),
+        Setting("scopes", "OAuth scopes to ask for", default=DEFAULT_SCOPES, public=True),
         Setting(
             "redirect_uri",
             "a redirect URI registered in your Xero app, used by syncd auth",
             default=DEFAULT_REDIRECT,
+            validator=http_url,
+            public=True,
         ),
         Setting(
             "auth_listener",
@@ -112,25 +125,57 @@ class XeroConnector(Connector):
             default=False,
         ),
         Setting(
-            "api_url", "base URL of the Xero API (change only for the sandbox)", default=API_URL
+            "api_url",
+            "base URL of the Xero API (change only for the sandbox)",
+            default=API_URL,
+            validator=http_url,
+            public=True,
         ),
-        Setting("identity_url", "base URL of Xero's token endpoint", default=IDENTITY_URL),
-        Setting("login_url", "base URL of Xero's authorisation page", default=LOGIN_URL),
+        Setting(
+            "identity_url",
+            "base URL of Xero's token endpoint",
+            default=IDENTITY_URL,
+            validator=http_url,
+            public=True,
+        ),
+        Setting(
+            "login_url",
+            "base URL of Xero's authorisation page",
+            default=LOGIN_URL,
+            validator=http_url,
+            public=True,
+        ),
         Setting(
             "day_limit",
             "calls a day allowed for the organisation (5000; 1000 on the Starter tier)",
             type=int,
             default=5000,
+            minimum=1,
+            maximum=10**7,
         ),
         Setting(
             "minute_limit",
             "calls a minute for the organisation (Xero allows 60; change only for the sandbox)",
             type=int,
             default=60,
+            minimum=1,
+            maximum=10**6,
         ),
-        Setting("page_size", "contacts per page when listing (1-1000)", type=int, default=1000),
         Setting(
-            "batch_size", "contacts per create or update request (1-100)", type=int, default=50
+            "page_size",
+            "contacts per page when listing (1-1000)",
+            type=int,
+            default=1000,
+            minimum=1,
+            maximum=1000,
+        ),
+        Setting(
+            "batch_size",
+            "contacts per create or update request (1-100)",
+            type=int,
+            default=50,
+            minimum=1,
+            maximum=100,
         ),
     )
     capabilities = Capabilities(

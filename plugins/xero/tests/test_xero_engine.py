@@ -292,7 +292,7 @@ async def test_the_seed_example_xero_and_salesflare_two_way(xero: Any, tmp_path:
     async with SandboxServer(sf_app) as sf:
         syncd = Syncd(tmp_path)
         syncd.env["SYNCD_LOAD_PLUGINS"] = "syncd-xero,syncd-salesflare"
-        syncd.env["SALESFLARE_API_KEY"] = "sandbox"
+        syncd.env["SALESFLARE_API_KEY"] = "sandbox-api-key"
         (syncd.config / "syncs" / "xero-salesflare.toml").write_text(
             f"""
 direction = "two-way"
