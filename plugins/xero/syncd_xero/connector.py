@@ -458,6 +458,7 @@ class XeroConnector(Connector):
     def _record(self, contact: dict[str, Any]) -> RemoteRecord:
         contact_id = str(contact.get("ContactID") or "")
         self._listed[contact_id] = {
+            "Name": contact.get("Name"),
             "Phones": contact.get("Phones") or [],
             "Addresses": contact.get("Addresses") or [],
         }
@@ -515,7 +516,9 @@ class XeroConnector(Connector):
             if outcome.duplicate_name:
                 collided.append((write, payload))
             else:
-                results[write.key] = self._result(write.key, outcome)
+                results[write.key] = self._result(
+                    write.key, outcome, written=write.data, create=True
+                )
         if collided:
             await self._resolve_names(collided, results)
         return [results[write.key] for write in batch]
@@ -572,7 +575,9 @@ class XeroConnector(Connector):
                 if outcome.duplicate_name and attempt + 1 < NAME_ROUNDS:
                     collided.append((write, payload))
                 else:
-                    results[write.key] = self._result(write.key, outcome)
+                    results[write.key] = self._result(
+                        write.key, outcome, written=write.data, create=True
+                    )
             if not collided:
                 return
 
@@ -589,7 +594,11 @@ class XeroConnector(Connector):
                 # Xero cannot hold a contact without a Name: keep the one it has
                 del payload["Name"]
             if not payload:
-                results[write.key] = WriteResult(write.key, write.id)
+                results[write.key] = WriteResult(
+                    write.key,
+                    write.id,
+                    stored=_stored_name(write.data, self._listed_name(write.id)),
+                )
                 continue
             problem = mapping.too_long(payload)
             if problem:
@@ -600,7 +609,7 @@ class XeroConnector(Connector):
             keys = [write.key for write, _ in sending]
             outcomes = await self._send("POST", [payload for _, payload in sending], "update", keys)
             for (write, _), outcome in zip(sending, outcomes, strict=True):
-                results[write.key] = self._result(write.key, outcome, write.id)
+                results[write.key] = self._result(write.key, outcome, write.id, write.data)
         return [results[write.key] for write in batch]
 
     async def archive(self, ids: Sequence[str]) -> list[WriteResult]:
@@ -657,21 +666,48 @@ class XeroConnector(Connector):
         for outcome in results:
             if outcome.error is None and outcome.contact_id:
                 self._listed[outcome.contact_id] = {
+                    "Name": outcome.contact.get("Name"),
                     "Phones": outcome.contact.get("Phones") or [],
                     "Addresses": outcome.contact.get("Addresses") or [],
                 }
         return results
 
+    def _listed_name(self, contact_id: str) -> str | None:
+        name = (self._listed.get(contact_id) or {}).get("Name")
+        return str(name) if name else None
+
     @staticmethod
-    def _result(key: str, outcome: writes.Outcome, fallback_id: str | None = None) -> WriteResult:
+    def _result(
+        key: str,
+        outcome: writes.Outcome,
+        fallback_id: str | None = None,
+        written: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> WriteResult:
         if outcome.error is not None:
             return WriteResult(key, fallback_id, outcome.error)
         if not outcome.contact_id and not fallback_id:
             return WriteResult(key, None, "Xero answered without a ContactID")
-        return WriteResult(key, outcome.contact_id or fallback_id)
+        stored = None
+        if written is not None and outcome.contact.get("Name"):
+            stored = _stored_name(written, str(outcome.contact["Name"]), create)
+        return WriteResult(key, outcome.contact_id or fallback_id, stored=stored)
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+def _stored_name(
+    written: Mapping[str, Any], stored: str | None, create: bool = False
+) -> dict[str, Any] | None:
+    """``WriteResult.stored`` for the Name when Xero holds another one than was written: one
+    the connector derived (Xero requires a Name; "Jane Smith" from the person's name), made
+    distinct ("Jane Smith (jane@x.com)") or kept (Xero cannot clear a Name). That Name is
+    Xero's own, not a person's edit, and must not travel back to the other side."""
+    if stored is None or ("Name" not in written and not create):
+        return None  # an update that left the Name alone says nothing about it
+    sent = str(written.get("Name") or "").strip()
+    return None if sent == stored.strip() else {"Name": stored}
 
 
 def if_modified_since(moment: datetime) -> str:
