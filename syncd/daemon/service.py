@@ -12,7 +12,7 @@ the handlers it installs.
 * SIGTERM, SIGINT: stop scheduling, ask running syncs to checkpoint (their ``stop`` event: each
   stops after its current batch, with everything committed), wait for them up to
   ``daemon.shutdown_deadline``, cancel what is left, close the API, exit 0. A second signal
-  stops waiting.
+  stops waiting; any later one is ignored (it is stopping already).
 * SIGHUP (and ``POST /api/v1/reload``): read the config again. Added, removed and changed syncs
   take effect at once; an invalid config leaves the running one in place and the error shows
   in ``syncd status``.
@@ -214,6 +214,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+            if sig != signal.SIGHUP and self._stop.is_set():
+                # the daemon is stopping already: another Ctrl-C (or SIGTERM) changes nothing.
+                # Left to Python's defaults, it would raise KeyboardInterrupt wherever the
+                # interpreter is by then (joining the store's threads at exit: a traceback)
+                signal.signal(sig, signal.SIG_IGN)
 
     def request_stop(self, reason: str = "request") -> None:
         if self._stop.is_set():
