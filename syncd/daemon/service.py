@@ -35,6 +35,7 @@ import click
 from aiohttp import web
 
 from syncd import __version__
+from syncd.cli_output import plural
 from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
 from syncd.daemon.metrics import Metrics
@@ -342,10 +343,13 @@ class Daemon:
         if self._scheduler is None:
             return "starting"
         states = list(self.scheduler.states().values())
-        parts = [f"{len(states)} syncs", f"{states.count('running')} running"]
-        for state, label in (("failing", "failing"), ("needs_auth", "need authorisation")):
+        parts = [plural(len(states), "sync"), f"{states.count('running')} running"]
+        for state, one, more in (
+            ("failing", "failing", "failing"),
+            ("needs_auth", "needs authorisation", "need authorisation"),
+        ):
             if states.count(state):
-                parts.append(f"{states.count(state)} {label}")
+                parts.append(f"{states.count(state)} {one if states.count(state) == 1 else more}")
         line = ", ".join(parts)
         if self.config_error is not None:
             line += "; config reload failed (see syncd status)"

@@ -219,7 +219,8 @@ class SyncRun:
                 outcome = "dry_run"
             elif self.counts["failed"]:
                 outcome = "partial"
-                message = f"{self.counts['failed']} records failed; see 'syncd errors'"
+                failed = self.counts["failed"]
+                message = f"{failed} record{'' if failed == 1 else 's'} failed; see 'syncd errors'"
         except RunStopped as stop:
             outcome, message, retry_after = stop.outcome, str(stop), stop.retry_after
         except asyncio.CancelledError:
