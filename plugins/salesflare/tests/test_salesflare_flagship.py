@@ -343,6 +343,7 @@ async def test_the_shipped_example_runs_against_both_emulators(
 
         first = (await syncd.sync("xero-salesflare"))["counts"]
         assert first["created_a"] > 0 and first["created_b"] > 0 and first["failed"] == 0
+        assert first["linked"] >= 10  # seeded alike, the two apps share people: a real merge
         state = salesflare.state
         shown = [state.render_contact(c) for c in state.contacts.values()]
         tagged = [c for c in shown if "from-xero" in {t["name"] for t in c["tags"]}]
