@@ -130,3 +130,35 @@ def test_sync_history_errors_and_links_read_well(example: Path) -> None:
     links = syncd(example, "links", "crm-to-accounts").stdout.splitlines()
     assert links[0].split() == ["A", "B", "STATE"]
     assert re.fullmatch(r"\d+ links?", links[-1])
+
+
+def test_status_counts_one_sync_as_one_and_prints_durations_like_everywhere(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from syncd.daemon.commands import print_status
+
+    print_status(
+        {
+            "version": "0.1.0",
+            "pid": 1,
+            "uptime_seconds": 46,
+            "api": "127.0.0.1:8765",
+            "runs_in_progress": 0,
+            "syncs": [
+                {
+                    "name": "xero-salesflare",
+                    "state": "idle",
+                    "next_run_at": None,
+                    "last_run": {
+                        "outcome": "success",
+                        "finished_at": "2026-12-01T21:42:07Z",
+                        "started_at": "2026-12-01T21:42:06Z",
+                        "duration_seconds": 0.123,
+                    },
+                }
+            ],
+        }
+    )
+    out = capsys.readouterr().out
+    assert "; 1 sync, 0 running" in out
+    assert "(0.12s)" in out

@@ -384,3 +384,19 @@ async def test_a_revoked_grant_and_a_spent_day_stop_the_run_visibly(
     assert result["outcome"] == "needs_auth", result
     assert "syncd auth xero-csv a" in result["message"]
     assert "sbx-rt-" not in result["message"] + err  # no token in what the user sees
+
+
+async def test_check_connect_before_auth_names_the_fix(xero: Any, tmp_path: Path) -> None:
+    env = await xero()
+    contacts = tmp_path / "contacts.csv"
+    write_csv(contacts, [])
+    syncd = Syncd(tmp_path)
+    sync_file(syncd, "xero-csv", env.url, contacts)
+    process = await syncd.start("check", "--connect")
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 3, (out, err)
+    line = next(li for li in out.decode().splitlines() if "xero-csv a (xero)" in li)
+    # as the needs_auth state says it: the command that fixes it
+    assert "FAILED: Xero has not been authorised" in line
+    assert line.endswith("(fix: syncd auth xero-csv a)"), line
+    assert "Traceback" not in err.decode()
