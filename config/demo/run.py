@@ -14,6 +14,7 @@ wrote anything.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -258,7 +259,9 @@ class Demo:
                 ],
             )
         for name in ("xero", "salesflare"):
-            wait_until(lambda n=name: reachable(self.urls[n] + "/_sandbox/switches"), 60, name)
+            wait_until(
+                functools.partial(reachable, self.urls[name] + "/_sandbox/switches"), 60, name
+            )
         shared, example = overlap(self.urls["xero"], self.urls["salesflare"])
         print(f"  Xero:       {self.urls['xero']}  (300 contacts)")
         total = 300 + shared
@@ -272,7 +275,7 @@ class Demo:
         )
 
         print("Waiting for the first merge …")
-        run = wait_until(lambda: (self.runs() or [None])[0], 600, "the first merge")
+        run = wait_until(lambda: next(iter(self.runs()), None), 600, "the first merge")
         counts = run.get("counts", {})
         took = duration(run.get("duration_seconds"))
         print(f"\nThe first merge finished: {run.get('outcome')} in {took}.")
