@@ -78,6 +78,27 @@ class Terminal:
         self._reader.join(timeout=30)
 
 
+def press_ctrl_c_twice(process: subprocess.Popen[str], terminal: Terminal) -> None:
+    """Ctrl-C, then Ctrl-C again while the demo is stopping, as a terminal sends them: to the
+    whole foreground process group. The daemon is held (SIGSTOP) meanwhile, so that the demo
+    is surely still waiting for it when the second press comes; then it is let go."""
+    import psutil
+
+    daemons = [
+        child for child in psutil.Process(process.pid).children() if child.cmdline()[-1:] == ["run"]
+    ]
+    assert len(daemons) == 1
+    daemon = daemons[0]
+    daemon.suspend()
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        terminal.wait_for(r"^Stopping …")
+        os.killpg(process.pid, signal.SIGINT)
+        terminal.wait_for(r"^Stopping without waiting for the running sync", timeout=120)
+    finally:
+        daemon.resume()
+
+
 def second_shell(command: str) -> subprocess.CompletedProcess[str]:
     """``command`` in a fresh shell, as a person types it in a second terminal: none of the
     demo's environment, not even the virtualenv on PATH."""
@@ -140,10 +161,7 @@ def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cl
         assert done.returncode == 0, (done.stdout, done.stderr)
         terminal.wait_for(r"run 4 \(api\): success .*updated 1 in Xero, 0 in Salesflare")
 
-        # Ctrl-C, then Ctrl-C again while it stops: the whole foreground group gets each one
-        os.killpg(process.pid, signal.SIGINT)
-        terminal.wait_for(r"^Stopping …")
-        os.killpg(process.pid, signal.SIGINT)
+        press_ctrl_c_twice(process, terminal)
         assert process.wait(timeout=120) == 0, terminal.text()
     finally:
         if process.poll() is None:
@@ -174,10 +192,8 @@ def test_ctrl_c_twice_during_the_first_merge_stops_everything_without_a_tracebac
     terminal = Terminal(process)
     try:
         terminal.wait_for(r"^Waiting for the first merge")
-        os.killpg(process.pid, signal.SIGINT)
-        terminal.wait_for(r"^Stopping …")
-        # the daemon is checkpointing the merge: the demo waits for it, and must keep waiting
-        os.killpg(process.pid, signal.SIGINT)
+        # the daemon is merging: the demo waits for it to checkpoint, and must keep waiting
+        press_ctrl_c_twice(process, terminal)
         status = process.wait(timeout=120)
     finally:
         if process.poll() is None:
