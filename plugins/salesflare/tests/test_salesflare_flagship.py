@@ -458,3 +458,81 @@ async def test_a_name_xero_derived_does_not_come_back_as_a_company(
         assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
         assert await flagship.writes() == writes
         assert state.render_contact(state.contacts[cat])["account"] is None
+
+
+ORGANISATION_SYNC = DERIVED_SYNC.replace('a = "Name"', 'a = "Organisation"')
+
+
+async def test_a_xero_contact_named_after_its_person_is_no_company(
+    start_sandbox: Any, syncd: Any
+) -> None:
+    # The demo's mapping: Xero's Organisation (its Name, unless that is only the person's own
+    # name) ⇄ the Salesflare account. A person is never made a company on either side.
+    salesflare = await start_sandbox()
+    state = salesflare.state
+    cho = state.create_account({"name": "Cho Ltd"})
+    for values in (
+        {"firstname": "Jane", "lastname": "Smith", "email": "jane@smith.test"},
+        {"firstname": "Bob", "lastname": "Brown", "email": "bob@brown.test"},
+        {"firstname": "Cat", "lastname": "Cho", "email": "cat@cho.test", "account": cho},
+    ):
+        state.create_contact(state.validate_contact(values, [], creating=True), force=True)
+    async with SandboxServer(make_xero(None, {"rate_limits": False})) as xero:
+        flagship = Flagship(xero, salesflare, syncd)
+        await flagship.xero_call(
+            "POST",
+            "/_sandbox/xero/contacts",
+            {
+                "Contacts": [
+                    {"Name": "Jane Smith", "FirstName": "Jane", "LastName": "Smith",
+                     "EmailAddress": "jane@smith.test"},
+                    {"Name": "Dan Dee", "FirstName": "Dan", "LastName": "Dee",
+                     "EmailAddress": "dan@dee.test"},
+                    {"Name": "Acme Ltd", "FirstName": "Ann", "LastName": "Ash",
+                     "EmailAddress": "ann@acme.test"},
+                ]
+            },
+        )  # fmt: skip
+        syncd.write_sync("demo", ORGANISATION_SYNC.format(xero=xero.url, salesflare=salesflare.url))
+
+        first = (await syncd.sync("demo"))["counts"]
+        assert first["failed"] == 0 and first["linked"] == 1
+        names = {email: c["Name"] for email, c in (await flagship.xero_contacts()).items()}
+        assert names == {
+            "jane@smith.test": "Jane Smith",
+            "dan@dee.test": "Dan Dee",
+            "ann@acme.test": "Acme Ltd",
+            "bob@brown.test": "Bob Brown",  # named after the person: Xero requires a Name
+            "cat@cho.test": "Cho Ltd",
+        }
+
+        def companies() -> dict[str, str | None]:
+            return {
+                c["email"]: (state.render_contact(c)["account"] or {}).get("name")
+                for c in state.contacts.values()
+            }
+
+        assert companies() == {
+            "jane@smith.test": None,
+            "bob@brown.test": None,
+            "cat@cho.test": "Cho Ltd",
+            "dan@dee.test": None,
+            "ann@acme.test": "Acme Ltd",
+        }
+        assert sorted(a["name"] for a in state.accounts.values()) == ["Acme Ltd", "Cho Ltd"]
+
+        writes = await flagship.writes()
+        second = (await syncd.sync("demo"))["counts"]
+        assert {k: second[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes
+
+        # Cat leaves Cho Ltd in Salesflare: in Xero she is named after herself again
+        cat = next(i for i, c in state.contacts.items() if c["email"] == "cat@cho.test")
+        state.update_contact(cat, {"account": None})
+        await syncd.sync("demo")
+        assert (await flagship.xero_contacts())["cat@cho.test"]["Name"] == "Cat Cho"
+        writes = await flagship.writes()
+        again = (await syncd.sync("demo"))["counts"]
+        assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes
+        assert companies()["cat@cho.test"] is None

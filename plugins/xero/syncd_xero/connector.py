@@ -458,7 +458,7 @@ class XeroConnector(Connector):
     def _record(self, contact: dict[str, Any]) -> RemoteRecord:
         contact_id = str(contact.get("ContactID") or "")
         self._listed[contact_id] = {
-            "Name": contact.get("Name"),
+            **{key: contact.get(key) for key in PERSON_KEYS},
             "Phones": contact.get("Phones") or [],
             "Addresses": contact.get("Addresses") or [],
         }
@@ -589,16 +589,19 @@ class XeroConnector(Connector):
             if not write.id:
                 results[write.key] = WriteResult(write.key, None, "an update needs a ContactID")
                 continue
-            payload = mapping.data_to_contact(write.data, self._listed.get(write.id))
+            listed = self._listed.get(write.id)
+            payload = mapping.data_to_contact(write.data, listed)
             if "Name" in payload and not str(payload["Name"]).strip():
-                # Xero cannot hold a contact without a Name: keep the one it has
-                del payload["Name"]
+                person = mapping.derive_name({**_person(listed), **write.data}, "")
+                if mapping.ORGANISATION in write.data and "Name" not in write.data and person:
+                    # the organisation is cleared: the contact is named after its person again
+                    payload["Name"] = person
+                else:
+                    # Xero cannot hold a contact without a Name: keep the one it has
+                    del payload["Name"]
             if not payload:
-                results[write.key] = WriteResult(
-                    write.key,
-                    write.id,
-                    stored=_stored_name(write.data, self._listed_name(write.id)),
-                )
+                stored = _stored(write.data, _person(listed)) if listed else None
+                results[write.key] = WriteResult(write.key, write.id, stored=stored)
                 continue
             problem = mapping.too_long(payload)
             if problem:
@@ -666,15 +669,11 @@ class XeroConnector(Connector):
         for outcome in results:
             if outcome.error is None and outcome.contact_id:
                 self._listed[outcome.contact_id] = {
-                    "Name": outcome.contact.get("Name"),
+                    **{key: outcome.contact.get(key) for key in PERSON_KEYS},
                     "Phones": outcome.contact.get("Phones") or [],
                     "Addresses": outcome.contact.get("Addresses") or [],
                 }
         return results
-
-    def _listed_name(self, contact_id: str) -> str | None:
-        name = (self._listed.get(contact_id) or {}).get("Name")
-        return str(name) if name else None
 
     @staticmethod
     def _result(
@@ -690,24 +689,36 @@ class XeroConnector(Connector):
             return WriteResult(key, None, "Xero answered without a ContactID")
         stored = None
         if written is not None and outcome.contact.get("Name"):
-            stored = _stored_name(written, str(outcome.contact["Name"]), create)
+            stored = _stored(written, _person(outcome.contact), create)
         return WriteResult(key, outcome.contact_id or fallback_id, stored=stored)
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _stored_name(
-    written: Mapping[str, Any], stored: str | None, create: bool = False
+#: what the connector keeps of a listed contact to tell its Name and Organisation
+PERSON_KEYS = ("Name", "FirstName", "LastName", "EmailAddress")
+
+
+def _person(contact: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: (contact or {}).get(key) for key in PERSON_KEYS}
+
+
+def _stored(
+    written: Mapping[str, Any], contact: Mapping[str, Any], create: bool = False
 ) -> dict[str, Any] | None:
-    """``WriteResult.stored`` for the Name when Xero holds another one than was written: one
-    the connector derived (Xero requires a Name; "Jane Smith" from the person's name), made
-    distinct ("Jane Smith (jane@x.com)") or kept (Xero cannot clear a Name). That Name is
-    Xero's own, not a person's edit, and must not travel back to the other side."""
-    if stored is None or ("Name" not in written and not create):
-        return None  # an update that left the Name alone says nothing about it
-    sent = str(written.get("Name") or "").strip()
-    return None if sent == stored.strip() else {"Name": stored}
+    """``WriteResult.stored``: the Name (and the Organisation it holds) when Xero holds other
+    than was written: a Name the connector derived (Xero requires one; "Jane Smith" from the
+    person's name), made distinct ("Jane Smith (jane@x.com)") or kept (Xero cannot clear a
+    Name). That value is Xero's own, not a person's edit, and must not travel back."""
+    now = {**contact, mapping.ORGANISATION: mapping.organisation(contact)}
+    stored = {}
+    for field in ("Name", mapping.ORGANISATION):
+        if field not in written and not create:
+            continue  # an update that left the field alone says nothing about it
+        if mapping.fold(written.get(field)) != mapping.fold(now.get(field)):
+            stored[field] = now.get(field)
+    return stored or None
 
 
 def if_modified_since(moment: datetime) -> str:
