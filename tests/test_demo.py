@@ -9,13 +9,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from support import ROOT, cli_env
 
@@ -99,6 +103,14 @@ def press_ctrl_c_twice(process: subprocess.Popen[str], terminal: Terminal) -> No
         daemon.resume()
 
 
+def fetch(url: str, token: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
 def second_shell(command: str) -> subprocess.CompletedProcess[str]:
     """``command`` in a fresh shell, as a person types it in a second terminal: none of the
     demo's environment, not even the virtualenv on PATH."""
@@ -149,6 +161,20 @@ def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cl
             assert "error" not in done.stderr.lower(), (command, done.stderr)
         status = second_shell(f". {env_file} && {inspect[0]}").stdout
         assert "xero-salesflare" in status and "idle" in status
+
+        # no person became a company in Salesflare (the demo maps Xero's Organisation, which is
+        # not a person's own name, and never echoes a Name Xero derived)
+        urls = dict(
+            shlex.split(line.removeprefix("export "))[0].split("=", 1)
+            for line in (workdir / "env").read_text().splitlines()
+            if line.startswith("export DEMO_")
+        )
+        people = {
+            f"{c.get('FirstName') or ''} {c.get('LastName') or ''}".strip().casefold()
+            for c in fetch(urls["DEMO_XERO_URL"] + "/_sandbox/xero/contacts")["Contacts"]
+        }
+        accounts = fetch(urls["DEMO_SALESFLARE_URL"] + "/accounts?limit=1000", "sandbox")
+        assert accounts and not [a["name"] for a in accounts if a["name"].casefold() in people]
 
         # the printed edit, then the printed trigger: the run shows up in the demo's terminal
         edit_xero = next(c for c in commands if c.startswith("python") and " xero " in c)
