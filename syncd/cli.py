@@ -18,9 +18,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from syncd import __version__
+from syncd import __version__, cli_output
+from syncd.cli_output import duration, plural
 from syncd.config import Config, ConfigError, config_directory, load_config
 from syncd.config_values import format_seconds
+from syncd.connector import NeedsReauth
 from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
@@ -241,7 +243,7 @@ def print_result(result: RunResult) -> None:
         click.echo(f"Dry run of {result.sync}: nothing was written.")
         rows = [
             ("read", f"a: {c['read_a']}", f"b: {c['read_b']}"),
-            ("link", f"{s['linked']} pairs matched by email", ""),
+            ("link", f"{plural(s['linked'], 'pair')} matched by email", ""),
             ("create", f"on a: {s['create_a']}", f"on b: {s['create_b']}"),
             ("update", f"on a: {s['update_a']}", f"on b: {s['update_b']}"),
             ("archive", f"on a: {s['archive_a']}", f"on b: {s['archive_b']}"),
@@ -271,17 +273,11 @@ def print_result(result: RunResult) -> None:
             if len(issues) > 50:
                 click.echo(f"  … and {len(issues) - 50} more (--json lists all)")
         return
-    click.echo(f"{result.sync}: {result.outcome} in {result.duration:.1f}s (run {result.run_id})")
     click.echo(
-        f"  read a {c['read_a']}, b {c['read_b']}; linked {c['linked']}; "
-        f"created a {c['created_a']}, b {c['created_b']}; "
-        f"updated a {c['updated_a']}, b {c['updated_b']}; "
-        f"archived a {c['archived_a']}, b {c['archived_b']}"
+        f"{result.sync}: {result.outcome} in {duration(result.duration)} (run {result.run_id})"
     )
-    click.echo(
-        f"  conflicts {c['conflicts']}; failed {c['failed']}; excluded {c['excluded']}; "
-        f"ambiguous {c['ambiguous']}"
-    )
+    for line in cli_output.run_counts(c):
+        click.echo(f"  {line}")
     if result.message:
         click.echo(f"  {redact(result.message)}")
 
@@ -314,20 +310,8 @@ def history_command(obj: Context, name: str, limit: int, as_json: bool) -> None:
     if not runs:
         click.echo(f"{name}: no runs yet")
         return
-    click.echo(f"{'run':>5}  {'started (UTC)':<19}  {'outcome':<12} {'secs':>6}  counts")
-    for r in runs:
-        secs = (r.finished_at - r.started_at).total_seconds() if r.finished_at else 0.0
-        c = r.counts
-        summary = (
-            f"created {c.get('created_a', 0)}/{c.get('created_b', 0)} "
-            f"updated {c.get('updated_a', 0)}/{c.get('updated_b', 0)} "
-            f"failed {c.get('failed', 0)}"
-        )
-        click.echo(
-            f"{r.id:>5}  {r.started_at:%Y-%m-%d %H:%M:%S}  {r.outcome:<12} {secs:>6.1f}  {summary}"
-        )
-        if r.message:
-            click.echo(f"{'':>29}{r.message}")
+    for line in cli_output.history_lines(runs):
+        click.echo(line)
 
 
 @cli.command("links")
@@ -344,10 +328,8 @@ def links_command(obj: Context, name: str, as_json: bool) -> None:
     if as_json:
         emit_json([{"id": k.id, "a": k.a_id, "b": k.b_id, "state": k.state} for k in links])
         return
-    click.echo(f"{'a':<24} {'b':<24} state")
-    for link in links:
-        click.echo(f"{link.a_id or '-':<24} {link.b_id or '-':<24} {link.state}")
-    click.echo(f"{len(links)} links")
+    for line in cli_output.link_lines(links):
+        click.echo(line)
 
 
 @cli.command("errors")
@@ -367,12 +349,8 @@ def errors_command(obj: Context, name: str, as_json: bool) -> None:
     if not issues:
         click.echo(f"{name}: no failing records")
         return
-    for issue in issues:
-        retry = f" (retry after {issue['next_attempt_at']})" if issue["next_attempt_at"] else ""
-        click.echo(
-            f"{issue['side']} {issue['record_id']:<14} {issue['kind']:<10} "
-            f"{issue['email'] or '-':<28} {issue['reason']}{retry}"
-        )
+    for line in cli_output.issue_lines(issues):
+        click.echo(line)
 
 
 # --- plugins and config -------------------------------------------------------------------
@@ -409,7 +387,7 @@ def check_command(obj: Context, connect: bool) -> None:
     for problem in obj.plugins.problems:
         click.echo(f"warning: plugin {problem.plugin}: {problem.message}", err=True)
     config = obj.config()
-    click.echo(f"config {config.directory}: OK, {len(config.syncs)} syncs")
+    click.echo(f"config {config.directory}: OK, {plural(len(config.syncs), 'sync')}")
     click.echo(f"state directory: {config.daemon.state_dir}")
     for sync in config.syncs.values():
         click.echo(
@@ -438,6 +416,11 @@ async def _connect_all(config: Config, store: Store) -> int:
                 await connector.open()
                 answer = await connector.check()
                 click.echo(f"{label}: {redact(answer)}")
+            except NeedsReauth as exc:
+                failures += 1
+                # as the needs_auth state says it: what to run
+                fix = f" (fix: {exc.fix})" if exc.fix else ""
+                click.echo(f"{label}: FAILED: {redact(_one_line(exc))}{fix}")
             except Exception as exc:
                 failures += 1
                 click.echo(f"{label}: FAILED: {redact(_one_line(exc))}")

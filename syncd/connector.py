@@ -285,6 +285,13 @@ class WriteResult:
     #: the record's new ``RemoteRecord.version`` when the app answers with it, so that the
     #: next run recognises the record as unchanged without hashing it
     version: str | None = None
+    #: what the app stored, by the connector's field names, where it is not what was sent: a
+    #: value the app (or the connector) derived because none was sent (Xero's required Name,
+    #: made from the person's name), one it kept instead of a clear it cannot hold, one it
+    #: reformatted. The engine takes these as the record's agreed values, so that the next run
+    #: does not mistake the app's own value for a person's edit and send it back (rule 2).
+    #: Fields left out were stored as sent.
+    stored: dict[str, RawValue] | None = None
 
     @property
     def ok(self) -> bool:

@@ -42,12 +42,12 @@ def test_ready_status_reloading_and_stopping_are_sent(tmp_path: Path) -> None:
         daemon.wait_ready()
         _, ready = daemon.notify.wait_for("READY", "1")
         assert ready["MAINPID"] == str(daemon.pid)
-        assert "1 syncs" in ready["STATUS"]
+        assert "1 sync" in ready["STATUS"]
         # READY comes only once the API listens and the scheduler runs
         status, body = daemon.client(token=None).request("GET", "/healthz", auth=False)
         assert status == 200 and body["checks"]["scheduler"] == "ok"
         # a run changes the STATUS line
-        daemon.notify.wait_for("STATUS", "1 syncs, 1 running")
+        daemon.notify.wait_for("STATUS", "1 sync, 1 running")
         daemon.send(signal.SIGHUP)
         daemon.notify.wait_for("RELOADING", "1")
         wait_until(lambda: len(find_all(daemon, "READY")) >= 2, 60, "READY=1 after the reload")
@@ -78,7 +78,7 @@ def test_no_watchdog_pings_for_another_process(tmp_path: Path) -> None:
     with make_daemon(tmp_path, env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}) as daemon:
         assert daemon.notify is not None
         daemon.wait_ready()
-        daemon.notify.wait_for("STATUS", "1 syncs, 1 running")
+        daemon.notify.wait_for("STATUS", "1 sync, 1 running")
         assert daemon.stop() == 0
         daemon.notify.wait_for("STOPPING", "1")
         assert find_all(daemon, "WATCHDOG") == []

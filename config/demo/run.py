@@ -2,25 +2,36 @@
 
 Starts both sandboxes with a few hundred contacts, copies a third of Xero's people into
 Salesflare with different details (so the first merge has pairs to link and conflicts to settle),
-runs the daemon on config/demo/, waits for the first merge and says what happened and where to
-look. Ctrl-C stops everything. ``--once`` stops after the first merge (used by the tests).
+runs the daemon on config/demo/, waits for the first merge and says what happened, runs the sync
+once more to show that a run without edits writes nothing, and writes ``.demo/env`` so that the
+commands it prints work as printed from a second shell. Later runs are shown as they happen, one
+line each. Ctrl-C stops everything (pressed again, it stops without waiting for a running sync).
+
+``--once`` stops after the second run (used by the tests); its exit status is 1 when that run
+wrote anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from syncd.daemon.testing import free_port, wait_until
+from syncd.cli_output import duration, plural, writes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -28,6 +39,28 @@ SYNCD = [sys.executable, "-m", "syncd.cli"]
 SYNC = "xero-salesflare"
 XERO_SECRET = "sandbox-custom-secret"
 SALESFLARE_KEY = "sandbox-api-key"
+WRITE_KEYS = ("created_a", "created_b", "updated_a", "updated_b", "archived_a", "archived_b")
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    give_up = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(0.5, delay * 1.5)
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
@@ -51,8 +84,9 @@ def reachable(url: str) -> bool:
     return True
 
 
-def overlap(xero: str, salesflare: str) -> int:
-    """Give Salesflare a third of Xero's people, with other details, as if both were in use."""
+def overlap(xero: str, salesflare: str) -> tuple[int, str]:
+    """Give Salesflare a third of Xero's people, with other details, as if both were in use.
+    Returns how many, and the email of one of them (the one the printed edit changes)."""
     contacts = http("GET", f"{xero}/_sandbox/xero/contacts")["Contacts"]
     people = [c for c in contacts if c.get("EmailAddress") and c.get("ContactStatus") == "ACTIVE"]
     chosen = people[: len(people) // 3]
@@ -72,71 +106,151 @@ def overlap(xero: str, salesflare: str) -> int:
             batch[start : start + 50],
             token=SALESFLARE_KEY,
         )
-    return len(batch)
+    emails = [str(c["EmailAddress"]).lower() for c in chosen]
+    # one held once in each app, so that the printed edit finds exactly one contact
+    example = next((e for e in emails[1:] if emails.count(e) == 1), emails[0] if emails else "")
+    return len(batch), example
 
 
-def _shown(path: Path) -> str:
-    """A path as short as it can be said from the repository root."""
+def shown(path: Path) -> str:
+    """A path as short as it can be said from the current directory."""
     try:
-        return str(path.relative_to(ROOT))
+        return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--once", action="store_true", help="stop after the first merge")
-    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
-    args = parser.parse_args()
+def run_line(run: dict[str, Any]) -> str:
+    """One line for a finished run, as the demo shows later runs."""
+    c = run.get("counts") or {}
+    stamp = run.get("finished_at") or run.get("started_at") or ""
+    try:
+        when = (
+            datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+        )
+    except ValueError:
+        when = stamp
+    text = (
+        f"  {when}  run {run.get('id')} ({run.get('trigger')}): {run.get('outcome')} in "
+        f"{duration(run.get('duration_seconds'))}; "
+        f"created {c.get('created_a', 0)} in Xero, {c.get('created_b', 0)} in Salesflare; "
+        f"updated {c.get('updated_a', 0)} in Xero, {c.get('updated_b', 0)} in Salesflare; "
+        f"{plural(int(c.get('conflicts', 0)), 'conflict')}, "
+        f"{c.get('failed', 0)} failed"
+    )
+    if run.get("message"):
+        text += f"\n      {run['message']}"
+    return text
 
-    workdir: Path = args.workdir
-    shutil.rmtree(workdir, ignore_errors=True)
-    (workdir / "logs").mkdir(parents=True)
-    ports = {"xero": free_port(), "salesflare": free_port(), "api": free_port()}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        **os.environ,
-        "DEMO_XERO_URL": urls["xero"],
-        "DEMO_SALESFLARE_URL": urls["salesflare"],
-        "SYNCD_API_LISTEN": f"127.0.0.1:{ports['api']}",
-        "XERO_CLIENT_SECRET": XERO_SECRET,
-        "SALESFLARE_API_KEY": SALESFLARE_KEY,
-        "SYNCD_CONFIG": str(HERE),
-        "SYNCD_STATE_DIR": str(workdir / "state"),
-    }
-    processes: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str, command: list[str]) -> None:
-        log = (workdir / "logs" / f"{name}.log").open("wb")
-        processes.append(
-            subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """``.demo/env``: what a second shell needs to talk to this demo, for ``. .demo/env``."""
+    keys = (
+        "SYNCD_CONFIG",
+        "SYNCD_STATE_DIR",
+        "SYNCD_API_LISTEN",
+        "DEMO_XERO_URL",
+        "DEMO_SALESFLARE_URL",
+        "XERO_CLIENT_SECRET",
+        "SALESFLARE_API_KEY",
+    )
+    lines = [
+        "# written by `make demo` for a second shell: . .demo/env",
+        "# (the demo's own emulators and daemon; the secrets are the emulators' sample ones)",
+        *(f"export {key}={shlex.quote(env[key])}" for key in keys),
+        # the checkout's syncd and python, whichever shell sources this
+        f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+class Interrupted(Exception):
+    """Ctrl-C, the first time."""
+
+
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.ports = {"xero": free_port(), "salesflare": free_port(), "api": free_port()}
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        self.env = {
+            **os.environ,
+            "DEMO_XERO_URL": self.urls["xero"],
+            "DEMO_SALESFLARE_URL": self.urls["salesflare"],
+            "SYNCD_API_LISTEN": f"127.0.0.1:{self.ports['api']}",
+            "XERO_CLIENT_SECRET": XERO_SECRET,
+            "SALESFLARE_API_KEY": SALESFLARE_KEY,
+            "SYNCD_CONFIG": str(HERE),
+            "SYNCD_STATE_DIR": str(workdir / "state"),
+        }
+        self.token: str | None = None
+        self.stopping = False
+
+    def start(self, name: str, command: list[str]) -> None:
+        log = (self.workdir / "logs" / f"{name}.log").open("wb")
+        self.processes.append(
+            subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         )
 
-    def stop(*_: object) -> None:
-        for process in reversed(processes):
+    def interrupted(self, *_: object) -> None:
+        """The first Ctrl-C: every later one goes to :meth:`again`, so none can interrupt the
+        stop (which printed a KeyboardInterrupt traceback)."""
+        signal.signal(signal.SIGINT, self.again)
+        raise Interrupted
+
+    def again(self, *_: object) -> None:
+        """A Ctrl-C while stopping: passed on to the daemon, which then stops without waiting
+        for its running sync (a terminal sends it to the daemon too; the daemon ignores any
+        signal past the second)."""
+        if not self.stopping:
+            print("Stopping without waiting for the running sync …", flush=True)
+        self.stopping = True
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+
+    def stop(self) -> None:
+        """SIGTERM everything and wait; a Ctrl-C meanwhile never interrupts the wait."""
+        signal.signal(signal.SIGINT, self.again)
+        for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in processes:
+        for process in self.processes:
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    def runs(self) -> list[dict[str, Any]]:
+        """The sync's finished runs, oldest first (empty while the daemon does not answer)."""
+        try:
+            answer = http("GET", f"{self.urls['api']}/api/v1/syncs/{SYNC}/runs", token=self.token)
+        except OSError:
+            return []
+        items = answer.get("runs", []) if isinstance(answer, dict) else answer
+        done = [r for r in items if r.get("outcome") not in (None, "running")]
+        return sorted(done, key=lambda r: int(r["id"]))
+
+    def run(self, once: bool) -> int:
+        workdir = self.workdir
         print("Starting the Xero and Salesflare emulators …")
         # the Salesflare emulator's own limit is raised so that the demo's first merge takes
         # seconds; Xero's emulator keeps Xero's 60 calls a minute
         extra = {"xero": [], "salesflare": ["--option", "rate_limit=5000"]}
         for name, seed in (("xero", 1), ("salesflare", 2)):
-            start(
+            self.start(
                 name,
                 [
                     *SYNCD,
                     "sandbox",
                     name,
                     "--port",
-                    str(ports[name]),
+                    str(self.ports[name]),
                     "--seed",
                     str(seed),
                     "--option",
@@ -145,65 +259,116 @@ def main() -> int:
                 ],
             )
         for name in ("xero", "salesflare"):
-            wait_until(lambda n=name: reachable(urls[n] + "/_sandbox/switches"), 60, name)
-        shared = overlap(urls["xero"], urls["salesflare"])
-        print(f"  Xero:       {urls['xero']}  (300 contacts)")
+            wait_until(
+                functools.partial(reachable, self.urls[name] + "/_sandbox/switches"), 60, name
+            )
+        shared, example = overlap(self.urls["xero"], self.urls["salesflare"])
+        print(f"  Xero:       {self.urls['xero']}  (300 contacts)")
         total = 300 + shared
-        print(f"  Salesflare: {urls['salesflare']}  ({total} contacts, {shared} also in Xero)")
+        print(f"  Salesflare: {self.urls['salesflare']}  ({total} contacts, {shared} also in Xero)")
 
         print("Starting the syncd daemon on config/demo/ …")
-        start("syncd", [*SYNCD, "run"])
+        self.start("syncd", [*SYNCD, "run"])
         token_file = workdir / "state" / "api-token"
-        token = wait_until(
+        self.token = wait_until(
             lambda: token_file.read_text().strip() if token_file.exists() else None, 60, "token"
         )
-        api = urls["api"]
-
-        def last_run() -> dict[str, Any] | None:
-            try:
-                runs = http("GET", f"{api}/api/v1/syncs/{SYNC}/runs", token=token)
-            except OSError:
-                return None
-            items = runs.get("runs", runs) if isinstance(runs, dict) else runs
-            done = [r for r in items if r.get("outcome") not in (None, "running")]
-            return done[0] if done else None
 
         print("Waiting for the first merge …")
-        run = wait_until(last_run, 600, "the first merge")
+        run = wait_until(lambda: next(iter(self.runs()), None), 600, "the first merge")
         counts = run.get("counts", {})
-        print(f"\nThe first merge finished: {run.get('outcome')}.")
+        took = duration(run.get("duration_seconds"))
+        print(f"\nThe first merge finished: {run.get('outcome')} in {took}.")
         print(
             f"  read {counts.get('read_a')} Xero and {counts.get('read_b')} Salesflare contacts;"
-            f" linked {counts.get('linked')} pairs by email"
+            f" linked {plural(int(counts.get('linked', 0)), 'pair')} by email"
         )
         print(
             f"  created {counts.get('created_a')} in Xero and {counts.get('created_b')} in"
             f" Salesflare; updated {counts.get('updated_a')} and {counts.get('updated_b')};"
-            f" {counts.get('conflicts')} conflicts went to Xero (winner = a)"
+            f" {plural(int(counts.get('conflicts', 0)), 'conflict')} went to Xero (winner = a)"
         )
         print(
             f"  not synced: {counts.get('excluded')} without an email, "
             f"{counts.get('ambiguous')} with an email held twice, {counts.get('failed')} refused"
         )
-        config = f"--config {_shown(HERE)} --state-dir {_shown(workdir / 'state')}"
-        print("\nWhere to look:")
-        print(f"  .venv/bin/syncd {config} status")
-        print(f"  .venv/bin/syncd {config} errors {SYNC}")
-        print(f"  .venv/bin/syncd {config} history {SYNC}")
-        print(f"  API: {api}/api/v1/status  (Authorization: Bearer {token})")
-        print(f"  logs: {_shown(workdir / 'logs')}/")
-        if args.once:
-            return 0
-        print("\nThe daemon keeps syncing every 2 minutes. Ctrl-C stops everything.")
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
+
+        # rule 2, shown: a run right after, with no edits anywhere, writes nothing
+        print("\nRunning it again at once, with nothing edited …")
+        started = http(
+            "POST", f"{self.urls['api']}/api/v1/syncs/{SYNC}/trigger", {}, token=self.token
+        )
+        second_id = int(started["run_id"])
+        second = wait_until(
+            lambda: next((r for r in self.runs() if int(r["id"]) == second_id), None),
+            600,
+            "the second run",
+        )
+        wrote = writes(second.get("counts") or {})
+        print(run_line(second))
+        if wrote or second.get("outcome") != "success":
+            print(
+                f"  UNEXPECTED: the second run wrote {plural(wrote, 'record')}; a run without "
+                "edits must write nothing",
+            )
+        else:
+            print("  wrote nothing: every record already agrees on both sides")
+
+        env_file = workdir / "env"
+        write_env_file(env_file, self.env)
+        env = shown(env_file)
+        edit = shown(HERE / "edit.py")
+        print("\nIn another shell, in this directory:")
+        print(f"  . {env}                  # the demo's addresses, state and sample secrets")
+        print("  syncd status")
+        print(f"  syncd history {SYNC}")
+        print(f"  syncd errors {SYNC}")
+        print("\nMake an edit in an emulator and watch it travel:")
+        print(f"  python {edit} xero {example} LastName=Edited-in-Xero")
+        print(f"  syncd trigger {SYNC}      # or wait for the next run (every 2 minutes)")
+        print(f"  python {edit} salesflare {example} lastname=Edited-in-Salesflare")
+        print(f"\n  API: {self.urls['api']}/api/v1/status  (token: {shown(token_file)})")
+        print(f"  logs: {shown(workdir / 'logs')}/")
+        if once:
+            return 0 if not wrote and second.get("outcome") == "success" else 1
+
+        print(
+            "\nThe daemon keeps syncing every 2 minutes; its runs show here."
+            " Ctrl-C stops everything."
+        )
+        sys.stdout.flush()
+        seen = second_id
+        while all(p.poll() is None for p in self.processes):
+            for later in self.runs():
+                if int(later["id"]) > seen:
+                    print(run_line(later), flush=True)
+                    seen = int(later["id"])
+            time.sleep(1.0)
         print("a process stopped; see the logs", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\nStopping …")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="stop after the second run")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
+    args = parser.parse_args()
+
+    workdir: Path = args.workdir.resolve()
+    for stale in ("state", "logs"):
+        shutil.rmtree(workdir / stale, ignore_errors=True)
+    (workdir / "env").unlink(missing_ok=True)
+    (workdir / "logs").mkdir(parents=True, exist_ok=True)
+    demo = Demo(workdir)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, demo.interrupted)
+    try:
+        return demo.run(args.once)
+    except Interrupted:
+        print("\nStopping … (Ctrl-C again: stop without waiting for a running sync)", flush=True)
         return 0
     finally:
-        stop()
+        demo.stop()
 
 
 if __name__ == "__main__":

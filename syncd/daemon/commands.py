@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from syncd.cli_output import duration as took_text
+from syncd.cli_output import plural
 from syncd.redact import redact, redact_data
 
 if TYPE_CHECKING:
@@ -180,7 +182,7 @@ def print_status(data: dict[str, Any]) -> None:
     syncs = data.get("syncs", [])
     click.echo(
         f"syncd {data['version']} (pid {data['pid']}), up {_span(data['uptime_seconds'])}, "
-        f"API {data['api']}; {len(syncs)} syncs, {data['runs_in_progress']} running"
+        f"API {data['api']}; {plural(len(syncs), 'sync')}, {data['runs_in_progress']} running"
     )
     config = data.get("config", {})
     error = config.get("error")
@@ -204,7 +206,7 @@ def print_status(data: dict[str, Any]) -> None:
             last_text = f"running{done}, since {_ago(sync['running']['started_at'], now)}"
         elif last:
             duration = last.get("duration_seconds")
-            took = f" ({duration:.1f}s)" if isinstance(duration, int | float) else ""
+            took = f" ({took_text(duration)})" if isinstance(duration, int | float) else ""
             last_text = f"{last['outcome']} {_ago(last['finished_at'] or last['started_at'], now)}"
             last_text += took
         else:
@@ -258,7 +260,7 @@ def trigger_command(
     if as_json:
         _emit_json(run)
     else:
-        click.echo(f"{name}: run {run_id} {run['outcome']} in {run['duration_seconds']}s")
+        click.echo(f"{name}: run {run_id} {run['outcome']} in {took_text(run['duration_seconds'])}")
         if run.get("message"):
             click.echo(f"  {run['message']}")
     outcome = run["outcome"]

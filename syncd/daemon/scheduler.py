@@ -373,7 +373,13 @@ class SyncScheduler:
             return
         handle = self._launch(slot, "daemon")
         assert handle.task is not None
-        await asyncio.shield(handle.task)
+        try:
+            await asyncio.shield(handle.task)
+        except asyncio.CancelledError:
+            if not handle.task.cancelled():
+                raise  # this job itself is cancelled
+            # the run was cancelled by a shutdown past its deadline, and said so itself: not
+            # an error of the job for APScheduler to log with a traceback
 
     async def trigger(self, name: str, full: bool = False, force: bool = False) -> RunHandle:
         """Start a run now. Raises :class:`UnknownSync`, :class:`AlreadyRunning`."""

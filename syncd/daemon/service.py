@@ -12,7 +12,7 @@ the handlers it installs.
 * SIGTERM, SIGINT: stop scheduling, ask running syncs to checkpoint (their ``stop`` event: each
   stops after its current batch, with everything committed), wait for them up to
   ``daemon.shutdown_deadline``, cancel what is left, close the API, exit 0. A second signal
-  stops waiting.
+  stops waiting; any later one is ignored (it is stopping already).
 * SIGHUP (and ``POST /api/v1/reload``): read the config again. Added, removed and changed syncs
   take effect at once; an invalid config leaves the running one in place and the error shows
   in ``syncd status``.
@@ -41,6 +41,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
+from syncd.cli_output import plural
 from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
 from syncd.daemon.metrics import Metrics
@@ -249,6 +250,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+            if sig != signal.SIGHUP and self._stop.is_set():
+                # the daemon is stopping already: another Ctrl-C (or SIGTERM) changes nothing.
+                # Left to Python's defaults, it would raise KeyboardInterrupt wherever the
+                # interpreter is by then (joining the store's threads at exit: a traceback)
+                signal.signal(sig, signal.SIG_IGN)
 
     def request_stop(self, reason: str = "request") -> None:
         if self._stop.is_set():
@@ -372,10 +378,13 @@ class Daemon:
         if self._scheduler is None:
             return "starting"
         states = list(self.scheduler.states().values())
-        parts = [f"{len(states)} syncs", f"{states.count('running')} running"]
-        for state, label in (("failing", "failing"), ("needs_auth", "need authorisation")):
+        parts = [plural(len(states), "sync"), f"{states.count('running')} running"]
+        for state, one, more in (
+            ("failing", "failing", "failing"),
+            ("needs_auth", "needs authorisation", "need authorisation"),
+        ):
             if states.count(state):
-                parts.append(f"{states.count(state)} {label}")
+                parts.append(f"{states.count(state)} {one if states.count(state) == 1 else more}")
         line = ", ".join(parts)
         if self.config_error is not None:
             line += "; config reload failed (see syncd status)"

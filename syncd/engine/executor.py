@@ -219,7 +219,8 @@ class SyncRun:
                 outcome = "dry_run"
             elif self.counts["failed"]:
                 outcome = "partial"
-                message = f"{self.counts['failed']} records failed; see 'syncd errors'"
+                failed = self.counts["failed"]
+                message = f"{failed} record{'' if failed == 1 else 's'} failed; see 'syncd errors'"
         except RunStopped as stop:
             outcome, message, retry_after = stop.outcome, str(stop), stop.retry_after
         except asyncio.CancelledError:
@@ -646,6 +647,8 @@ class SyncRun:
                     self.counts[f"updated_{side}"] += 1
                     if result.version is not None:
                         pair.fp[side] = self.fields[side].version_fingerprint(result.version)
+                    if result.stored:
+                        self._take_stored(pair, side, result)
                 else:
                     failed.add(id(pair))
                     if write.old_email_hash and "email" in write.values:
@@ -722,6 +725,8 @@ class SyncRun:
                     self.counts[f"created_{side}"] += 1
                     if result.version is not None:
                         pair.fp[side] = self.fields[side].version_fingerprint(result.version)
+                    if result.stored:
+                        self._take_stored(pair, side, result)
                     done_keys.append(row.key)
                 else:
                     failed.add(id(pair))
@@ -768,6 +773,16 @@ class SyncRun:
                     )
             await self._commit_pairs(chunk, failed, (), issues)
             self._progress(len(chunk))
+
+    def _take_stored(self, pair: PairPlan, side: str, result: WriteResult) -> None:
+        """The app stored something other than what was sent (a value it derived, kept or
+        reformatted): that is the base of this side, so that the next run does not send the
+        app's own value back as an edit (rule 2). Its fingerprint is unknown now."""
+        pair.base[side] = self.fields[side].base_with_stored(
+            pair.base.get(side), result.stored or {}
+        )
+        if result.version is None:
+            pair.fp[side] = None
 
     def _failure(
         self, pair: PairPlan, side: str, record_id: str, write: Write, result: WriteResult

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import marshal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from syncd.contact import (
     is_canonical,
     normalise,
 )
+from syncd.store import encode_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,20 @@ class SideFields:
                 raw = data.get(name)
                 return None if raw is None or raw == "" else normalise(kind, raw, self.phone_region)
         return None
+
+    def base_with_stored(self, base_json: str | None, stored: Mapping[str, RawValue]) -> str | None:
+        """A base (JSON text) in which the fields the app stored otherwise than sent hold
+        what it stored (``WriteResult.stored``): the record's agreed values are what the app
+        holds, so a value it derived or kept is never taken for an edit on the next run."""
+        base: dict[str, str] = json.loads(base_json) if base_json else {}
+        for key, name, _ in self.fields:
+            if name in stored:
+                value = self.value(stored, key)
+                if value is None:
+                    base.pop(key, None)
+                else:
+                    base[key] = value_hash(value)
+        return encode_base(base)
 
     def record_fingerprint(self, record: RemoteRecord) -> str:
         """The app's version where it gives one (cheap), else a digest of the record."""

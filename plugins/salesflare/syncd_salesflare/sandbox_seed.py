@@ -13,6 +13,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.sample_people import shared_at
 from syncd_salesflare.sandbox_store import CustomField, SalesflareState, iso
 
 FIRST_NAMES = (
@@ -72,6 +73,8 @@ def install_custom_fields(state: SalesflareState, extra: list[str] | None = None
 
 
 def seed(state: SalesflareState, seed_value: int, count: int) -> None:
+    """``count`` contacts drawn from ``seed_value``; every third is one of the people every
+    sandbox seeded with that value holds (:mod:`syncd.sample_people`)."""
     rng = random.Random(seed_value)
     account_ids = []
     for name, domain in (*COMPANIES, COMPANIES[0]):  # "Acme" twice: duplicate account names
@@ -94,6 +97,12 @@ def seed(state: SalesflareState, seed_value: int, count: int) -> None:
             local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
             contact["email"] = f"{_ascii(local)}{n}@{domain}"
             emails.append(contact["email"])
+        shared = shared_at(seed_value, n)
+        if shared is not None:
+            # one of the people every sandbox seeded with this seed holds (sample_people)
+            contact.update(
+                firstname=shared.first_name, lastname=shared.last_name, email=shared.email
+            )
         if account:
             contact["account"] = account
         role = rng.choice(ROLES)

@@ -343,6 +343,7 @@ async def test_the_shipped_example_runs_against_both_emulators(
 
         first = (await syncd.sync("xero-salesflare"))["counts"]
         assert first["created_a"] > 0 and first["created_b"] > 0 and first["failed"] == 0
+        assert first["linked"] >= 10  # seeded alike, the two apps share people: a real merge
         state = salesflare.state
         shown = [state.render_contact(c) for c in state.contacts.values()]
         tagged = [c for c in shown if "from-xero" in {t["name"] for t in c["tags"]}]
@@ -362,3 +363,176 @@ async def test_the_shipped_example_runs_against_both_emulators(
         again = (await syncd.sync("xero-salesflare"))["counts"]
         assert not any(again[k] for k in ("created_a", "created_b", "updated_a", "updated_b"))
         assert await flagship.writes() == writes
+
+
+# --- a value the app derives never travels back as data a person entered (rule 2) -----------
+#
+# The demo maps Xero's Name to the Salesflare contact's account. Xero requires a Name, so a
+# contact created in Xero from a Salesflare person without an account gets one the connector
+# derives ("Ann Lee"), or a distinct one when that Name is taken ("Ann Lee (ann2@lee.test)"); an
+# account cleared in Salesflare cannot clear Xero's Name, which keeps its value. Each is Xero's
+# own value: the next run must write nothing, and Salesflare must not gain a company named after
+# a person.
+
+DERIVED_SYNC = """
+direction = "two-way"
+initial = "merge"
+winner = "a"
+
+[a]
+connector = "xero"
+grant = "client_credentials"
+client_id = "sandbox-custom-client"
+client_secret = "sandbox-custom-secret"
+api_url = "{xero}"
+identity_url = "{xero}"
+login_url = "{xero}"
+
+[b]
+connector = "salesflare"
+api_key = "sandbox"
+base_url = "{salesflare}"
+calls_per_minute = 60000
+
+[[fields]]
+a = "Name"
+b = "account.name"
+"""
+
+NAMELESS_PEOPLE = [
+    {"firstname": "Ann", "lastname": "Lee", "email": "ann@lee.test"},
+    # the same person's name: Xero's unique-Name rule makes the connector derive another
+    {"firstname": "Ann", "lastname": "Lee", "email": "ann2@lee.test"},
+    {"email": "solo@nameless.test"},  # no name at all: the Name is derived from the email
+    {"firstname": "Cat", "lastname": "Cho", "email": "cat@cho.test", "account": "Cho Ltd"},
+]
+WRITE_COUNTS = ("created_a", "created_b", "updated_a", "updated_b", "archived_a", "archived_b")
+
+
+async def test_a_name_xero_derived_does_not_come_back_as_a_company(
+    start_sandbox: Any, syncd: Any
+) -> None:
+    salesflare = await start_sandbox()
+    state = salesflare.state
+    for person in NAMELESS_PEOPLE:
+        values = dict(person)
+        if "account" in values:
+            values["account"] = state.create_account({"name": values["account"]})
+        state.create_contact(state.validate_contact(values, [], creating=True), force=True)
+    async with SandboxServer(make_xero(None, {"rate_limits": False})) as xero:
+        flagship = Flagship(xero, salesflare, syncd)
+        syncd.write_sync("demo", DERIVED_SYNC.format(xero=xero.url, salesflare=salesflare.url))
+
+        first = (await syncd.sync("demo"))["counts"]
+        assert first["created_a"] == 4 and first["failed"] == 0
+        names = {email: c["Name"] for email, c in (await flagship.xero_contacts()).items()}
+        assert names == {
+            "ann@lee.test": "Ann Lee",
+            "ann2@lee.test": "Ann Lee (ann2@lee.test)",
+            "solo@nameless.test": "solo@nameless.test",
+            "cat@cho.test": "Cho Ltd",
+        }
+
+        writes = await flagship.writes()
+        second = (await syncd.sync("demo"))["counts"]
+        assert {k: second[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes, "a run without edits wrote"
+        assert sorted(a["name"] for a in state.accounts.values()) == ["Cho Ltd"]
+        companies = {
+            c["email"]: (state.render_contact(c)["account"] or {}).get("name")
+            for c in state.contacts.values()
+        }
+        assert companies == {
+            "ann@lee.test": None,
+            "ann2@lee.test": None,
+            "solo@nameless.test": None,
+            "cat@cho.test": "Cho Ltd",
+        }
+
+        # Cat's account is cleared in Salesflare: Xero cannot clear a Name, and keeps it
+        cat = next(i for i, c in state.contacts.items() if c["email"] == "cat@cho.test")
+        state.update_contact(cat, {"account": None})
+        await syncd.sync("demo")
+        writes = await flagship.writes()
+        again = (await syncd.sync("demo"))["counts"]
+        assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes
+        assert state.render_contact(state.contacts[cat])["account"] is None
+
+
+ORGANISATION_SYNC = DERIVED_SYNC.replace('a = "Name"', 'a = "Organisation"')
+
+
+async def test_a_xero_contact_named_after_its_person_is_no_company(
+    start_sandbox: Any, syncd: Any
+) -> None:
+    # The demo's mapping: Xero's Organisation (its Name, unless that is only the person's own
+    # name) ⇄ the Salesflare account. A person is never made a company on either side.
+    salesflare = await start_sandbox()
+    state = salesflare.state
+    cho = state.create_account({"name": "Cho Ltd"})
+    for values in (
+        {"firstname": "Jane", "lastname": "Smith", "email": "jane@smith.test"},
+        {"firstname": "Bob", "lastname": "Brown", "email": "bob@brown.test"},
+        {"firstname": "Cat", "lastname": "Cho", "email": "cat@cho.test", "account": cho},
+    ):
+        state.create_contact(state.validate_contact(values, [], creating=True), force=True)
+    async with SandboxServer(make_xero(None, {"rate_limits": False})) as xero:
+        flagship = Flagship(xero, salesflare, syncd)
+        await flagship.xero_call(
+            "POST",
+            "/_sandbox/xero/contacts",
+            {
+                "Contacts": [
+                    {"Name": "Jane Smith", "FirstName": "Jane", "LastName": "Smith",
+                     "EmailAddress": "jane@smith.test"},
+                    {"Name": "Dan Dee", "FirstName": "Dan", "LastName": "Dee",
+                     "EmailAddress": "dan@dee.test"},
+                    {"Name": "Acme Ltd", "FirstName": "Ann", "LastName": "Ash",
+                     "EmailAddress": "ann@acme.test"},
+                ]
+            },
+        )  # fmt: skip
+        syncd.write_sync("demo", ORGANISATION_SYNC.format(xero=xero.url, salesflare=salesflare.url))
+
+        first = (await syncd.sync("demo"))["counts"]
+        assert first["failed"] == 0 and first["linked"] == 1
+        names = {email: c["Name"] for email, c in (await flagship.xero_contacts()).items()}
+        assert names == {
+            "jane@smith.test": "Jane Smith",
+            "dan@dee.test": "Dan Dee",
+            "ann@acme.test": "Acme Ltd",
+            "bob@brown.test": "Bob Brown",  # named after the person: Xero requires a Name
+            "cat@cho.test": "Cho Ltd",
+        }
+
+        def companies() -> dict[str, str | None]:
+            return {
+                c["email"]: (state.render_contact(c)["account"] or {}).get("name")
+                for c in state.contacts.values()
+            }
+
+        assert companies() == {
+            "jane@smith.test": None,
+            "bob@brown.test": None,
+            "cat@cho.test": "Cho Ltd",
+            "dan@dee.test": None,
+            "ann@acme.test": "Acme Ltd",
+        }
+        assert sorted(a["name"] for a in state.accounts.values()) == ["Acme Ltd", "Cho Ltd"]
+
+        writes = await flagship.writes()
+        second = (await syncd.sync("demo"))["counts"]
+        assert {k: second[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes
+
+        # Cat leaves Cho Ltd in Salesflare: in Xero she is named after herself again
+        cat = next(i for i, c in state.contacts.items() if c["email"] == "cat@cho.test")
+        state.update_contact(cat, {"account": None})
+        await syncd.sync("demo")
+        assert (await flagship.xero_contacts())["cat@cho.test"]["Name"] == "Cat Cho"
+        writes = await flagship.writes()
+        again = (await syncd.sync("demo"))["counts"]
+        assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
+        assert await flagship.writes() == writes
+        assert companies()["cat@cho.test"] is None

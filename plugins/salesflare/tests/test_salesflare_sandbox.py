@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from syncd_salesflare.sandbox import STATE, make_app
 
@@ -146,3 +147,45 @@ def test_seed_data_is_deterministic_and_realistically_messy():
     assert any(len(c["role"] or "") > 200 for c in first)  # long values
     assert any(c["archived"] for c in first)
     assert any(c["custom"] for c in first) and any(c["addresses"] for c in first)
+
+
+def _active_emails_by_vendor(seed: int, count: int) -> dict[str, set[str]]:
+    """The active contacts' emails of each vendor's sandbox seeded with ``seed``, built the
+    way ``syncd sandbox NAME --seed N`` builds them (each plugin's registered factory)."""
+    pytest.importorskip("syncd_xero")
+    pytest.importorskip("syncd_woodpecker")
+    from syncd_woodpecker.sandbox import store_of
+    from syncd_xero.sandbox import STATE_KEY
+
+    sandboxes = load_plugins().sandboxes
+    vendors = ("xero", "salesflare", "woodpecker")
+    apps = {name: sandboxes[name].factory(seed, {"count": str(count)}) for name in vendors}
+    xero = apps["xero"][STATE_KEY]
+    salesflare = apps["salesflare"][STATE]
+    return {
+        "xero": {
+            str(c["EmailAddress"]).lower()
+            for org in xero.orgs.values()
+            for c in org.contacts.values()
+            if c.get("EmailAddress") and c.get("ContactStatus") == "ACTIVE"
+        },
+        "salesflare": {
+            str(c["email"]).lower()
+            for c in salesflare.contacts.values()
+            if c.get("email") and not c.get("archived")
+        },
+        "woodpecker": {p.email.lower() for p in store_of(apps["woodpecker"]).ordered()},
+    }
+
+
+def test_sandboxes_of_different_vendors_seeded_alike_share_people() -> None:
+    # `syncd sandbox xero --seed 1` and `syncd sandbox salesflare --seed 1` must show a merge
+    for seed in (1, 2):
+        emails = _active_emails_by_vendor(seed, 300)
+        pairs = (("xero", "salesflare"), ("xero", "woodpecker"), ("salesflare", "woodpecker"))
+        for one, two in pairs:
+            shared = emails[one] & emails[two]
+            assert len(shared) >= 60, (seed, one, two, len(shared))  # about a third of 300
+    # the people are the seed's: other seeds share (next to) nobody
+    one, two = _active_emails_by_vendor(1, 300), _active_emails_by_vendor(2, 300)
+    assert len(one["xero"] & two["salesflare"]) < 5

@@ -11,6 +11,7 @@ import random
 import unicodedata
 from datetime import timedelta
 
+from syncd.sample_people import shared_at
 from syncd_woodpecker.sandbox_store import ProspectStore
 
 FIRST_NAMES = (
@@ -59,7 +60,8 @@ def _ascii(text: str) -> str:
 
 
 def seed_prospects(store: ProspectStore, seed: int, count: int = 300) -> None:
-    """Fill ``store`` with ``count`` prospects drawn from ``seed``."""
+    """Fill ``store`` with ``count`` prospects drawn from ``seed``; every third is one of the
+    people every sandbox seeded with ``seed`` holds (:mod:`syncd.sample_people`)."""
     rng = random.Random(seed)
     statuses = [s for s, _ in STATUS_WEIGHTS]
     weights = [w for _, w in STATUS_WEIGHTS]
@@ -73,6 +75,10 @@ def seed_prospects(store: ProspectStore, seed: int, count: int = 300) -> None:
         email = f"{local}@{rng.choice(DOMAINS)}"
         if index % 11 == 0:
             email = email.capitalize()  # addresses are not always typed in lower case
+        shared = shared_at(seed, index)
+        if shared is not None:
+            # one of the people every sandbox seeded with this seed holds (sample_people)
+            first, last, email = shared.first_name, shared.last_name, shared.email
         city, state, country = rng.choice(CITIES)
         company = rng.choice(COMPANIES)
         if index % 41 == 0:

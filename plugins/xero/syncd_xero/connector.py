@@ -503,6 +503,7 @@ class XeroConnector(Connector):
     def _record(self, contact: dict[str, Any]) -> RemoteRecord:
         contact_id = str(contact.get("ContactID") or "")
         self._listed[contact_id] = {
+            **{key: contact.get(key) for key in PERSON_KEYS},
             "Phones": contact.get("Phones") or [],
             "Addresses": contact.get("Addresses") or [],
         }
@@ -560,7 +561,9 @@ class XeroConnector(Connector):
             if outcome.duplicate_name:
                 collided.append((write, payload))
             else:
-                results[write.key] = self._result(write.key, outcome)
+                results[write.key] = self._result(
+                    write.key, outcome, written=write.data, create=True
+                )
         if collided:
             await self._resolve_names(collided, results)
         return [results[write.key] for write in batch]
@@ -617,7 +620,9 @@ class XeroConnector(Connector):
                 if outcome.duplicate_name and attempt + 1 < NAME_ROUNDS:
                     collided.append((write, payload))
                 else:
-                    results[write.key] = self._result(write.key, outcome)
+                    results[write.key] = self._result(
+                        write.key, outcome, written=write.data, create=True
+                    )
             if not collided:
                 return
 
@@ -629,12 +634,19 @@ class XeroConnector(Connector):
             if not write.id:
                 results[write.key] = WriteResult(write.key, None, "an update needs a ContactID")
                 continue
-            payload = mapping.data_to_contact(write.data, self._listed.get(write.id))
+            listed = self._listed.get(write.id)
+            payload = mapping.data_to_contact(write.data, listed)
             if "Name" in payload and not str(payload["Name"]).strip():
-                # Xero cannot hold a contact without a Name: keep the one it has
-                del payload["Name"]
+                person = mapping.derive_name({**_person(listed), **write.data}, "")
+                if mapping.ORGANISATION in write.data and "Name" not in write.data and person:
+                    # the organisation is cleared: the contact is named after its person again
+                    payload["Name"] = person
+                else:
+                    # Xero cannot hold a contact without a Name: keep the one it has
+                    del payload["Name"]
             if not payload:
-                results[write.key] = WriteResult(write.key, write.id)
+                stored = _stored(write.data, _person(listed)) if listed else None
+                results[write.key] = WriteResult(write.key, write.id, stored=stored)
                 continue
             problem = mapping.too_long(payload)
             if problem:
@@ -645,7 +657,7 @@ class XeroConnector(Connector):
             keys = [write.key for write, _ in sending]
             outcomes = await self._send("POST", [payload for _, payload in sending], "update", keys)
             for (write, _), outcome in zip(sending, outcomes, strict=True):
-                results[write.key] = self._result(write.key, outcome, write.id)
+                results[write.key] = self._result(write.key, outcome, write.id, write.data)
         return [results[write.key] for write in batch]
 
     async def archive(self, ids: Sequence[str]) -> list[WriteResult]:
@@ -702,21 +714,56 @@ class XeroConnector(Connector):
         for outcome in results:
             if outcome.error is None and outcome.contact_id:
                 self._listed[outcome.contact_id] = {
+                    **{key: outcome.contact.get(key) for key in PERSON_KEYS},
                     "Phones": outcome.contact.get("Phones") or [],
                     "Addresses": outcome.contact.get("Addresses") or [],
                 }
         return results
 
     @staticmethod
-    def _result(key: str, outcome: writes.Outcome, fallback_id: str | None = None) -> WriteResult:
+    def _result(
+        key: str,
+        outcome: writes.Outcome,
+        fallback_id: str | None = None,
+        written: Mapping[str, Any] | None = None,
+        create: bool = False,
+    ) -> WriteResult:
         if outcome.error is not None:
             return WriteResult(key, fallback_id, outcome.error)
         if not outcome.contact_id and not fallback_id:
             return WriteResult(key, None, "Xero answered without a ContactID")
-        return WriteResult(key, outcome.contact_id or fallback_id)
+        stored = None
+        if written is not None and outcome.contact.get("Name"):
+            stored = _stored(written, _person(outcome.contact), create)
+        return WriteResult(key, outcome.contact_id or fallback_id, stored=stored)
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+
+#: what the connector keeps of a listed contact to tell its Name and Organisation
+PERSON_KEYS = ("Name", "FirstName", "LastName", "EmailAddress")
+
+
+def _person(contact: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: (contact or {}).get(key) for key in PERSON_KEYS}
+
+
+def _stored(
+    written: Mapping[str, Any], contact: Mapping[str, Any], create: bool = False
+) -> dict[str, Any] | None:
+    """``WriteResult.stored``: the Name (and the Organisation it holds) when Xero holds other
+    than was written: a Name the connector derived (Xero requires one; "Jane Smith" from the
+    person's name), made distinct ("Jane Smith (jane@x.com)") or kept (Xero cannot clear a
+    Name). That value is Xero's own, not a person's edit, and must not travel back."""
+    now = {**contact, mapping.ORGANISATION: mapping.organisation(contact)}
+    stored = {}
+    for field in ("Name", mapping.ORGANISATION):
+        if field not in written and not create:
+            continue  # an update that left the field alone says nothing about it
+        if mapping.fold(written.get(field)) != mapping.fold(now.get(field)):
+            stored[field] = now.get(field)
+    return stored or None
 
 
 def if_modified_since(moment: datetime) -> str:

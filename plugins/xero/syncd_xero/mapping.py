@@ -97,8 +97,17 @@ _CANONICAL: dict[str, str] = {
 }
 
 
+#: a field of the connector's own, not of Xero's Contact: the organisation the contact's Name
+#: holds, or nothing when the Name is only the person's own name (Xero requires a Name, so a
+#: person's contact is named after the person, by whoever made it, syncd included). Map it to an
+#: app's company (``a = "Organisation"``, ``b = "account.name"``) so that a person never becomes a
+#: company there; writing it sets the Name, and clearing it names the contact after its person.
+ORGANISATION = "Organisation"
+
+
 def _field_names() -> list[tuple[str, bool]]:
     names: list[tuple[str, bool]] = [(name, False) for name in WRITABLE_SCALARS]
+    names.append((ORGANISATION, False))
     names += [(f"Phones.{kind}", False) for kind in PHONE_TYPES]
     names += [
         (f"Addresses.{kind}.{part}", False) for kind in ADDRESS_TYPES for part in ADDRESS_PARTS
@@ -172,7 +181,27 @@ def contact_to_data(contact: Mapping[str, Any]) -> dict[str, RawValue]:
         if group.get("Name") and group.get("Status", "ACTIVE") == "ACTIVE"
     ]
     data["ContactGroups"] = frozenset(groups) if groups else None
+    data[ORGANISATION] = organisation(data)
     return data
+
+
+def fold(value: RawValue) -> str:
+    """A value compared as people read it: white space folded, letter case ignored."""
+    return " ".join(_as_text(value).split()).casefold()
+
+
+def organisation(data: Mapping[str, RawValue]) -> str | None:
+    """The organisation a contact's Name holds: None when the Name is the person's own name,
+    as :func:`derive_name` makes it ("Jane Smith", else the email), or made distinct from a
+    taken one ("Jane Smith (jane@x.com)", :func:`syncd_xero.writes.distinct_name`)."""
+    name = _as_text(data.get("Name")).strip()
+    if not name:
+        return None
+    person = fold(derive_name(data, ""))
+    folded = fold(name)
+    if person and (folded == person or (folded.startswith(person + " (") and folded.endswith(")"))):
+        return None
+    return name
 
 
 def is_archived(contact: Mapping[str, Any]) -> bool:
@@ -216,6 +245,11 @@ def data_to_contact(
     addresses: dict[str, dict[str, RawValue]] = {}
     for name, value in data.items():
         if name in READ_ONLY_FIELDS or name not in KNOWN_FIELDS:
+            continue
+        if name == ORGANISATION:
+            if "Name" not in data:
+                # the organisation is the Name; none: the caller names it after the person
+                contact["Name"] = _as_text(value)
             continue
         if name.startswith("Phones."):
             phones[name.split(".", 1)[1]] = _as_text(value) or None

@@ -88,7 +88,9 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
         orgs[org.tenant_id] = org
     first = next(iter(orgs.values()))
     if seed is not None:
-        seed_org(first, random.Random(seed), int(options.get("count", DEFAULT_COUNT)))
+        seed_org(
+            first, random.Random(seed), int(options.get("count", DEFAULT_COUNT)), shared_seed=seed
+        )
 
     identity = Identity(clock, orgs)
     web_client = Client(

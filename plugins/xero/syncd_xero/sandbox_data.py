@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.sample_people import shared_at
+
 PHONE_SLOTS = ("DEFAULT", "DDI", "FAX", "MOBILE")
 PHONE_TYPES = (*PHONE_SLOTS, "OFFICE")
 ADDRESS_SLOTS = ("STREET", "POBOX")
@@ -419,9 +421,13 @@ STREETS = (
 )
 
 
-def seed_org(org: Org, rng: random.Random, count: int) -> None:
+def seed_org(org: Org, rng: random.Random, count: int, shared_seed: int | None = None) -> None:
     """``count`` realistic contacts: people and organisations, some without email, unicode,
-    repeated person names (the later ones archived or suffixed, as Xero forces), long values."""
+    repeated person names (the later ones archived or suffixed, as Xero forces), long values.
+
+    With ``shared_seed``, every third contact's person is one of the people every sandbox
+    seeded with that seed holds (:mod:`syncd.sample_people`), so that two vendors' sandboxes
+    started with the same seed overlap."""
     now_ms = int(org.clock.now() * 1000)
     vip_group = {"ContactGroupID": org.new_id(rng), "Name": "VIP", "Status": "ACTIVE"}
     for index in range(count):
@@ -434,6 +440,10 @@ def seed_org(org: Org, rng: random.Random, count: int) -> None:
         email = f"{local or 'info'}@{domain or 'example'}.example" if rng.random() > 0.1 else ""
         if email and rng.random() < 0.05:
             email = email.title()  # mixed case, as people type them
+        shared = shared_at(shared_seed, index)
+        if shared is not None:
+            first, last, email = shared.first_name, shared.last_name, shared.email
+            name = f"{first} {last}" if person else company
         archived = rng.random() < 0.05
         if org.active_name_holder(name, None) is not None:
             # Xero allows a repeated Name only on archived contacts; people add a middle initial

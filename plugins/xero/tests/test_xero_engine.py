@@ -169,18 +169,14 @@ async def test_two_way_sync_with_csv_merges_resolves_conflicts_and_repeats_nothi
     assert rows["ada@example.com"]["xero_account_number"] == "A-1"
     assert "old@example.com" not in rows  # archived in Xero: not brought over
 
-    # The Names Xero required and the connector derived (the CSV had none) come back once ...
-    status, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None and status == 0, err
-    assert result["counts"]["updated_b"] == 2
-    names = {row["email"]: row["name"] for row in read_csv(contacts)}
-    assert names["zoe@example.com"] == "Zoë Müller"
-    assert names["jane@example.com"] == "Jane Smith (jane@example.com)"
-
-    # ... and after that, with nothing changed, nothing is written anywhere
+    # The Names Xero required and the connector derived (the CSV had none) are Xero's own
+    # values, not a person's: they never come back, and a run with nothing changed writes
+    # nothing anywhere (rule 2)
     before = writes_made(env)
     status, result, err = await syncd.run("sync", "xero-csv", "--json")
     assert result is not None and status == 0, err
+    names = {row["email"]: row["name"] for row in read_csv(contacts)}
+    assert names["zoe@example.com"] == names["jane@example.com"] == ""
     assert writes_made(env) == before
     assert result["counts"]["created_a"] == result["counts"]["updated_a"] == 0
     assert result["counts"]["created_b"] == result["counts"]["updated_b"] == 0
@@ -352,8 +348,7 @@ direction = "a-to-b"
             custom = by_email[contact["EmailAddress"].lower()].get("custom") or {}
             assert custom.get("xero_account_number") == contact["AccountNumber"]
 
-        # run again until quiet (derived values settle once), then nothing is written anywhere
-        await syncd.run("sync", "xero-salesflare", "--json")
+        # the next run writes nothing anywhere: not even the Names Xero derived (rule 2)
         xero_writes = writes_made(env)
         sf_calls = dict(sf_app[CALLS_KEY])
         status, result, err = await syncd.run("sync", "xero-salesflare", "--json")
@@ -389,3 +384,19 @@ async def test_a_revoked_grant_and_a_spent_day_stop_the_run_visibly(
     assert result["outcome"] == "needs_auth", result
     assert "syncd auth xero-csv a" in result["message"]
     assert "sbx-rt-" not in result["message"] + err  # no token in what the user sees
+
+
+async def test_check_connect_before_auth_names_the_fix(xero: Any, tmp_path: Path) -> None:
+    env = await xero()
+    contacts = tmp_path / "contacts.csv"
+    write_csv(contacts, [])
+    syncd = Syncd(tmp_path)
+    sync_file(syncd, "xero-csv", env.url, contacts)
+    process = await syncd.start("check", "--connect")
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 3, (out, err)
+    line = next(li for li in out.decode().splitlines() if "xero-csv a (xero)" in li)
+    # as the needs_auth state says it: the command that fixes it
+    assert "FAILED: Xero has not been authorised" in line
+    assert line.endswith("(fix: syncd auth xero-csv a)"), line
+    assert "Traceback" not in err.decode()

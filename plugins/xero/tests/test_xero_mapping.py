@@ -105,6 +105,25 @@ def test_derived_names() -> None:
     assert len(long) == 255 and long.endswith("(jane@x.com, key)")
 
 
+def test_the_organisation_is_a_name_that_is_not_the_persons_own() -> None:
+    def organisation(
+        name: str, first: str = "Jane", last: str = "Smith", email: str = ""
+    ) -> object:
+        contact = {"Name": name, "FirstName": first, "LastName": last, "EmailAddress": email}
+        return mapping.contact_to_data(contact)[mapping.ORGANISATION]
+
+    assert organisation("Acme Ltd") == "Acme Ltd"
+    assert organisation("Jane Smith") is None  # a person's contact is named after the person
+    assert organisation("  jane   SMITH ") is None
+    assert organisation("Jane Smith (jane@x.com)") is None  # made distinct by syncd
+    assert organisation("jane@x.com", "", "", "jane@x.com") is None  # named after the email
+    assert organisation("Jane Smith Consulting") == "Jane Smith Consulting"
+    # written: the organisation becomes the Name; none leaves the Name for the caller to make
+    assert mapping.data_to_contact({mapping.ORGANISATION: "Acme"}) == {"Name": "Acme"}
+    assert mapping.data_to_contact({mapping.ORGANISATION: None}) == {"Name": ""}
+    assert mapping.data_to_contact({"Name": "N", mapping.ORGANISATION: "Acme"}) == {"Name": "N"}
+
+
 def test_idempotency_keys_are_stable_short_and_distinct() -> None:
     key = writes.idempotency_key("create", ["a", "b"])
     assert key == writes.idempotency_key("create", ["a", "b"])

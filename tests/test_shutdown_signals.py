@@ -1,0 +1,78 @@
+"""Ctrl-C pressed again and again while the daemon stops: it stops cleanly, no traceback.
+
+The first SIGINT stops the daemon (it asks the running sync to checkpoint), the second stops the
+waiting; every later one must be ignored. Before, a signal that came after the daemon had let go
+of its handlers raised KeyboardInterrupt wherever the interpreter was (joining the store's
+threads at exit), which printed a traceback and killed the process with SIGINT.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+
+
+def _rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open(newline="") as handle:
+        return sum(1 for _ in csv.DictReader(handle))
+
+
+def test_sigint_again_and_again_during_shutdown_exits_0_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
+    data.mkdir()
+    listen = f"127.0.0.1:{free_port()}"
+    write_daemon_config(config, listen, state, shutdown_deadline="15s")
+    source = data / "a.csv"
+    source.write_text(
+        "email,first_name\n" + "".join(f"p{i}@example.com,P{i}\n" for i in range(1500))
+    )
+    target = data / "b.csv"
+    (config / "syncs" / "big.toml").write_text(
+        textwrap.dedent(
+            f"""
+            direction = "a-to-b"
+            interval = "1h"
+            [a]
+            connector = "csv"
+            path = "{source}"
+            [b]
+            connector = "testcsv"
+            path = "{target}"
+            batch_size = 5
+            delay = 0.3
+            """
+        )
+    )
+    daemon = DaemonProcess(config, state, listen, env=ENV)
+    with daemon:
+        daemon.wait_ready()
+        # a long run is going on, so the shutdown has a sync to wait for
+        wait_until(lambda: _rows(target) >= 10, 120, "the first batches to be written")
+        sent = 0
+        assert daemon.process is not None
+        # as a person leaning on Ctrl-C would: until the process is gone
+        while daemon.process.poll() is None:
+            daemon.send(signal.SIGINT)
+            sent += 1
+            try:
+                daemon.wait_exit(timeout=0.005)
+            except subprocess.TimeoutExpired:
+                continue  # still stopping: press again
+        status = daemon.process.returncode
+    log = daemon.log_text()
+    assert sent >= 2, "the test must press Ctrl-C at least twice"
+    assert status == 0, log[-3000:]
+    assert "KeyboardInterrupt" not in log and "Aborted!" not in log, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert '"event": "stopped"' in log
