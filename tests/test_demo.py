@@ -173,7 +173,7 @@ def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cl
             f"{c.get('FirstName') or ''} {c.get('LastName') or ''}".strip().casefold()
             for c in fetch(urls["DEMO_XERO_URL"] + "/_sandbox/xero/contacts")["Contacts"]
         }
-        accounts = fetch(urls["DEMO_SALESFLARE_URL"] + "/accounts?limit=1000", "sandbox")
+        accounts = fetch(urls["DEMO_SALESFLARE_URL"] + "/accounts?limit=1000", "sandbox-api-key")
         assert accounts and not [a["name"] for a in accounts if a["name"].casefold() in people]
 
         # the printed edit, then the printed trigger: the run shows up in the demo's terminal

@@ -390,7 +390,7 @@ login_url = "{xero}"
 
 [b]
 connector = "salesflare"
-api_key = "sandbox"
+api_key = "sandbox-api-key"
 base_url = "{salesflare}"
 calls_per_minute = 60000
 
