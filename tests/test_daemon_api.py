@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from syncd.daemon.client import ApiClient
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
 from syncd.store.lock import SyncLock
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
 
 
 def write_contacts(path: Path, count: int, prefix: str = "p") -> None:

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from syncd.daemon.testing import free_port, wait_until
+from syncd.testing.daemon import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
