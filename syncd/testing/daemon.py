@@ -166,7 +166,7 @@ class DaemonProcess:
             )
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> float:
+    def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds from start to READY=1 (or to the API answering, without a notify socket)."""
         if self.notify is not None:
 
