@@ -238,7 +238,7 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
 
     process = await syncd.start("sync", "crm")
     # two batches of 50 are answered; the third is created in Salesflare, its answer held
-    await asyncio.wait_for(holding.wait(), timeout=60)
+    await asyncio.wait_for(holding.wait(), timeout=120)
     process.kill()
     await process.wait()
     assert process.returncode == -9

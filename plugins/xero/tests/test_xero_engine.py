@@ -218,7 +218,7 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
     await auth(syncd, "crash")
     process = await syncd.start("sync", "crash")
     # the first batch of 50 is created and committed; the second reached Xero, unanswered
-    await asyncio.wait_for(holding.wait(), timeout=60)
+    await asyncio.wait_for(holding.wait(), timeout=120)
     process.kill()
     await process.wait()
     assert process.returncode == -9
