@@ -80,6 +80,7 @@ class SwitchableCsvConnector(CsvConnector):
         held = hold and self.batches > int(self.config.get("hold_after") or 0)
         if held and not await asyncio.to_thread(os.path.exists, hold):
             await asyncio.to_thread(_touch, f"{hold}.held")
+            # another process (the test) creates the file: there is no event to wait on
             while not await asyncio.to_thread(os.path.exists, hold):  # noqa: ASYNC110
                 await asyncio.sleep(HOLD_POLL)
         delay = float(self.config.get("delay") or 0.0)
