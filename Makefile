@@ -33,6 +33,12 @@ packaging: $(STAMP)
 
 test: lint typecheck packaging pytest
 
+# The pytest suite with `stress-ng --cpu 2` beside it (Debian's stress-ng, installed if missing;
+# stopped afterwards whatever happens): no test may depend on timing. PYTEST_ARGS go to pytest.
+.PHONY: test-under-load
+test-under-load: $(STAMP)
+	VENV=$(VENV) sh contrib/test-under-load.sh $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(BIN)/python config/demo/run.py
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 TARGETS = {"status_p99_ms": 100.0, "idle_rss_mb": 120.0, "ready_seconds": 2.0}
 

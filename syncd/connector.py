@@ -18,7 +18,8 @@ decides what to write.
 Failures are typed (in the style of Home Assistant): raise :class:`RetryLater` when the app is
 unavailable or out of budget, :class:`NeedsReauth` when credentials were refused,
 :class:`ConnectorConfigError` when a setting is wrong, and report a refused record as a
-:class:`WriteResult` with an ``error`` (the app's own reason) rather than raising.
+:class:`WriteResult` with an ``error`` (the app's own reason) rather than raising. The failures
+are defined in :mod:`syncd.failures` and re-exported here.
 
 ``docs/writing-a-connector.md`` walks through a complete minimal connector. The HTTP helpers that
 connectors share (sessions, timeouts, retries honouring ``Retry-After``, rate budgets) live in
@@ -34,6 +35,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
+from syncd.failures import (
+    ConnectorConfigError,
+    ConnectorError,
+    NeedsReauth,
+    RateBudgetExhausted,
+    RecordRejected,
+    RetryLater,
+)
 from syncd.http import HttpClient, HttpResponse, RateBudget, shared_budget
 
 __all__ = [
@@ -66,48 +75,7 @@ RawValue = str | tuple[str, ...] | frozenset[str] | list[str] | None
 
 
 # --- typed failures -------------------------------------------------------------------------
-
-
-class ConnectorError(Exception):
-    """Base of every failure a connector reports. Its message must never contain a secret."""
-
-
-class RetryLater(ConnectorError):
-    """The app cannot be used now (down, throttled); the run checkpoints and retries later.
-
-    ``delay`` is how long to wait in seconds, when the app said so (``Retry-After``).
-    """
-
-    def __init__(self, message: str, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.delay = delay
-
-
-class RateBudgetExhausted(RetryLater):
-    """A long budget (a daily limit) is spent: do not retry before ``delay`` seconds."""
-
-
-class NeedsReauth(ConnectorError):
-    """The app refused the credentials (revoked grant, expired refresh token, bad API key).
-
-    The sync is put in the ``needs_auth`` state; ``fix`` says what the user should run or change.
-    """
-
-    def __init__(self, message: str, fix: str = "") -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-class ConnectorConfigError(ConnectorError):
-    """A setting is wrong in a way only the app could tell (unknown tenant, wrong list URL)."""
-
-    def __init__(self, message: str, key: str | None = None) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class RecordRejected(ConnectorError):
-    """One record was refused by the app; ``str(exc)`` is the app's own reason."""
+# (in syncd.failures, which syncd.http imports too; re-exported here for connector code)
 
 
 # --- declarations ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
   from one budget (rule 10). Time spent waiting is counted for ``/metrics``.
 * :class:`HttpClient` owns one ``aiohttp.ClientSession`` with explicit timeouts (a bare
   ``ClientTimeout()`` disables them all), retries transient failures with tenacity, honours
-  ``Retry-After``, and turns what is left into the typed failures of :mod:`syncd.connector`.
+  ``Retry-After``, and turns what is left into the typed failures of :mod:`syncd.failures`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from syncd.failures import NeedsReauth, RateBudgetExhausted, RetryLater
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -184,11 +186,9 @@ class HttpClient:
     ) -> HttpResponse:
         """Send one request with retries; returns the final response (any non-retryable status).
 
-        Raises :class:`~syncd.connector.RetryLater` when retries run out or the app asks for a
+        Raises :class:`~syncd.failures.RetryLater` when retries run out or the app asks for a
         longer pause than a run should wait, and whatever ``classify`` returns.
         """
-        from syncd.connector import NeedsReauth, RetryLater
-
         url = path if path.startswith(("http://", "https://")) else self.base_url.rstrip("/") + path
         if json_body is not None:
             data = json.dumps(json_body, separators=(",", ":")).encode()
@@ -232,8 +232,6 @@ class HttpClient:
         data: bytes | None,
         headers: Mapping[str, str] | None,
     ) -> HttpResponse:
-        from syncd.connector import RateBudgetExhausted
-
         all_headers = dict(headers or {})
         if self.auth is not None:
             all_headers.update(await self.auth())

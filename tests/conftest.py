@@ -1,4 +1,9 @@
-"""Shared fixtures: in-memory apps reset per test, plugins with the memory connector, a store."""
+"""Shared fixtures: in-memory apps reset per test, plugins with the memory connector, a store.
+
+Hypothesis runs without its per-example deadline (200 ms by default) and without the "too slow"
+health check: both measure time, and on a loaded machine they fail a correct test. A test that
+hangs is still stopped, by pytest-timeout.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from syncd.plugins import Plugins, load_plugins
 from syncd.store import Store
 from syncd.testing import memory
+
+settings.register_profile(
+    "syncd", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("syncd")
 
 
 @pytest.fixture

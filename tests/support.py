@@ -1,17 +1,21 @@
-"""Helpers shared by the core tests (importable as ``support``; tests/ is on pythonpath)."""
+"""Helpers shared by the core tests (importable as ``support``; tests/ is on pythonpath).
+
+The subprocess harnesses themselves live in :mod:`syncd.testing` (``runner``, ``daemon``), where
+the plugins' tests and connector authors use them too; this module adds the core tests' own
+shortcuts on top.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 import textwrap
 from pathlib import Path
 
 from syncd.config import SyncConfig, load_sync
 from syncd.plugins import Plugins
+from syncd.testing import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-SYNCD = [sys.executable, "-m", "syncd.cli"]
+SYNCD = list(runner.SYNCD)
 
 
 def write_sync(directory: Path, name: str, body: str) -> Path:
@@ -62,6 +66,5 @@ def _split_toml(text: str) -> tuple[str, str]:
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-    env.update(extra)
-    return env
+    """The environment for a ``syncd`` subprocess: this one without ``SYNCD_*``, plus ``extra``."""
+    return runner.syncd_environment(extra)

@@ -29,8 +29,8 @@ from hypothesis import HealthCheck
 from syncd.daemon.api import make_app
 from syncd.daemon.openapi import TIME_PATTERN, document
 from syncd.daemon.service import Daemon
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
 from syncd.plugins import load_plugins
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 #: examples per operation in the fuzzing phase, and the state machine's budget; the whole
 #: module takes well under two minutes on two busy cores

@@ -1,9 +1,11 @@
 """The local HTTP API of a real ``syncd run`` (a subprocess, on 127.0.0.1 and a free port).
 
 One daemon serves the whole module. Its syncs: ``alpha`` (a small CSV → CSV sync), ``slow`` (a
-long one, to have a sync that is running), ``expired`` (its app refuses the credentials) and
-``down`` (its app is unavailable and says when to come back), and ``messy`` (a CSV with rows
-that have no email, so that it has failing records to list).
+run that stays running: its writes are held after a few batches until the module ends),
+``expired`` (its app refuses the credentials), ``down`` (its app is unavailable and says when
+to come back) and ``messy`` (a CSV with rows that have no email, so that it has failing records
+to list). The tests start once every sync has made its first run (each runs once soon after the
+daemon starts, then hourly), so that only what a test does runs during it.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from typing import Any
 import pytest
 
 from syncd.daemon.client import ApiClient
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
 from syncd.store.lock import SyncLock
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
 
 
 def write_contacts(path: Path, count: int, prefix: str = "p") -> None:
@@ -82,6 +84,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProc
         path = "{data / "slow-b.csv"}"
         batch_size = 1
         rate = 4
+        hold = "{data / "release-slow"}"
+        hold_after = 3
         """,
     )
     (data / "messy-a.csv").write_text(
@@ -120,7 +124,20 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonProc
     daemon = DaemonProcess(config, state, listen, env=ENV)
     with daemon:
         daemon.wait_ready()
-        yield daemon, config
+        # the start-up runs: "slow" is held in its writes, the others have finished
+        wait_until(lambda: (data / "release-slow.held").exists(), 120, "slow to be held")
+        for name in ("alpha", "expired", "down"):
+            wait_until(
+                lambda name=name: (
+                    (s := sync_summary(daemon, name))["last_run"] and s["running"] is None
+                ),
+                120,
+                f"the first run of {name}",
+            )
+        try:
+            yield daemon, config
+        finally:
+            (data / "release-slow").touch()  # let the held run go, so that it stops at once
 
 
 @pytest.fixture
@@ -297,10 +314,8 @@ def test_a_trigger_runs_the_sync_and_history_shows_it(
 
 def test_a_trigger_of_a_running_sync_is_409(daemon: DaemonProcess) -> None:
     client = daemon.client()
-    # "slow" runs soon after start (never synced) and takes minutes; trigger it if it has not
-    status, body = client.request("POST", "/api/v1/syncs/slow/trigger")
-    assert status in (202, 409)
-    wait_until(lambda: sync_summary(daemon, "slow")["state"] == "running", 60, "slow running")
+    # "slow" ran soon after start (never synced) and is held in its writes until the module ends
+    assert sync_summary(daemon, "slow")["state"] == "running"
     status, body = client.request("POST", "/api/v1/syncs/slow/trigger")
     assert status == 409
     assert body["error"]["code"] == "already_running"
@@ -309,14 +324,22 @@ def test_a_trigger_of_a_running_sync_is_409(daemon: DaemonProcess) -> None:
 
 
 def test_a_trigger_while_another_process_runs_the_sync_is_409(daemon: DaemonProcess) -> None:
-    # the lock a manual `syncd sync alpha` would hold
-    with SyncLock(daemon.state_dir, "alpha"):
-        status, body = daemon.client().request("POST", "/api/v1/syncs/alpha/trigger")
-    assert status == 409
-    assert body["error"]["code"] == "already_running"
-    assert "another process" in body["error"]["message"]
-    # and it did not count as a run of the daemon's
-    assert sync_summary(daemon, "alpha")["state"] != "running"
+    client = daemon.client()
+    # no run of the daemon's own may hold the lock: paused, alpha starts no scheduled run, and
+    # any run still going (another test's) is waited for
+    client.call("POST", "/api/v1/syncs/alpha/pause")
+    try:
+        wait_until(lambda: sync_summary(daemon, "alpha")["running"] is None, 120, "alpha idle")
+        # the lock a manual `syncd sync alpha` would hold
+        with SyncLock(daemon.state_dir, "alpha"):
+            status, body = client.request("POST", "/api/v1/syncs/alpha/trigger")
+        assert status == 409
+        assert body["error"]["code"] == "already_running"
+        assert "another process" in body["error"]["message"]
+        # and it did not count as a run of the daemon's
+        assert sync_summary(daemon, "alpha")["running"] is None
+    finally:
+        client.call("POST", "/api/v1/syncs/alpha/resume")
 
 
 def test_pause_and_resume(daemon: DaemonProcess) -> None:

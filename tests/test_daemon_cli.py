@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
 
 
 class Setup:
@@ -27,7 +27,7 @@ class Setup:
         self.config = root / "config"
         self.state = root / "state"
         self.listen = f"127.0.0.1:{free_port()}"
-        data = root / "data"
+        data = self.data = root / "data"
         data.mkdir()
         write_daemon_config(self.config, self.listen, self.state)
         (data / "a.csv").write_text("email,first_name\nann@example.com,Ann\nbo@example.com,Bo\n")
@@ -35,7 +35,13 @@ class Setup:
         (data / "slow.csv").write_text(f"email,first_name\n{rows}\n")
         for name, source, extra in (
             ("alpha", "a.csv", ""),
-            ("slow", "slow.csv", "batch_size = 1\nrate = 4\n"),
+            # held in its writes after two batches, until the module ends: a sync that is
+            # running for as long as the tests need one
+            (
+                "slow",
+                "slow.csv",
+                f'batch_size = 1\nhold = "{data / "release-slow"}"\nhold_after = 2\n',
+            ),
         ):
             (self.config / "syncs" / f"{name}.toml").write_text(
                 textwrap.dedent(
@@ -72,7 +78,17 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setup, D
     setup = Setup(tmp_path_factory.mktemp("daemon-cli"))
     with DaemonProcess(setup.config, setup.state, setup.listen, env=ENV) as daemon:
         daemon.wait_ready()
-        yield setup, daemon
+        # both syncs make a first run soon after the start: only what a test does runs after
+        wait_until(lambda: (setup.data / "release-slow.held").exists(), 120, "slow to be held")
+        wait_until(
+            lambda: (s := daemon.get("/api/v1/syncs/alpha"))["last_run"] and s["running"] is None,
+            120,
+            "the first run of alpha",
+        )
+        try:
+            yield setup, daemon
+        finally:
+            (setup.data / "release-slow").touch()  # the held run goes on, and stops at once
 
 
 @pytest.fixture
@@ -104,7 +120,7 @@ def test_status_json_is_the_api_answer(config: Path) -> None:
 
 def test_trigger_wait_reports_the_outcome(running: tuple[Setup, DaemonProcess]) -> None:
     setup, daemon = running
-    wait_until(lambda: daemon.get("/api/v1/syncs/alpha")["state"] != "running", 60, "alpha idle")
+    wait_until(lambda: daemon.get("/api/v1/syncs/alpha")["running"] is None, 120, "alpha idle")
     result = cli(setup.config, "trigger", "alpha", "--wait")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("alpha: run ") and " success in " in result.stdout
@@ -116,8 +132,7 @@ def test_trigger_wait_reports_the_outcome(running: tuple[Setup, DaemonProcess]) 
 
 def test_trigger_of_a_running_sync_exits_3(running: tuple[Setup, DaemonProcess]) -> None:
     setup, daemon = running
-    cli(setup.config, "trigger", "slow")
-    wait_until(lambda: daemon.get("/api/v1/syncs/slow")["state"] == "running", 60, "slow running")
+    assert daemon.get("/api/v1/syncs/slow")["state"] == "running"  # held until the module ends
     result = cli(setup.config, "trigger", "slow")
     assert result.returncode == 3
     assert "already running" in result.stderr

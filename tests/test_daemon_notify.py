@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncd.daemon.notify import Notifier
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 
 def make_daemon(root: Path, env: dict[str, str] | None = None) -> DaemonProcess:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
 
 
 def _sync(config: Path, data: Path, name: str, interval: str) -> Path:

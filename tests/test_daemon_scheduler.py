@@ -4,6 +4,7 @@ syncs side by side, retry-after, reload, and stopping runs at the shutdown deadl
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,13 @@ import pytest
 from syncd.config import SyncConfig, load_sync
 from syncd.connector import RecordWrite, RetryLater, WriteResult
 from syncd.daemon.metrics import Metrics
-from syncd.daemon.scheduler import START_STAGGER, AlreadyRunning, SyncScheduler, utcnow
+from syncd.daemon.scheduler import (
+    PAUSED_KEY,
+    START_STAGGER,
+    AlreadyRunning,
+    SyncScheduler,
+    utcnow,
+)
 from syncd.hookspecs import hookimpl
 from syncd.plugins import Plugins, load_plugins
 from syncd.store import Store
@@ -113,9 +120,17 @@ def record_success(store: Store, name: str, finished: datetime) -> None:
     ).execute()
 
 
+def only_triggered_runs(store: Store, *names: str) -> None:
+    """Store ``names`` as paused, as a pause through the API would: the scheduler then starts no
+    run of theirs on its own (a never-run sync's first run is due within seconds of the start,
+    and could land in the middle of the test), while a trigger still runs them."""
+    store.set_value(PAUSED_KEY, json.dumps(sorted(names)))
+
+
 async def wait_for(condition: Any) -> None:
-    """Poll a condition the code under test offers no event for (30 s at most)."""
-    async with asyncio.timeout(30):
+    """Poll a condition the code under test offers no event for (generously: a loaded machine
+    is slow, and only a condition that never comes should fail the test)."""
+    async with asyncio.timeout(120):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
@@ -158,9 +173,10 @@ async def test_a_sync_whose_last_success_is_older_than_its_interval_runs_soon(
 
 
 async def test_different_syncs_run_at_once_and_the_same_sync_never_twice(
-    tmp_path: Path, plugins: Plugins, scheduler: SyncScheduler, gate: Gate
+    tmp_path: Path, plugins: Plugins, store: Store, scheduler: SyncScheduler, gate: Gate
 ) -> None:
     configs = {n: sync(tmp_path, plugins, n) for n in ("one", "two")}
+    only_triggered_runs(store, "one", "two")
     await scheduler.start(configs)
     scheduler._scheduler.pause()  # only what the test starts runs
     first = await scheduler.trigger("one")
@@ -182,6 +198,7 @@ async def test_different_syncs_run_at_once_and_the_same_sync_never_twice(
 async def test_a_sync_held_by_another_process_is_already_running(
     tmp_path: Path, plugins: Plugins, store: Store, scheduler: SyncScheduler
 ) -> None:
+    only_triggered_runs(store, "one")
     await scheduler.start({"one": sync(tmp_path, plugins, "one", target="memory")})
     scheduler._scheduler.pause()
     with SyncLock(store.state_dir, "one"):  # what a manual `syncd sync one` holds
@@ -195,8 +212,10 @@ async def test_a_sync_held_by_another_process_is_already_running(
 
 
 async def test_retry_later_moves_the_next_run(
-    tmp_path: Path, plugins: Plugins, scheduler: SyncScheduler
+    tmp_path: Path, plugins: Plugins, store: Store, scheduler: SyncScheduler
 ) -> None:
+    # a recent success: the scheduler's own next run is an hour away, only the trigger runs
+    record_success(store, "one", utcnow())
     await scheduler.start({"one": sync(tmp_path, plugins, "one", target="down")})
     handle = await scheduler.trigger("one")
     assert handle.task is not None
@@ -231,12 +250,14 @@ async def test_reload_adds_removes_and_changes_syncs(
 async def test_drain_lets_runs_checkpoint_and_cancels_at_the_deadline(
     tmp_path: Path, plugins: Plugins, store: Store, scheduler: SyncScheduler, gate: Gate
 ) -> None:
+    only_triggered_runs(store, "one")
     await scheduler.start({"one": sync(tmp_path, plugins, "one")})
     scheduler._scheduler.pause()
     handle = await scheduler.trigger("one")
     await wait_for(lambda: gate.waiting == {"one"})
-    # the write never returns: the run is cancelled at the deadline...
-    cancelled = await scheduler.drain(0.2, 5.0)
+    # the write never returns: the run is cancelled at the deadline (and given all the time it
+    # needs to unwind: drain returns as soon as it has)...
+    cancelled = await scheduler.drain(0.2, 120.0)
     assert cancelled == 1
     assert handle.task is not None and handle.task.done()
     # ...and its history says so (not "success")

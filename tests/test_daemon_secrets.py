@@ -10,12 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 API_TOKEN = "api-token-8f3c1d9e77aa40b2"
 APP_TOKEN = "app-secret-5b0e2a6c19d84f71"
 ENV = {
-    "SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector",
+    "SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv",
     "DAEMON_API_TOKEN": API_TOKEN,
     "LEAKY_APP_TOKEN": APP_TOKEN,
 }

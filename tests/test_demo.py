@@ -23,7 +23,7 @@ from typing import Any
 
 from support import ROOT, cli_env
 
-from syncd.daemon.testing import wait_until
+from syncd.testing.daemon import wait_until
 
 DEMO = ROOT / "config" / "demo" / "run.py"
 

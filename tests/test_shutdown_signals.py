@@ -14,9 +14,9 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from syncd.daemon.testing import DaemonProcess, free_port, wait_until, write_daemon_config
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.daemon.testconnector"}
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
 
 
 def _rows(path: Path) -> int:

@@ -1,10 +1,12 @@
-"""The example in docs/writing-a-connector.md is complete: it syncs with the CSV connector."""
+"""The examples in docs/writing-a-connector.md work: the connector syncs with the CSV connector,
+and the engine-level test written with the shared runner (``syncd.testing.runner``) passes."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from support import ROOT, SYNCD, cli_env, write_sync
@@ -12,13 +14,23 @@ from support import ROOT, SYNCD, cli_env, write_sync
 DOC = ROOT / "docs" / "writing-a-connector.md"
 
 
-def test_the_documented_connector_syncs(tmp_path: Path) -> None:
-    code = re.search(r'```python\n(""".*?)```', DOC.read_text(), re.S)
-    assert code is not None
-    package = tmp_path / "syncd_jsonbook"
+def documented(opening: str) -> str:
+    """The doc's Python block that starts with ``opening``."""
+    code = re.search(r"```python\n(" + re.escape(opening) + r".*?)```", DOC.read_text(), re.S)
+    assert code is not None, f"no code block starting {opening!r} in {DOC.name}"
+    return code.group(1)
+
+
+def install_plugin(root: Path) -> None:
+    """The documented connector as the package ``syncd_jsonbook`` under ``root``."""
+    package = root / "syncd_jsonbook"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "plugin.py").write_text(code.group(1))
+    (package / "plugin.py").write_text(documented('"""A connector for a JSON address book'))
+
+
+def test_the_documented_connector_syncs(tmp_path: Path) -> None:
+    install_plugin(tmp_path)
     book = tmp_path / "book.json"
     book.write_text(
         json.dumps(
@@ -70,3 +82,21 @@ def test_the_documented_connector_syncs(tmp_path: Path) -> None:
         written["created_a"] + written["created_b"] + written["updated_a"] + written["updated_b"]
         == 0
     )
+
+
+def test_the_documented_engine_level_test_passes(tmp_path: Path) -> None:
+    """The "Testing it" example, run by pytest as an author would run it, with the connector
+    loaded from its module (not installed)."""
+    install_plugin(tmp_path)
+    (tmp_path / "test_jsonbook.py").write_text(documented('"""test_jsonbook.py'))
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    result = subprocess.run(
+        [*pytest, "-o", "asyncio_mode=auto", "--rootdir", str(tmp_path), "test_jsonbook.py"],
+        cwd=tmp_path,
+        env=cli_env(PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

@@ -20,18 +20,17 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from syncd.cli_output import duration, plural, writes
+from syncd.testing.daemon import free_port, wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -40,27 +39,6 @@ SYNC = "xero-salesflare"
 XERO_SECRET = "sandbox-custom-secret"
 SALESFLARE_KEY = "sandbox-api-key"
 WRITE_KEYS = ("created_a", "created_b", "updated_a", "updated_b", "archived_a", "archived_b")
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    give_up = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        value = probe()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > give_up:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(0.5, delay * 1.5)
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None) -> Any:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from syncd_salesfire.connector import SalesfireConnector
 from syncd_salesfire.sandbox import SalesfireState, create_app, state
 
@@ -19,9 +21,32 @@ SECRET = "s3cr3t-list-key"  # the same in test_salesfire_connector.py
 MakeConnector = Callable[..., Coroutine[Any, Any, SalesfireConnector]]
 
 
+class Hold:
+    """A middleware that, once :meth:`start` is called, holds every push until :meth:`release`:
+    a vendor that does not answer in time, for as long as the test needs (no clock decides)."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.released = asyncio.Event()
+
+    def start(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        self.released.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.holding and request.path.startswith("/client/"):
+            await self.released.wait()
+        response: web.StreamResponse = await handler(request)
+        return response
+
+
 class Sandbox:
-    def __init__(self, server: SandboxServer) -> None:
+    def __init__(self, server: SandboxServer, hold: Hold) -> None:
         self.server = server
+        self.hold = hold
 
     @property
     def url(self) -> str:
@@ -42,8 +67,14 @@ def sandbox_options() -> dict[str, Any]:
 
 @pytest.fixture
 async def sandbox(sandbox_options: dict[str, Any]) -> AsyncIterator[Sandbox]:
-    async with SandboxServer(create_app(None, sandbox_options)) as server:
-        yield Sandbox(server)
+    hold = Hold()
+    app = create_app(None, sandbox_options)
+    app.middlewares.append(hold.middleware)
+    async with SandboxServer(app) as server:
+        try:
+            yield Sandbox(server, hold)
+        finally:
+            hold.release()
 
 
 @pytest.fixture

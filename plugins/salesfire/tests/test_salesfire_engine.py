@@ -11,8 +11,6 @@ import csv
 import hashlib
 import hmac
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,47 +20,10 @@ from aiohttp import ClientSession, web
 from syncd_salesfire.sandbox import create_app, state
 
 from syncd.sandbox import SandboxServer
+from syncd.testing.runner import Syncd
 
 SECRET = "engine-test-secret"
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "examples" / "csv-salesfire.toml"
-SYNCD = str(Path(sys.executable).with_name("syncd"))
-
-
-class Syncd:
-    """``syncd --config CFG --state-dir STATE ...`` in a child process."""
-
-    def __init__(self, root: Path) -> None:
-        self.config = root / "config"
-        self.state = root / "state"
-        (self.config / "syncs").mkdir(parents=True)
-        self.state.mkdir()
-        self.env = {
-            **os.environ,
-            "SALESFIRE_SECRET": SECRET,
-            "SYNCD_LOAD_PLUGINS": "syncd-salesfire",
-        }
-
-    def args(self, *command: str) -> list[str]:
-        return [SYNCD, "--config", str(self.config), "--state-dir", str(self.state), *command]
-
-    async def start(self, *command: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *self.args(*command),
-            env=self.env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-
-    async def run(self, *command: str) -> tuple[int, Any, str]:
-        process = await self.start(*command)
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-        text = out.decode()
-        try:
-            parsed = json.loads(text) if text.strip() else None
-        except ValueError:
-            parsed = None
-        assert process.returncode is not None
-        return process.returncode, parsed, err.decode()
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
@@ -97,7 +58,8 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
 
 @pytest.fixture
 def syncd(tmp_path: Path) -> Syncd:
-    return Syncd(tmp_path)
+    """The shared runner, loading this plugin, with the secret the example refers to."""
+    return Syncd(tmp_path, plugins=["syncd-salesfire"], env={"SALESFIRE_SECRET": SECRET})
 
 
 async def push_directly(server: SandboxServer, customer: dict[str, Any]) -> None:
@@ -145,9 +107,8 @@ async def test_csv_to_salesfire_with_rules_then_nothing_to_push(
     )  # fmt: skip
     app = sandbox.app
 
-    status, result, err = await syncd.run("sync", "csv-salesfire", "--json")
-    assert result is not None, err
-    assert status == 1 and result["outcome"] == "partial"  # the typo'd email failed
+    result = (await syncd.sync("csv-salesfire", expect=1)).json
+    assert result["outcome"] == "partial"  # the typo'd email failed
     assert result["counts"]["read_b"] == 0  # Salesfire is never read
     stored = customers_by_email(app)  # also: no email twice
     assert set(stored) == {
@@ -164,13 +125,12 @@ async def test_csv_to_salesfire_with_rules_then_nothing_to_push(
     assert known.attributes["name"] == "Known Already" and known.attributes["loyalty"] == "gold"
     assert known.types == ["TRANSACTIONAL"]
 
-    status, errors, _ = await syncd.run("errors", "csv-salesfire", "--json")
+    errors = (await syncd.run("errors", "csv-salesfire", "--json")).json
     reasons = json.dumps(errors)
     assert "'not-an-email' is not a valid email address" in reasons
 
     sent = posts(app)
-    status, result, err = await syncd.run("sync", "csv-salesfire", "--json")
-    assert result is not None, err
+    result = (await syncd.sync("csv-salesfire", expect=None)).json
     assert posts(app) == sent, "a second run with no edits must push nothing"
     assert result["counts"]["created_b"] == 0 and result["counts"]["updated_b"] == 0
 
@@ -183,8 +143,7 @@ async def test_csv_to_salesfire_with_rules_then_nothing_to_push(
         writer = csv.DictWriter(out, list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    status, result, err = await syncd.run("sync", "csv-salesfire", "--json")
-    assert result is not None, err
+    result = (await syncd.sync("csv-salesfire", expect=None)).json
     assert result["counts"]["updated_b"] == 1
     assert posts(app) == sent + 1
     grace = customers_by_email(app)["grace@example.com"]
@@ -193,24 +152,41 @@ async def test_csv_to_salesfire_with_rules_then_nothing_to_push(
     assert len(customers_by_email(app)) == 4
 
 
-def held_after(count: int) -> tuple[Any, asyncio.Event, asyncio.Event]:
-    """A middleware letting ``count`` pushes through, then holding the rest until released."""
-    holding, release = asyncio.Event(), asyncio.Event()
-    seen = 0
+class HeldAfter:
+    """A middleware letting ``count`` pushes through, then holding the rest until released;
+    :meth:`settle` releases them and returns once every held push has been processed (or
+    dropped), so that no push of the killed run lands later, in the middle of the next one."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.seen = 0
+        self.held = 0
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.settled = asyncio.Event()
 
     @web.middleware
     async def gate(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        nonlocal seen
         if request.path.startswith("/client/"):
-            seen += 1
-            if seen > count and not release.is_set():
-                holding.set()
-                await release.wait()
+            self.seen += 1
+            if self.seen > self.count and not self.release.is_set():
+                self.held += 1
+                self.holding.set()
+                try:
+                    await self.release.wait()
+                    return await handler(request)
+                finally:
+                    self.held -= 1
+                    if self.held == 0:
+                        self.settled.set()
         return await handler(request)
 
-    return gate, holding, release
+    async def settle(self) -> None:
+        self.release.set()
+        async with asyncio.timeout(120):
+            await self.settled.wait()
 
 
 async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
@@ -222,8 +198,8 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
         [{"email": f"person{n}@example.com", "name": f"Person {n}"} for n in range(40)],
     )
     app = create_app(None, {"secret": SECRET, "rate_limit": 0})
-    gate, holding, release = held_after(14)
-    app.middlewares.append(gate)
+    held = HeldAfter(14)
+    app.middlewares.append(held.gate)
     async with SandboxServer(app) as server:
         (syncd.config / "syncs" / "crash.toml").write_text(
             f"""
@@ -246,26 +222,22 @@ rate_limit = 100000
         )
         process = await syncd.start("sync", "crash")
         # the first batch of ten is done and committed; the second is in flight, held
-        await asyncio.wait_for(holding.wait(), timeout=60)
+        await asyncio.wait_for(held.holding.wait(), timeout=120)
         process.kill()
         await process.wait()
         assert process.returncode == -9
         # what reached Salesfire before the kill is processed there although no one hears back
-        release.set()
-        await asyncio.sleep(0)
-        status, result, err = await syncd.run("sync", "crash", "--json")
-        assert result is not None, err
-        assert status == 0, result
+        await held.settle()
+        await syncd.sync("crash")
         stored = customers_by_email(app)  # raises on any email stored twice
         assert set(stored) == {f"person{n}@example.com" for n in range(40)}
 
-        status, links, _ = await syncd.run("links", "crash", "--json")
+        links = await syncd.links("crash")
         assert len(links) == 40
         assert {link["b"] for link in links} == set(stored)
 
         sent = posts(app)
-        status, result, err = await syncd.run("sync", "crash", "--json")
-        assert result is not None, err
+        await syncd.sync("crash", expect=None)
         assert posts(app) == sent, "after the recovery run nothing is left to push"
 
 
@@ -284,6 +256,7 @@ secret = "${env:SALESFIRE_SECRET}"
 """,
         encoding="utf-8",
     )
-    status, _, err = await syncd.run("check")
-    assert status == 2
+    check = await syncd.run("check")
+    assert check.status == 2, str(check)
+    err = check.stderr
     assert "backwards.toml" in err and "direction" in err and "write-only" in err

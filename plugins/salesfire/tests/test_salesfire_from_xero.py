@@ -3,13 +3,7 @@ with rules that set the message types and channels, and a second run that pushes
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import ClientSession
@@ -17,11 +11,11 @@ from syncd_salesfire.sandbox import create_app as salesfire_app
 from syncd_salesfire.sandbox import state
 
 from syncd.sandbox import SandboxServer
+from syncd.testing.runner import Syncd
 
 xero_sandbox = pytest.importorskip("syncd_xero.sandbox")
 
 SECRET = "xero-to-salesfire-secret"
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 
 PEOPLE = [
     {"Name": "Acme Ltd", "FirstName": "Ada", "LastName": "Lovelace",
@@ -76,27 +70,16 @@ async def test_xero_into_salesfire_with_rules_then_nothing_to_push(tmp_path: Pat
             ) as answer,
         ):
             assert answer.status < 300, await answer.text()
-        (tmp_path / "config" / "syncs").mkdir(parents=True)
-        (tmp_path / "config" / "syncs" / "xero-salesfire.toml").write_text(
-            SYNC.format(xero=xero_server.url, salesfire=sf_server.url)
+        syncd = Syncd(
+            tmp_path,
+            plugins=["syncd-xero", "syncd-salesfire"],
+            env={"XERO_SECRET": "sandbox-custom-secret", "SALESFIRE_SECRET": SECRET},
         )
-        env = {
-            **os.environ,
-            "XERO_SECRET": "sandbox-custom-secret",
-            "SALESFIRE_SECRET": SECRET,
-            "SYNCD_LOAD_PLUGINS": "syncd-xero,syncd-salesfire",
-        }
-        command = [
-            SYNCD, "--config", str(tmp_path / "config"), "--state-dir", str(tmp_path / "state"),
-            "sync", "xero-salesfire", "--json",
-        ]  # fmt: skip
+        syncd.write_sync(
+            "xero-salesfire", SYNC.format(xero=xero_server.url, salesfire=sf_server.url)
+        )
 
-        def run() -> dict[str, Any]:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stdout + done.stderr
-            return dict(json.loads(done.stdout))
-
-        first = await _in_thread(run)
+        first = (await syncd.sync("xero-salesfire")).json
         assert first["counts"]["created_b"] == 2
         assert first["counts"]["excluded"] == 1  # the walk-in has no email
         customers = {c.email: c for c in state(salesfire).lists["newsletter"].customers.values()}
@@ -107,11 +90,6 @@ async def test_xero_into_salesfire_with_rules_then_nothing_to_push(tmp_path: Pat
         assert grace.types == ["TRANSACTIONAL"] and grace.channels == ["EMAIL"]  # no mobile
         pushed = len(state(salesfire).requests)
 
-        second = await _in_thread(run)
+        second = (await syncd.sync("xero-salesfire")).json
         assert second["counts"]["created_b"] + second["counts"]["updated_b"] == 0
         assert len(state(salesfire).requests) == pushed, "the second run pushed again"
-
-
-async def _in_thread(fn: Any) -> Any:
-    # the emulators run on this event loop: syncd must be waited for without blocking it
-    return await asyncio.to_thread(fn)

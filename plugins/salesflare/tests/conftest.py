@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
-import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +15,7 @@ from syncd_salesflare.sandbox_store import SalesflareState
 
 from syncd.connector import ConnectorContext
 from syncd.sandbox import SandboxServer
+from syncd.testing.runner import Syncd
 
 API_KEY = "sandbox-api-key"
 
@@ -101,65 +97,8 @@ async def make_connector(tmp_path: Path) -> AsyncIterator[MakeConnector]:
 
 # --- syncd itself, run as a user runs it ----------------------------------------------------
 
-SYNCD = [sys.executable, "-m", "syncd.cli"]
-RUN_TIMEOUT = 120.0
-
-
-class Syncd:
-    """A config directory and a state directory, and ``syncd`` run on them in a subprocess.
-
-    Subprocesses are started with asyncio, so the sandboxes (served by the test's own event
-    loop) keep answering while ``syncd`` runs, and the test can edit the apps between runs.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = root / "config"
-        self.state = root / "state"
-        (self.config / "syncs").mkdir(parents=True, exist_ok=True)
-        self.state.mkdir(parents=True, exist_ok=True)
-
-    def write_sync(self, name: str, body: str) -> Path:
-        path = self.config / "syncs" / f"{name}.toml"
-        path.write_text(textwrap.dedent(body), encoding="utf-8")
-        return path
-
-    async def start(self, *args: str) -> asyncio.subprocess.Process:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-        return await asyncio.create_subprocess_exec(
-            *SYNCD,
-            "--config",
-            str(self.config),
-            "--state-dir",
-            str(self.state),
-            *args,
-            cwd=self.root,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-
-    async def run(self, *args: str) -> tuple[int, str, str]:
-        process = await self.start(*args)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
-        assert process.returncode is not None
-        return process.returncode, stdout.decode(), stderr.decode()
-
-    async def sync(self, name: str, *flags: str) -> dict[str, Any]:
-        """Run ``syncd sync NAME --json``; it must succeed. Returns the JSON result."""
-        status, out, err = await self.run("sync", name, "--json", *flags)
-        assert status == 0 and out, (status, out, err[-3000:])
-        result: dict[str, Any] = json.loads(out)
-        assert result["outcome"] == "success", result
-        return result
-
-    async def links(self, name: str) -> list[dict[str, Any]]:
-        status, out, err = await self.run("links", name, "--json")
-        assert status == 0, err
-        links: list[dict[str, Any]] = json.loads(out)
-        return links
-
 
 @pytest.fixture
 def syncd(tmp_path: Path) -> Syncd:
+    """The shared runner (``syncd.testing.runner``) on this test's directories."""
     return Syncd(tmp_path)

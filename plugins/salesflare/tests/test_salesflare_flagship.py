@@ -280,21 +280,21 @@ async def test_xero_salesflare_flagship(
             SYNC.format(initial=initial, winner=winner, xero=xero.url, salesflare=salesflare.url),
         )
 
-        first = (await syncd.sync("flagship"))["counts"]
+        first = (await syncd.sync("flagship")).counts
         assert first["excluded"] == 2  # Gus and Nomail have no email
         xero_state, salesflare_state = expected(initial, winner, 1)
         assert await flagship.xero_view() == xero_state
         assert flagship.salesflare_view() == salesflare_state
 
         await flagship.edit()
-        second = (await syncd.sync("flagship"))["counts"]
+        second = (await syncd.sync("flagship")).counts
         assert second["conflicts"] >= 1  # Bob's last name
         xero_state, salesflare_state = expected(initial, winner, 2)
         assert await flagship.xero_view() == xero_state
         assert flagship.salesflare_view() == salesflare_state
 
         writes = await flagship.writes()
-        third = (await syncd.sync("flagship"))["counts"]
+        third = (await syncd.sync("flagship")).counts
         assert not any(third[k] for k in ("created_a", "created_b", "updated_a", "updated_b"))
         assert await flagship.writes() == writes, "a run without edits wrote"
 
@@ -341,7 +341,7 @@ async def test_the_shipped_example_runs_against_both_emulators(
         syncd.write_sync("xero-salesflare", text)
         flagship = Flagship(xero, salesflare, syncd)
 
-        first = (await syncd.sync("xero-salesflare"))["counts"]
+        first = (await syncd.sync("xero-salesflare")).counts
         assert first["created_a"] > 0 and first["created_b"] > 0 and first["failed"] == 0
         assert first["linked"] >= 10  # seeded alike, the two apps share people: a real merge
         state = salesflare.state
@@ -360,7 +360,7 @@ async def test_the_shipped_example_runs_against_both_emulators(
         assert {e for e in customers if emails.count(e) == 1} <= xero_emails
 
         writes = await flagship.writes()
-        again = (await syncd.sync("xero-salesflare"))["counts"]
+        again = (await syncd.sync("xero-salesflare")).counts
         assert not any(again[k] for k in ("created_a", "created_b", "updated_a", "updated_b"))
         assert await flagship.writes() == writes
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import json
-import os
-import sys
-import textwrap
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -23,6 +18,7 @@ from syncd_woodpecker.sandbox_store import ProspectStore
 from syncd.connector import ConnectorContext
 from syncd.http import RetryPolicy
 from syncd.sandbox import SandboxServer
+from syncd.testing.runner import Syncd
 
 API_KEY = DEFAULT_API_KEY
 
@@ -108,82 +104,10 @@ def connect(exit_stack: AsyncExitStack, tmp_path: Path) -> Connect:
 
 # --- syncd itself, as a user runs it ------------------------------------------------------
 
-SYNCD = [sys.executable, "-m", "syncd.cli"]
-#: seconds one ``syncd`` command may take in a test before it counts as hung
-RUN_TIMEOUT = 120
-
-
-@dataclass
-class SyncdResult:
-    status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def json(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.stdout)
-        return data
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = self.json["counts"]
-        return counts
-
-
-class Syncd:
-    """A config directory and a state directory, and ``syncd`` run on them in a subprocess.
-
-    Subprocesses are started with asyncio so that the sandbox, served by the test's own event
-    loop, keeps answering while ``syncd`` runs.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.config = root / "config"
-        self.state = root / "state"
-        (self.config / "syncs").mkdir(parents=True, exist_ok=True)
-        self.state.mkdir(parents=True, exist_ok=True)
-        #: the directory syncd runs in (relative paths in sync files are relative to the config
-        #: directory, not to this)
-        self.cwd = root
-        #: added to the environment of every run (for ``${env:...}`` references)
-        self.env: dict[str, str] = {}
-
-    def write_sync(self, name: str, body: str) -> Path:
-        path = self.config / "syncs" / f"{name}.toml"
-        path.write_text(textwrap.dedent(body), encoding="utf-8")
-        return path
-
-    async def start(self, *args: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *SYNCD,
-            "--config",
-            str(self.config),
-            "--state-dir",
-            str(self.state),
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=self.cwd,
-            env={**os.environ, **self.env},
-        )
-
-    async def run(self, *args: str) -> SyncdResult:
-        process = await self.start(*args)
-        async with asyncio.timeout(RUN_TIMEOUT):
-            stdout, stderr = await process.communicate()
-        assert process.returncode is not None
-        return SyncdResult(process.returncode, stdout.decode(), stderr.decode())
-
-    async def sync(self, name: str, *flags: str, expect: int | None = 0) -> SyncdResult:
-        result = await self.run("sync", name, "--json", *flags)
-        if expect is not None:
-            assert result.status == expect, (result.status, result.stdout, result.stderr)
-        return result
-
 
 @pytest.fixture
 def syncd(tmp_path: Path) -> Syncd:
+    """The shared runner (``syncd.testing.runner``) on this test's directories."""
     return Syncd(tmp_path)
 
 

@@ -109,7 +109,7 @@ async def test_woodpecker_kill_during_creates_then_rerun_gives_no_duplicate(
     process = await syncd.start("sync", "crm", "--json")
     waiting = asyncio.ensure_future(kill.reached.wait())
     exited = asyncio.ensure_future(process.wait())
-    await asyncio.wait({waiting, exited}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({waiting, exited}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
     assert kill.reached.is_set(), "the run never reached the kill point"
     process.kill()  # SIGKILL: no cleanup of any kind
     await process.wait()

@@ -205,7 +205,7 @@ class Prompt:
                 return None
 
         try:
-            urllib.request.build_opener(NoRedirect).open(self.url, timeout=10)
+            urllib.request.build_opener(NoRedirect).open(self.url, timeout=120)
         except urllib.error.HTTPError as redirect:
             location = str(redirect.headers["Location"])
             return self.tamper(location) if self.tamper else location

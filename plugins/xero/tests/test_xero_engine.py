@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
-import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,67 +18,35 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from syncd.testing.runner import Syncd
+
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "examples" / "xero-csv.toml"
-SYNCD = str(Path(sys.executable).with_name("syncd"))
 COLUMNS = ["email", "first_name", "last_name", "name", "phone", "city", "company"]
 
 
-class Syncd:
-    """``syncd --config CFG --state-dir STATE ...`` in a child process."""
+def make_syncd(root: Path) -> Syncd:
+    """The shared runner, loading this plugin, with the client secret the example refers to."""
+    return Syncd(root, plugins=["syncd-xero"], env={"XERO_CLIENT_SECRET": "sandbox-secret"})
 
-    def __init__(self, root: Path) -> None:
-        self.config = root / "config"
-        self.state = root / "state"
-        (self.config / "syncs").mkdir(parents=True)
-        self.state.mkdir()
-        self.env = {
-            **os.environ,
-            "XERO_CLIENT_SECRET": "sandbox-secret",
-            "SYNCD_LOAD_PLUGINS": "syncd-xero",
-        }
 
-    def args(self, *command: str) -> list[str]:
-        return [SYNCD, "--config", str(self.config), "--state-dir", str(self.state), *command]
+async def consent(line: str) -> str | None:
+    """The browser: on the line with the authorisation URL, consent and hand back where the
+    emulator redirected to (what a person pastes)."""
+    url = next((w for w in line.split() if "/identity/connect/authorize?" in w), None)
+    if url is None:
+        return None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, allow_redirects=False) as answer,
+    ):
+        return str(answer.headers["Location"])
 
-    async def start(self, *command: str, stdin: bool = False) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *self.args(*command),
-            env=self.env,
-            stdin=asyncio.subprocess.PIPE if stdin else None,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
 
-    async def run(self, *command: str) -> tuple[int, Any, str]:
-        process = await self.start(*command)
-        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-        text = out.decode()
-        try:
-            parsed = json.loads(text) if text.strip() else None
-        except ValueError:
-            parsed = None
-        assert process.returncode is not None
-        return process.returncode, parsed, err.decode()
-
-    async def auth(self, sync: str, side: str = "a") -> str:
-        """``syncd auth``: read the printed URL, consent as a browser would, paste the result."""
-        process = await self.start("auth", sync, side, stdin=True)
-        assert process.stdout is not None and process.stdin is not None
-        url = None
-        while url is None:
-            line = (await asyncio.wait_for(process.stdout.readline(), timeout=60)).decode()
-            assert line, "syncd auth ended without printing a URL"
-            url = next((w for w in line.split() if "/identity/connect/authorize?" in w), None)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(url, allow_redirects=False) as consent,
-        ):
-            location = consent.headers["Location"]
-        process.stdin.write(location.encode() + b"\n")
-        await process.stdin.drain()
-        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-        assert process.returncode == 0, err.decode()
-        return out.decode()
+async def auth(syncd: Syncd, sync: str, side: str = "a") -> str:
+    """``syncd auth SYNC SIDE`` through the emulator's consent page; what it printed."""
+    result = await syncd.auth(sync, side, consent)
+    assert result.status == 0, str(result)
+    return result.stdout
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
@@ -148,13 +114,11 @@ async def test_two_way_sync_with_csv_merges_resolves_conflicts_and_repeats_nothi
     )  # fmt: skip
     # a Xero contact already holds the Name the CSV's Jane would get
     await env.add({"Name": "Jane Smith", "EmailAddress": "another.jane@example.com"})
-    syncd = Syncd(tmp_path)
+    syncd = make_syncd(tmp_path)
     sync_file(syncd, "xero-csv", env.url, contacts)
-    assert "Demo Company (UK)" in await syncd.auth("xero-csv")
+    assert "Demo Company (UK)" in await auth(syncd, "xero-csv")
 
-    status, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None, err
-    assert status == 0, result
+    result = (await syncd.sync("xero-csv")).json
     xero_emails = emails(await env.contacts())
     assert all(count == 1 for count in xero_emails.values()), xero_emails  # no duplicates
     assert {"zoe@example.com", "jane@example.com", "grace@example.com"} <= set(xero_emails)
@@ -173,8 +137,7 @@ async def test_two_way_sync_with_csv_merges_resolves_conflicts_and_repeats_nothi
     # values, not a person's: they never come back, and a run with nothing changed writes
     # nothing anywhere (rule 2)
     before = writes_made(env)
-    status, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None and status == 0, err
+    result = (await syncd.sync("xero-csv")).json
     names = {row["email"]: row["name"] for row in read_csv(contacts)}
     assert names["zoe@example.com"] == names["jane@example.com"] == ""
     assert writes_made(env) == before
@@ -193,17 +156,15 @@ async def test_edits_on_both_sides_merge_and_conflicts_go_to_the_winner(
     )  # fmt: skip
     contacts = tmp_path / "contacts.csv"
     write_csv(contacts, [])
-    syncd = Syncd(tmp_path)
+    syncd = make_syncd(tmp_path)
     sync_file(syncd, "xero-csv", env.url, contacts)
-    await syncd.auth("xero-csv")
-    status, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None and status == 0, err
+    await auth(syncd, "xero-csv")
+    await syncd.sync("xero-csv")
 
     # different fields edited on each side both survive; the same field goes to Xero (winner a)
     await env.add({"ContactID": ada["ContactID"], "FirstName": "Augusta", "LastName": "King"})
     edit_csv(contacts, "ada@example.com", first_name="Countess", city="Marylebone")
-    status, result, err = await syncd.run("sync", "xero-csv", "--json", "--full")
-    assert result is not None and status == 0, err
+    result = (await syncd.sync("xero-csv", "--full")).json
     ada = {c["ContactID"]: c for c in await env.contacts()}[ada["ContactID"]]
     row = {r["email"]: r for r in read_csv(contacts)}["ada@example.com"]
     assert ada["FirstName"] == row["first_name"] == "Augusta"  # the conflict went to Xero
@@ -249,12 +210,12 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
             for n in range(120)
         ],
     )
-    syncd = Syncd(tmp_path)
+    syncd = make_syncd(tmp_path)
     sync_file(syncd, "crash", env.url, contacts)
-    await syncd.auth("crash")
+    await auth(syncd, "crash")
     process = await syncd.start("sync", "crash")
     # the first batch of 50 is created and committed; the second reached Xero, unanswered
-    await asyncio.wait_for(holding.wait(), timeout=60)
+    await asyncio.wait_for(holding.wait(), timeout=120)
     process.kill()
     await process.wait()
     assert process.returncode == -9
@@ -262,18 +223,15 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
     await asyncio.sleep(0)
     assert len(await env.contacts()) == 100
 
-    status, result, err = await syncd.run("sync", "crash", "--json")
-    assert result is not None, err
-    assert status == 0, result
+    await syncd.sync("crash")
     found = emails(await env.contacts())
     assert set(found) == {f"person{n}@example.com" for n in range(120)}
     assert max(found.values()) == 1, "a contact was created twice"
 
-    status, links, _ = await syncd.run("links", "crash", "--json")
+    links = await syncd.links("crash")
     assert len(links) == 120
     before = writes_made(env)
-    status, result, err = await syncd.run("sync", "crash", "--json")
-    assert result is not None and status == 0, err
+    await syncd.sync("crash")
     assert writes_made(env) == before
 
 
@@ -286,8 +244,8 @@ async def test_the_seed_example_xero_and_salesflare_two_way(xero: Any, tmp_path:
     env = await xero(seed=21, count=60)
     sf_app = salesflare.make_app(22, {"count": 60, "rate_limit": 0})
     async with SandboxServer(sf_app) as sf:
-        syncd = Syncd(tmp_path)
-        syncd.env["SYNCD_LOAD_PLUGINS"] = "syncd-xero,syncd-salesflare"
+        syncd = make_syncd(tmp_path)
+        syncd.plugins = ["syncd-xero", "syncd-salesflare"]
         syncd.env["SALESFLARE_API_KEY"] = "sandbox-api-key"
         (syncd.config / "syncs" / "xero-salesflare.toml").write_text(
             f"""
@@ -328,9 +286,8 @@ direction = "a-to-b"
             )
 
         seeded = sf_emails()  # Salesflare's seed holds an email twice on purpose (ambiguous)
-        await syncd.auth("xero-salesflare")
-        status, result, err = await syncd.run("sync", "xero-salesflare", "--json")
-        assert result is not None, err
+        await auth(syncd, "xero-salesflare")
+        result = (await syncd.sync("xero-salesflare", expect=None)).json
         assert result["outcome"] in ("success", "partial"), result
 
         active = [c for c in await env.contacts() if c["ContactStatus"] == "ACTIVE"]
@@ -351,8 +308,7 @@ direction = "a-to-b"
         # the next run writes nothing anywhere: not even the Names Xero derived (rule 2)
         xero_writes = writes_made(env)
         sf_calls = dict(sf_app[CALLS_KEY])
-        status, result, err = await syncd.run("sync", "xero-salesflare", "--json")
-        assert result is not None and status == 0, err
+        result = (await syncd.sync("xero-salesflare")).json
         assert writes_made(env) == xero_writes
         sf_writes = {k: v for k, v in sf_app[CALLS_KEY].items() if not k.startswith("GET")}
         assert sf_writes == {k: v for k, v in sf_calls.items() if not k.startswith("GET")}
@@ -364,23 +320,22 @@ async def test_a_revoked_grant_and_a_spent_day_stop_the_run_visibly(
     env = await xero(seed=5, count=30, rate_limits=True)
     contacts = tmp_path / "contacts.csv"
     write_csv(contacts, [{"email": "one@example.com", "first_name": "One", "name": "One"}])
-    syncd = Syncd(tmp_path)
+    syncd = make_syncd(tmp_path)
     sync_file(syncd, "xero-csv", env.url, contacts)
-    await syncd.auth("xero-csv")
-    _status, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None and result["outcome"] == "success", err
+    await auth(syncd, "xero-csv")
+    await syncd.sync("xero-csv")
     # the day's budget is spent: the run is deferred, not retried for hours
     await env.control("POST", "/_sandbox/xero/limits", {"day_limit": 0})
-    _, result, err = await syncd.run("sync", "xero-csv", "--json", "--full")
-    assert result is not None, err
+    run = await syncd.sync("xero-csv", "--full", expect=None)
+    result, err = run.json, run.stderr
     assert result["outcome"] == "deferred", result
     assert "daily" in result["message"]
     # a revoked grant: the sync needs a new authorisation, and says how
     await env.control("POST", "/_sandbox/xero/limits", {"enabled": False})
     await env.control("POST", "/_sandbox/xero/grants/revoke", {})
     await env.control("POST", "/_sandbox/xero/tokens/expire")
-    _, result, err = await syncd.run("sync", "xero-csv", "--json")
-    assert result is not None, err
+    run = await syncd.sync("xero-csv", expect=None)
+    result, err = run.json, run.stderr
     assert result["outcome"] == "needs_auth", result
     assert "syncd auth xero-csv a" in result["message"]
     assert "sbx-rt-" not in result["message"] + err  # no token in what the user sees
@@ -390,7 +345,7 @@ async def test_check_connect_before_auth_names_the_fix(xero: Any, tmp_path: Path
     env = await xero()
     contacts = tmp_path / "contacts.csv"
     write_csv(contacts, [])
-    syncd = Syncd(tmp_path)
+    syncd = make_syncd(tmp_path)
     sync_file(syncd, "xero-csv", env.url, contacts)
     process = await syncd.start("check", "--connect")
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)

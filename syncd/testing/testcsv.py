@@ -1,11 +1,15 @@
 """``testcsv``: the CSV connector with switches, for the daemon's tests and benchmark.
 
 Not registered by default: a daemon loads it with
-``SYNCD_PLUGIN_MODULES=syncd.daemon.testconnector``. The data lives in CSV files, so it survives a
+``SYNCD_PLUGIN_MODULES=syncd.testing.testcsv``. The data lives in CSV files, so it survives a
 daemon restart (the in-memory connector's does not), and the settings make a run slow, or make it
 stop the way a real app would make it stop:
 
-* ``delay``: seconds to wait before each write batch (a slow app: a run long enough to signal);
+* ``hold`` and ``hold_after``: after ``hold_after`` write batches, each further batch waits until
+  the file ``hold`` exists, and shows that it waits by creating ``<hold>.held``. A test waits for
+  ``<hold>.held`` to know a run is in the middle of its writes (and stays there: no clock
+  decides whether the run is still going when the test acts), then creates ``hold`` to let it go;
+* ``delay``: seconds to wait before each write batch (a slow app);
 * ``rate``: write batches per second, through a shared :class:`~syncd.http.RateBudget` (so the
   time spent waiting on it shows in ``/metrics``);
 * ``fail``: ``needs_auth`` (credentials refused), ``retry_later`` (the app is down; retry in
@@ -17,6 +21,7 @@ stop the way a real app would make it stop:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -34,6 +39,8 @@ from syncd.hookspecs import hookimpl
 from syncd.http import RateBudget, shared_budget
 
 FAILURES = ("none", "needs_auth", "retry_later", "leak")
+#: how often a held write looks for its release file (seconds)
+HOLD_POLL = 0.02
 
 
 class SwitchableCsvConnector(CsvConnector):
@@ -41,6 +48,8 @@ class SwitchableCsvConnector(CsvConnector):
     title = "CSV file with test switches"
     settings = (  # type: ignore[assignment]  # CsvConnector declares a 3-tuple
         *CsvConnector.settings,
+        Setting("hold", "a file each write batch after hold_after waits for", default=""),
+        Setting("hold_after", "write batches to let through before holding", type=int, default=0),
         Setting("delay", "seconds to wait before each write batch", type=float, default=0.0),
         Setting("rate", "write batches per second (0: no limit)", type=float, default=0.0),
         Setting("fail", "how every run fails", default="none", choices=FAILURES),
@@ -62,7 +71,18 @@ class SwitchableCsvConnector(CsvConnector):
         async for page in super().list_records(cursor):
             yield page
 
+    #: write batches this connector (one run) has started
+    batches = 0
+
     async def _pause(self) -> None:
+        self.batches += 1
+        hold = str(self.config.get("hold") or "")
+        held = hold and self.batches > int(self.config.get("hold_after") or 0)
+        if held and not await asyncio.to_thread(os.path.exists, hold):
+            await asyncio.to_thread(_touch, f"{hold}.held")
+            # another process (the test) creates the file: there is no event to wait on
+            while not await asyncio.to_thread(os.path.exists, hold):  # noqa: ASYNC110
+                await asyncio.sleep(HOLD_POLL)
         delay = float(self.config.get("delay") or 0.0)
         if delay:
             await asyncio.sleep(delay)
@@ -80,6 +100,10 @@ class SwitchableCsvConnector(CsvConnector):
     async def update(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         await self._pause()
         return await super().update(writes)
+
+
+def _touch(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 @hookimpl

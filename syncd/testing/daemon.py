@@ -1,4 +1,4 @@
-"""Running a real ``syncd run`` in a subprocess: for the integration tests and ``bench/daemon.py``.
+"""A real ``syncd run`` in a subprocess: for the daemon's tests, ``bench/daemon.py`` and the demo.
 
 :class:`NotifyListener` binds a unix datagram socket and hands its path to the daemon as
 ``$NOTIFY_SOCKET``, standing in for systemd; :class:`DaemonProcess` starts the daemon, waits for
@@ -166,7 +166,7 @@ class DaemonProcess:
             )
         return self
 
-    def wait_ready(self, timeout: float = 60.0) -> float:
+    def wait_ready(self, timeout: float = 120.0) -> float:
         """Seconds from start to READY=1 (or to the API answering, without a notify socket)."""
         if self.notify is not None:
 
@@ -245,8 +245,10 @@ class DaemonProcess:
         return (self.state_dir / "api-token").read_text().strip()
 
     def client(self, token: str | None = "") -> ApiClient:
-        """A client with the daemon's token (``token=None``: without one)."""
-        return ApiClient(self.endpoint, self.token() if token == "" else token, timeout=30)
+        """A client with the daemon's token (``token=None``: without one). Its timeout is long:
+        on a loaded machine an answer is late, not lost (a trigger alone may wait 30 s for its
+        run to be recorded)."""
+        return ApiClient(self.endpoint, self.token() if token == "" else token, timeout=120)
 
     def get(self, path: str) -> Any:
         return self.client().call("GET", path)
