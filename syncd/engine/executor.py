@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +48,20 @@ from syncd.connector import (
     WriteResult,
 )
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
-from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, Write, other
+from syncd.engine.model import (
+    SIDES,
+    Journal,
+    PairPlan,
+    Plan,
+    PlanInput,
+    SideInput,
+    Write,
+    other,
+)
 from syncd.engine.planner import count_actions, plan
 from syncd.logs import get_logger
 from syncd.redact import redact
-from syncd.store import IssueRow, LinkIndex, LinkRow, PendingRow, Store
+from syncd.store import IssueRow, JournalRow, LinkIndex, LinkRow, PendingRow, Store
 from syncd.store.lock import SyncLock
 
 log = get_logger("syncd.engine")
@@ -63,6 +74,46 @@ LINK_COMMIT_CHUNK = 2000
 NEW_RECORDS_SLICE = 5000
 
 Progress = Callable[[int, int], None]
+
+#: the test hook of the crash tests: ``N`` (or ``WHERE:N``) kills the process with SIGKILL at
+#: its Nth crash point (of that kind: ``journaled``, before a batch is sent; ``sent``, after it
+#: returned and before its outcome is committed; ``committed``), so a kill lands exactly there
+CRASH_ENV = "SYNCD_TEST_CRASH_AT"
+#: called at every crash point with its kind; tests set it to stop a run dead in-process
+crash_hook: Callable[[str], None] | None = None
+
+
+class CrashCounter:
+    """Counts crash points and acts at the Nth (of one kind, or of any)."""
+
+    def __init__(self, at: int, where: str | None, act: Callable[[], None]) -> None:
+        self.at, self.where, self.act = at, where, act
+        self.seen = 0
+
+    def __call__(self, where: str) -> None:
+        if self.where is not None and where != self.where:
+            return
+        self.seen += 1
+        if self.seen == self.at:
+            self.act()
+
+    @classmethod
+    def from_env(cls, value: str) -> CrashCounter:
+        where, _, count = value.rpartition(":")
+        return cls(int(count), where or None, _kill_self)
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if os.environ.get(CRASH_ENV):
+    crash_hook = CrashCounter.from_env(os.environ[CRASH_ENV])
+
+
+def _crash_point(where: str) -> None:
+    if crash_hook is not None:
+        crash_hook(where)
 
 
 _gc_holds = 0
@@ -188,6 +239,9 @@ class SyncRun:
         self.index = LinkIndex()
         self.done = 0
         self.total = 0
+        #: records with journal entries not yet settled (side, record id): a commit of their
+        #: outcome removes them
+        self.journaled: set[tuple[str, str]] = set()
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -268,8 +322,13 @@ class SyncRun:
         first_run = state.initialized_at is None
         complete = {side: self._list_in_full(side, state, first_run) for side in SIDES}
 
+        journal_rows = await self.store.run(self.store.load_journal, sync.name)
         if not self.options.dry_run:
-            await self._reconcile_pending(complete)
+            await self._reconcile_pending(complete, journal_rows)
+        journal = Journal.build(journal_rows)
+        self.journaled = {
+            (row.side, row.record_id) for row in journal_rows if row.record_id is not None
+        }
         self.index = await self.store.run(self.store.load_link_index, sync.name)
         backed_off = await self.store.run(self.store.backed_off, sync.name)
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
@@ -299,7 +358,9 @@ class SyncRun:
             match_phone=sync.match == "email+phone",
             rules_a_to_b=sync.rules_a_to_b,
             rules_b_to_a=sync.rules_b_to_a,
+            journal=journal,
         )
+        gone = self._journal_gone(inp)
         the_plan = await self._plan(inp)
         if self.options.dry_run or not all(i.complete or not i.readable for i in (inp.a, inp.b)):
             # a dry run shows the whole plan; creates on a side listed incrementally are looked
@@ -323,6 +384,8 @@ class SyncRun:
         await self._apply(the_plan)
         await self._apply_new_records(the_plan, inp)
         await self._prune_pending()
+        if gone:
+            await self.store.run(self.store.remove_journal, sync.name, gone)
         if complete["a"] and complete["b"]:
             # a listing in full tells every excluded and ambiguous record: older reports of
             # records this run did not report again are settled
@@ -446,11 +509,14 @@ class SyncRun:
             )
         return info
 
-    async def _reconcile_pending(self, complete: dict[str, bool]) -> None:
+    async def _reconcile_pending(
+        self, complete: dict[str, bool], journal_rows: Sequence[JournalRow]
+    ) -> None:
         """Creates a killed run may have sent: link what the target already has (rule 4)."""
         pending = await self.store.run(self.store.list_pending, self.sync.name)
         if not pending:
             return
+        sent_by_key = {row.key: row.hashes for row in journal_rows if row.kind == "create"}
         for side in SIDES:
             rows = [p for p in pending if p.side == side and p.email]
             connector = self.connectors[side]
@@ -483,8 +549,17 @@ class SyncRun:
                 # edit made since on either side is a change, not a conflict with our own copy
                 sent = hashes(self.fields[side].view(matches[0].data))
                 pair_keys = {p.key for p in self.pairs}
+                source_base = {k: v for k, v in sent.items() if k in pair_keys}
+                # where the journal tells what was sent, that is the base of the target, and
+                # what it came from that of the source: a field edited since is an edit
+                for key, (value, origin, _) in sent_by_key.get(row.key, {}).items():
+                    for base, given in ((sent, value), (source_base, origin)):
+                        if given is None:
+                            base.pop(key, None)
+                        else:
+                            base[key] = given
                 link.set_base(side, sent)
-                link.set_base(other(side), {k: v for k, v in sent.items() if k in pair_keys})
+                link.set_base(other(side), source_base)
                 link.fp_a = link.fp_b = None
                 new_links.append(link)
                 done.append(row.key)
@@ -588,6 +663,43 @@ class SyncRun:
         if done:
             await self.store.run(self.store.remove_pending, done)
 
+    def _journal_gone(self, inp: PlanInput) -> list[tuple[str, str]]:
+        """Journaled records a full listing no longer shows (deleted since): their entries
+        can go (asked before the run lets written records go)."""
+        gone = []
+        for side, rid in self.journaled:
+            info = inp.side(side)
+            listed = info.listed(rid) or rid in info.unreadable
+            if info.complete and info.readable and not listed:
+                gone.append((side, rid))
+        return gone
+
+    def _journal_row(self, pair: PairPlan, write: Write, kind: str, key: str) -> JournalRow:
+        """What is about to be sent to ``write.side``, as the journal keeps it."""
+        target, source = write.side, other(write.side)
+        target_base = _decode(pair.base.get(target))
+        source_base = _decode(pair.base.get(source))
+        before = write.before or {}
+        # the target's base once written holds the hash of each value sent
+        sent_hashes = {
+            k: (
+                target_base.get(k) or (value_hash(v) if v is not None else None),
+                source_base.get(k),
+                before.get(k),
+            )
+            for k, v in write.values.items()
+        }
+        return JournalRow(
+            target,
+            kind,
+            write.record_id,
+            write.source_id or pair.link.record_id(source),
+            key,
+            {k: to_raw(v) for k, v in write.values.items()},
+            sent_hashes,
+            self.run_id,
+        )
+
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():
             raise RunStopped("interrupted", "stopped by shutdown; committed work is kept")
@@ -638,7 +750,16 @@ class SyncRun:
                 )
                 for pair, w in chunk
             ]
+            # rule 4: what is sent is journaled before it goes out
+            journal = [
+                self._journal_row(pair, w, "update", rw.key)
+                for (pair, w), rw in zip(chunk, writes, strict=True)
+            ]
+            await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
+            self.journaled.update((side, w.record_id or "") for _, w in chunk)
+            _crash_point("journaled")
             results = await self._send(connector.update, writes, side, [w.key for w in writes])
+            _crash_point("sent")
             issues = []
             for (pair, write), result in zip(chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
@@ -656,6 +777,7 @@ class SyncRun:
             await self._commit_pairs(
                 [p for p, _ in chunk if pending_ops[id(p)] == 0], failed, (), issues
             )
+            _crash_point("committed")
             self._progress(len(chunk))
 
     async def _creates(
@@ -706,13 +828,21 @@ class SyncRun:
                 )
                 for _, write in chunk
             ]
-            # rule 4: the intent is durable before the request goes out
-            await self.store.run(self.store.add_pending, self.sync.name, pending, self.run_id)
+            # rule 4: the intent, and what is sent, are durable before the request goes out
+            journal = [
+                self._journal_row(pair, w, "create", row.key)
+                for row, (pair, w) in zip(pending, chunk, strict=True)
+            ]
+            await self.store.run(
+                self.store.add_pending, self.sync.name, pending, self.run_id, journal
+            )
+            _crash_point("journaled")
             writes = [
                 RecordWrite(key=row.key, data=self._to_app(side, w.values))
                 for row, (_, w) in zip(pending, chunk, strict=True)
             ]
             results = await self._send(connector.create, writes, side, [w.key for w in writes])
+            _crash_point("sent")
             issues = []
             done_keys = []
             for row, (pair, write), result in zip(pending, chunk, results, strict=True):
@@ -737,6 +867,7 @@ class SyncRun:
                 pending_done=done_keys,
                 partial={id(p) for p in created if pending_ops[id(p)] > 0},
             )
+            _crash_point("committed")
             self._progress(len(chunk))
 
     async def _archives(
@@ -751,7 +882,15 @@ class SyncRun:
             self._check_stop()
             chunk = pairs[start : start + size]
             ids = [pair.link.record_id(side) or "" for pair in chunk]
+            journal = [
+                JournalRow(side, "archive", rid, pair.link.record_id(other(side)), None, {}, {})
+                for pair, rid in zip(chunk, ids, strict=True)
+            ]
+            await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
+            self.journaled.update((side, rid) for rid in ids)
+            _crash_point("journaled")
             results = await self._send(connector.archive, ids, side, ids)
+            _crash_point("sent")
             issues = []
             for pair, result in zip(chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
@@ -767,6 +906,7 @@ class SyncRun:
                         )
                     )
             await self._commit_pairs(chunk, failed, (), issues)
+            _crash_point("committed")
             self._progress(len(chunk))
 
     def _failure(
@@ -802,8 +942,17 @@ class SyncRun:
         rows: list[LinkRow] = []
         drops: list[int] = []
         clean: list[tuple[str, str]] = list(resolved)
+        settled: list[tuple[str, str]] = []
+        journaled = self.journaled
         for pair in pairs:
             link = pair.link
+            if journaled and id(pair) not in failed and id(pair) not in partial:
+                # the outcome of what was sent to these records is committed now
+                for side in SIDES:
+                    rid = link.record_id(side)
+                    if rid is not None and (side, rid) in journaled:
+                        settled.append((side, rid))
+                        journaled.discard((side, rid))
             if pair.drop:
                 if link.id is not None:
                     drops.append(link.id)
@@ -833,6 +982,7 @@ class SyncRun:
             pending_done=pending_done,
             run_id=self.run_id,
             drop_links=drops,
+            journal_done=settled,
         )
 
     # --- cursors ----------------------------------------------------------------------------
@@ -864,6 +1014,13 @@ class SyncRun:
             values["initialized_at"] = now
         if values:
             await self.store.run(self.store.update_state, self.sync.name, **values)
+
+
+def _decode(raw: str | None) -> dict[str, str]:
+    if raw is None:
+        return {}
+    value: dict[str, str] = json.loads(raw)
+    return value
 
 
 async def run_sync(sync: SyncConfig, store: Store, options: RunOptions | None = None) -> RunResult:

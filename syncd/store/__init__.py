@@ -24,6 +24,7 @@ from playhouse.migrations import Runner
 
 from syncd.store.models import (
     ALL_MODELS,
+    Journal,
     KeyValue,
     Link,
     PendingWrite,
@@ -176,6 +177,23 @@ class PendingRow:
     email: str | None
 
 
+@dataclass(slots=True)
+class JournalRow:
+    """One outgoing write as the journal keeps it (see :class:`syncd.store.models.Journal`).
+
+    ``hashes`` maps each field sent to (hash of the value sent, hash of the source's value it
+    came from, hash of the target's value before); ``None`` stands for an empty value."""
+
+    side: str
+    kind: str
+    record_id: str | None
+    source_id: str | None
+    key: str | None
+    sent: dict[str, Any]
+    hashes: dict[str, tuple[str | None, str | None, str | None]]
+    run_id: int | None = None
+
+
 @dataclass
 class RunRow:
     id: int
@@ -263,7 +281,7 @@ class Store:
         """Forget everything about a sync (its file was removed and re-added under a new pair)."""
         self._link_indexes.pop(sync, None)
         with self.db.atomic():
-            for model in (Link, RecordIssue, PendingWrite):
+            for model in (Link, RecordIssue, PendingWrite, Journal):
                 model.delete().where(model.sync == sync).execute()
             SyncState.delete().where(SyncState.sync == sync).execute()
 
@@ -379,8 +397,13 @@ class Store:
         pending_done: Sequence[str] = (),
         run_id: int | None = None,
         drop_links: Sequence[int] = (),
+        journal_done: Sequence[tuple[str, str]] = (),
+        journal: Sequence[JournalRow] = (),
     ) -> None:
-        """Record the outcome of one batch atomically: links, issues, finished pending writes."""
+        """Record the outcome of one batch atomically: links, issues, finished pending writes,
+        the journal entries of the records whose outcome this commits (``journal_done``: side,
+        record id) and, last, the journal of the writes about to be sent next (``journal``),
+        so that one commit serves both."""
         stamp = now()
         with self.db.atomic():
             # drops first: a surviving link may take over a dropped link's record id
@@ -390,6 +413,8 @@ class Store:
             self._record_issues(sync, issues, stamp, run_id)
             self._resolve_issues(sync, resolved)
             self._delete_pending(pending_done)
+            self._delete_journal(sync, journal_done)
+            self._insert_journal(sync, journal, run_id, stamp)
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -491,14 +516,22 @@ class Store:
 
     # --- pending writes ---------------------------------------------------------------------
 
-    def add_pending(self, sync: str, rows: Sequence[PendingRow], run_id: int | None) -> None:
-        when = _sql_time(now())
+    def add_pending(
+        self,
+        sync: str,
+        rows: Sequence[PendingRow],
+        run_id: int | None,
+        journal: Sequence[JournalRow] = (),
+    ) -> None:
+        stamp = now()
+        when = _sql_time(stamp)
         with self.db.atomic():
             self.db.cursor().executemany(
                 "INSERT OR REPLACE INTO pending_write (sync, side, source_id, key, email,"
                 " created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(sync, r.side, r.source_id, r.key, r.email, when, run_id) for r in rows],
             )
+            self._insert_journal(sync, journal, run_id, stamp)
 
     def list_pending(self, sync: str) -> list[PendingRow]:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
@@ -510,8 +543,72 @@ class Store:
 
     def _delete_pending(self, keys: Sequence[str]) -> None:
         if keys:
+            cursor = self.db.cursor()
+            cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
+            # a create's journal entry goes with its pending entry
+            cursor.executemany("DELETE FROM journal WHERE key = ?", [(key,) for key in keys])
+
+    # --- the journal ------------------------------------------------------------------------
+
+    def add_journal(self, sync: str, rows: Sequence[JournalRow], run_id: int | None) -> None:
+        """Commit what is about to be sent (before the request goes out)."""
+        with self.db.atomic():
+            self._insert_journal(sync, rows, run_id, now())
+
+    def _insert_journal(
+        self, sync: str, rows: Sequence[JournalRow], run_id: int | None, stamp: datetime
+    ) -> None:
+        if not rows:
+            return
+        when = _sql_time(stamp)
+        encode = _BASE_ENCODER.encode
+        self.db.cursor().executemany(
+            "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
+            " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    sync,
+                    run_id,
+                    r.side,
+                    r.kind,
+                    r.record_id,
+                    r.source_id,
+                    r.key,
+                    encode(_jsonable(r.sent)),
+                    encode(r.hashes),
+                    when,
+                )
+                for r in rows
+            ],
+        )
+
+    def load_journal(self, sync: str) -> list[JournalRow]:
+        """Every entry of ``sync`` whose outcome was never committed, newest first."""
+        cursor = self.db.execute_sql(
+            "SELECT side, kind, record_id, source_id, key, sent, hashes, run_id FROM journal"
+            " WHERE sync = ? ORDER BY id DESC",
+            (sync,),
+        )
+        rows = []
+        for side, kind, record_id, source_id, key, sent, raw, run_id in cursor.fetchall():
+            hashes = {k: (v[0], v[1], v[2]) for k, v in json.loads(raw).items()}
+            rows.append(
+                JournalRow(side, kind, record_id, source_id, key, json.loads(sent), hashes, run_id)
+            )
+        return rows
+
+    def count_journal(self, sync: str) -> int:
+        return int(Journal.select().where(Journal.sync == sync).count())
+
+    def remove_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
+        with self.db.atomic():
+            self._delete_journal(sync, records)
+
+    def _delete_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
+        if records:
             self.db.cursor().executemany(
-                "DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys]
+                "DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ?",
+                [(sync, side, rid) for side, rid in records],
             )
 
     # --- runs -------------------------------------------------------------------------------
@@ -564,6 +661,14 @@ def _sql_time(value: datetime) -> str:
     return value.isoformat(" ")
 
 
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as JSON takes them (tags are sent as tuples or sets)."""
+    return {
+        k: sorted(v) if isinstance(v, frozenset | set) else list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+    }
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=UTC).isoformat()
 
@@ -585,6 +690,7 @@ def _run_row(run: Run) -> RunRow:
 __all__ = [
     "ALL_MODELS",
     "IssueRow",
+    "JournalRow",
     "LinkIndex",
     "LinkRow",
     "PendingRow",
