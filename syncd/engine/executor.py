@@ -280,6 +280,9 @@ class SyncRun:
             # cancelled (a shutdown past its deadline): what was committed stays committed
             outcome, message = "interrupted", "cancelled; committed work is kept"
             raise
+        except BaseException:
+            outcome, message = "interrupted", "stopped dead; committed work is kept"
+            raise
         except Exception as exc:
             outcome = "failed"
             message = redact(f"{type(exc).__name__}: {exc}")
