@@ -692,6 +692,17 @@ class SyncRun:
             )
             for k, v in write.values.items()
         }
+        link = pair.link
+        if link.base_a_json is None or link.base_b_json is None:
+            # a pair without a base yet (a first merge): the fields both sides already agree
+            # on (written to neither) are an agreement too, so that an edit made after a crash
+            # is an edit, not a conflict
+            theirs = pair.writes.get(source)
+            for k, h in target_base.items():
+                if k in sent_hashes or (theirs is not None and k in theirs.values):
+                    continue
+                if source_base.get(k) == h:
+                    sent_hashes[k] = (h, h, h)
         return JournalRow(
             target,
             kind,

@@ -22,6 +22,7 @@ journal entry left, and the second run wrote nothing.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import random
@@ -41,6 +42,7 @@ from syncd.engine import executor
 from syncd.engine.executor import CRASH_ENV, CrashCounter, RunOptions, run_sync
 from syncd.engine.fields import SideFields, build_pairs, to_raw, value_hash
 from syncd.plugins import load_plugins
+from syncd.sandbox import SandboxServer
 from syncd.store import Store
 
 SYNC = "soak"
@@ -197,10 +199,8 @@ class XeroApp(SideApp):
     connector_name = "xero"
 
     async def start(self) -> None:
-        from syncd_xero.sandbox import make_app
-
-        from syncd.sandbox import SandboxServer
-
+        # the plugin is optional for syncd itself: imported by name
+        make_app = importlib.import_module("syncd_xero.sandbox").make_app
         self.server = SandboxServer(make_app(None, {"rate_limits": False}))
         await self.server.start()
         os.environ[XERO_SECRET_ENV] = "sandbox-custom-secret"
@@ -236,10 +236,7 @@ class SalesflareApp(SideApp):
     connector_name = "salesflare"
 
     async def start(self) -> None:
-        from syncd_salesflare.sandbox import make_app
-
-        from syncd.sandbox import SandboxServer
-
+        make_app = importlib.import_module("syncd_salesflare.sandbox").make_app
         self.server = SandboxServer(make_app(None, {"rate_limit": 0}))
         await self.server.start()
 
@@ -277,8 +274,30 @@ class History:
 
     edits: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
 
-    def record(self, email: str, key: str, side: str, value: Any, held: Any) -> None:
+    def record(
+        self,
+        email: str,
+        key: str,
+        side: str,
+        value: Any,
+        held: Any,
+        known: bool = True,
+        theirs_now: Any = None,
+    ) -> None:
+        """An edit on ``side`` of a field that held ``held``. ``known``: whether syncd had seen
+        the pair yet (linked with a base, or journaled); before that, what each side holds is
+        its data, and differing data is a conflict the first merge gives the winner
+        (``theirs_now``: the other side's value then)."""
         entries = self.edits.setdefault((email, key), [])
+        other_side = "b" if side == "a" else "a"
+        if not known:
+            mine = [(s, h) for s, h in entries if s == side]
+            entries[:] = [(s, h) for s, h in entries if s != side]
+            if theirs_now is not None and not entries:
+                entries.append((other_side, value_hash(theirs_now)))
+            del mine
+            entries.append((side, value_hash(value)))
+            return
         theirs = [h for s, h in entries if s != side]
         held_hash = value_hash(held) if held is not None else None
         if not theirs or held_hash == theirs[-1]:
@@ -343,6 +362,12 @@ class Episode:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
+    def named(self) -> bool:
+        """Whether the sync maps ``name`` (Xero's organisation name, which it derives from the
+        person's name when a create sends none, and which would then travel back once)."""
+        assert self.sync is not None
+        return any(p.key == "name" for p in build_pairs(self.sync))
+
     def editable(self) -> list[str]:
         assert self.sync is not None
         keys = {p.key for p in build_pairs(self.sync)}
@@ -372,8 +397,12 @@ class Episode:
             b_people.append(
                 {"email": f"b{i}@soak.example", "first_name": f"Bo{i}", "last_name": f"Bb{i}"}
             )
+        named = self.named()
         for side, people in (("a", a_people), ("b", b_people)):
             people = [{k: v for k, v in p.items() if k == "email" or k in keys} for p in people]
+            if named:
+                for person in people:
+                    person["name"] = f"Org of {person['email']}"
             await self.apps[side].seed(people)
         # what each side holds to begin with counts as that side's own data
         snapshots = {side: await self.apps[side].snapshot() for side in ("a", "b")}
@@ -405,8 +434,19 @@ class Episode:
             key = self.rng.choice(keys)
             self.serial += 1
             value = f"{key[:2].upper()}{self.serial}x{side}"
+            other_side = "b" if side == "a" else "a"
+            theirs = (await self.apps[other_side].snapshot()).get(email)
+            known = self.known(side, record_id, theirs[0][0] if theirs else None)
             await self.apps[side].write(record_id, {key: value}, self.serial)
-            self.history.record(email, key, side, value, view.get(key))
+            self.history.record(
+                email,
+                key,
+                side,
+                value,
+                view.get(key),
+                known=known,
+                theirs_now=theirs[0][1].get(key) if theirs else None,
+            )
             self.counts.edits += 1
         if self.rng.random() < 0.25:
             side = self.rng.choice(("a", "b"))
@@ -414,11 +454,36 @@ class Episode:
             email = f"new{self.serial}@soak.example"
             values = {"email": email, "first_name": f"New{self.serial}", "last_name": f"N{side}"}
             values[self.rng.choice(keys)] = f"Fresh{self.serial}"
+            if self.named():
+                values["name"] = f"Org of {email}"
             await self.apps[side].write(None, values, self.serial)
             for key in keys:
                 if values.get(key) is not None:
                     self.history.record(email, key, side, values[key], None)
             self.counts.added += 1
+
+    def known(self, side: str, record_id: str, partner: str | None) -> bool:
+        """Whether syncd has seen this pair: linked with bases, or in the journal."""
+        path = self.state / "syncd.db"
+        if not path.exists():
+            return False
+        db = sqlite3.connect(path)
+        try:
+            linked = db.execute(
+                f"SELECT count(*) FROM link WHERE {side}_id = ? AND state = 'linked'"
+                " AND base_a IS NOT NULL AND base_b IS NOT NULL",
+                (record_id,),
+            ).fetchone()[0]
+            ids = [i for i in (record_id, partner) if i is not None]
+            marks = ", ".join("?" * len(ids))
+            journaled = db.execute(
+                f"SELECT count(*) FROM journal WHERE record_id IN ({marks})"
+                f" OR source_id IN ({marks})",
+                (*ids, *ids),
+            ).fetchone()[0]
+        finally:
+            db.close()
+        return bool(linked or journaled)
 
     # --- runs ---------------------------------------------------------------------------------
 
