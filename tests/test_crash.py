@@ -5,6 +5,7 @@ land, the final state must be the same."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import random
 import signal
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 from support import SYNCD, cli_env, write_sync
+
+from syncd.testing.soak import soak
 
 COUNT = 500
 SHARED = 250
@@ -278,3 +281,22 @@ def test_an_edit_after_a_kill_inside_the_first_merge_is_an_edit_not_a_conflict(
         assert db.execute("SELECT count(*) FROM pending_write").fetchone()[0] == 0
     finally:
         db.close()
+
+
+# --- the soak, a slice of it (``make soak`` runs >= 1,000 kill points per pair of apps) ------
+
+
+def test_kill_points_with_edits_on_both_sides_over_csv_xero_and_salesflare() -> None:
+    """60 seeded kill points (journaled / sent / committed, chosen by count, never by a clock)
+    over CSV to CSV, Xero to CSV and Salesflare to CSV, both sides edited between kills: no
+    duplicate, no one-sided record, no lost edit, an intact database, nothing pending, and a
+    final run that writes nothing (``syncd.testing.soak``)."""
+    pairs = [("csv", "csv"), ("xero", "csv"), ("salesflare", "csv")]
+    counts = asyncio.run(soak(pairs, 60, seed=2026, per_episode=10))
+    assert counts.kill_points >= 60
+    assert set(counts.kills_by_point) == {"journaled", "sent", "committed"}
+    assert counts.edits > 50 and counts.fields_checked > 300
+    assert counts.ok, "\n".join(counts.problems[:10])
+    assert (counts.duplicates, counts.lost_edits, counts.one_side_only) == (0, 0, 0)
+    assert (counts.integrity_failures, counts.pending_left, counts.journal_left) == (0, 0, 0)
+    assert counts.final_writes == 0

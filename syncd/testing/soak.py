@@ -438,6 +438,9 @@ class Episode:
             theirs = (await self.apps[other_side].snapshot()).get(email)
             known = self.known(side, record_id, theirs[0][0] if theirs else None)
             await self.apps[side].write(record_id, {key: value}, self.serial)
+            stored = await self.stored(side, email, key)
+            if stored is None or value_hash(stored) != value_hash(value):
+                continue  # the app did not keep it (a quirk of the app, not syncd's doing)
             self.history.record(
                 email,
                 key,
@@ -457,10 +460,16 @@ class Episode:
             if self.named():
                 values["name"] = f"Org of {email}"
             await self.apps[side].write(None, values, self.serial)
+            kept = (await self.apps[side].snapshot()).get(email, [(None, {})])[0][1]
             for key in keys:
-                if values.get(key) is not None:
-                    self.history.record(email, key, side, values[key], None)
+                # what the app kept (an app may drop a value it cannot store as given)
+                if kept.get(key) is not None:
+                    self.history.record(email, key, side, kept[key], None, known=False)
             self.counts.added += 1
+
+    async def stored(self, side: str, email: str, key: str) -> Any:
+        records = (await self.apps[side].snapshot()).get(email)
+        return records[0][1].get(key) if records else None
 
     def known(self, side: str, record_id: str, partner: str | None) -> bool:
         """Whether syncd has seen this pair: linked with bases, or in the journal."""
