@@ -197,9 +197,9 @@ class Journal:
             if row.kind == "archive" and row.record_id is not None:
                 journal.archives.add((row.side, row.record_id))
             elif row.kind == "create" and row.source_id is not None:
-                journal.creates.setdefault((row.side, row.source_id), []).append(row.hashes)
+                journal.creates.setdefault((row.side, row.source_id), []).append(row.hashes())
             elif row.record_id is not None:
-                journal.updates.setdefault((row.side, row.record_id), []).append(row.hashes)
+                journal.updates.setdefault((row.side, row.record_id), []).append(row.hashes())
         return journal
 
     def __bool__(self) -> bool:

@@ -181,8 +181,11 @@ class PendingRow:
 class JournalRow:
     """One outgoing write as the journal keeps it (see :class:`syncd.store.models.Journal`).
 
-    ``hashes`` maps each field sent to (hash of the value sent, hash of the source's value it
-    came from, hash of the target's value before); ``None`` stands for an empty value."""
+    ``sent`` is what went to the app (its field names → values). ``packed`` is the JSON text
+    of the hashes, made without decoding anything (a first merge journals 100,000 writes):
+    ``t``/``s`` the target's and the source's bases as planned once written, ``b`` the target's
+    hashes before, ``w`` the fields written, ``o`` the fields written the other way in a pair
+    without a base yet (``null`` for a pair that has one)."""
 
     side: str
     kind: str
@@ -190,8 +193,30 @@ class JournalRow:
     source_id: str | None
     key: str | None
     sent: dict[str, Any]
-    hashes: dict[str, tuple[str | None, str | None, str | None]]
+    packed: str = "{}"
     run_id: int | None = None
+
+    def bases(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The target's and the source's bases as the run planned them once written."""
+        data = json.loads(self.packed)
+        return data.get("t") or {}, data.get("s") or {}
+
+    def hashes(self) -> dict[str, tuple[str | None, str | None, str | None]]:
+        """Per field: (hash of the value sent, hash of the source's value it came from, hash of
+        the target's value before; ``None``: empty). In a pair without a base yet, the fields
+        both sides already agreed on (written neither way) are there too, as agreed."""
+        data = json.loads(self.packed)
+        target = data.get("t") or {}
+        source = data.get("s") or {}
+        before = data.get("b") or {}
+        found = {k: (target.get(k), source.get(k), before.get(k)) for k in data.get("w") or ()}
+        other_way = data.get("o")
+        if other_way is not None:
+            skip = set(other_way)
+            for k, h in target.items():
+                if k not in found and k not in skip and source.get(k) == h:
+                    found[k] = (h, h, h)
+        return found
 
 
 @dataclass
@@ -561,7 +586,6 @@ class Store:
         if not rows:
             return
         when = _sql_time(stamp)
-        encode = _BASE_ENCODER.encode
         self.db.cursor().executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
             " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -574,8 +598,8 @@ class Store:
                     r.record_id,
                     r.source_id,
                     r.key,
-                    encode(_jsonable(r.sent)),
-                    encode(r.hashes),
+                    _SENT_ENCODER.encode(r.sent),
+                    r.packed,
                     when,
                 )
                 for r in rows
@@ -590,10 +614,9 @@ class Store:
             (sync,),
         )
         rows = []
-        for side, kind, record_id, source_id, key, sent, raw, run_id in cursor.fetchall():
-            hashes = {k: (v[0], v[1], v[2]) for k, v in json.loads(raw).items()}
+        for side, kind, record_id, source_id, key, sent, packed, run_id in cursor.fetchall():
             rows.append(
-                JournalRow(side, kind, record_id, source_id, key, json.loads(sent), hashes, run_id)
+                JournalRow(side, kind, record_id, source_id, key, json.loads(sent), packed, run_id)
             )
         return rows
 
@@ -661,12 +684,14 @@ def _sql_time(value: datetime) -> str:
     return value.isoformat(" ")
 
 
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    """Values as JSON takes them (tags are sent as tuples or sets)."""
-    return {
-        k: sorted(v) if isinstance(v, frozenset | set) else list(v) if isinstance(v, tuple) else v
-        for k, v in values.items()
-    }
+def _json_default(value: Any) -> Any:
+    """Tags may be sent as sets; anything else JSON cannot take is kept as its text."""
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+_SENT_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 
 def _iso(value: datetime | None) -> str | None:

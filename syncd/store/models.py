@@ -110,9 +110,10 @@ class Journal(Base):
     behind means the process died in between: the next run recognises the values on the target
     that equal what was sent as syncd's own, not as the person's data.
 
-    ``sent`` is a JSON object of view key → the value sent; ``hashes`` a JSON object of view
-    key → [hash of the value sent, hash of the source's value it came from, hash of the target's
-    value before] (``null``: empty).
+    ``sent`` is a JSON object of the app's field names → the values sent; ``hashes`` a JSON
+    object of the field hashes: the target's and the source's bases as planned once written,
+    the target's hashes before, and which fields were written (see
+    :meth:`syncd.store.JournalRow.hashes`).
     ``record_id`` is the written record (``None`` for a create, known by ``key``, its pending
     write's key, and ``source_id``, the record it was made from).
     """
