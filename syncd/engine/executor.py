@@ -87,6 +87,7 @@ Progress = Callable[[int, int], None]
 #: its Nth crash point (of that kind: ``journaled``, before a batch is sent; ``sent``, after it
 #: returned and before its outcome is committed; ``committed``), so a kill lands exactly there
 CRASH_ENV = "SYNCD_TEST_CRASH_AT"
+CRASH_POINTS = ("journaled", "sent", "committed")
 #: called at every crash point with its kind; tests set it to stop a run dead in-process
 crash_hook: Callable[[str], None] | None = None
 
@@ -106,8 +107,11 @@ class CrashCounter:
             self.act()
 
     @classmethod
-    def from_env(cls, value: str) -> CrashCounter:
-        where, _, count = value.rpartition(":")
+    def from_env(cls, value: str) -> CrashCounter | None:
+        """``N`` or ``WHERE:N``; anything else is ignored (a test hook never stops syncd)."""
+        where, _, count = value.strip().rpartition(":")
+        if not count.isascii() or not count.isdigit() or where not in ("", *CRASH_POINTS):
+            return None
         return cls(int(count), where or None, _kill_self)
 
 
