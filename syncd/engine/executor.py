@@ -254,6 +254,8 @@ class SyncRun:
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
+        #: records a create of this run linked (the new record, and its source)
+        self.linked_by_create: set[tuple[str, str]] = set()
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -292,13 +294,14 @@ class SyncRun:
             # cancelled (a shutdown past its deadline): what was committed stays committed
             outcome, message = "interrupted", "cancelled; committed work is kept"
             raise
-        except BaseException:
-            outcome, message = "interrupted", "stopped dead; committed work is kept"
-            raise
         except Exception as exc:
             outcome = "failed"
             message = redact(f"{type(exc).__name__}: {exc}")
             self.log.exception("run failed")
+        except BaseException:
+            # stopped dead (KeyboardInterrupt, SystemExit, a test's crash): not a success
+            outcome, message = "interrupted", "stopped dead; committed work is kept"
+            raise
         finally:
             await self._close_connectors()
             if self.run_id is not None:
@@ -811,6 +814,17 @@ class SyncRun:
             (p.side, p.source_id): p.key
             for p in await self.store.run(self.store.list_pending, self.sync.name)
         }
+        source_side = other(side)
+        taken = [(p, w) for p, w in items if (source_side, w.source_id) in self.linked_by_create]
+        if taken:
+            # a create of this run on the other side came back with this very record (an app
+            # that keeps a create's idempotency key answered a crashed run's create with the
+            # record it had made, whose email was changed since): it is linked already
+            items = [
+                (p, w) for p, w in items if (source_side, w.source_id) not in self.linked_by_create
+            ]
+            for pair, _ in taken:
+                pending_ops[id(pair)] -= 1
         kept = self.kept_emails[side]
         if kept:
             held = [(p, w) for p, w in items if w.email and value_hash(w.email) in kept]
@@ -864,9 +878,19 @@ class SyncRun:
             _crash_point("sent")
             issues = []
             done_keys = []
+            created = []
             for row, (pair, write), result in zip(pending, chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
+                if result.ok and result.id and self._linked_elsewhere(side, result.id):
+                    result = WriteResult(
+                        result.key,
+                        error=f"the app answered with record {result.id}, which is linked to "
+                        "another record already; not linked twice",
+                    )
                 if result.ok and result.id:
+                    self.linked_by_create.add((side, result.id))
+                    self.linked_by_create.add((source_side, write.source_id or ""))
+                    created.append(pair)
                     setattr(pair.link, f"{side}_id", result.id)
                     self.counts[f"created_{side}"] += 1
                     if result.version is not None:
@@ -877,7 +901,6 @@ class SyncRun:
                     source = other(side)
                     issues.append(self._failure(pair, source, write.source_id or "", write, result))
                     done_keys.append(row.key)
-            created = [p for (p, _), r in zip(chunk, results, strict=True) if r.ok and r.id]
             await self._commit_pairs(
                 created,
                 failed,
@@ -888,6 +911,10 @@ class SyncRun:
             )
             _crash_point("committed")
             self._progress(len(chunk))
+
+    def _linked_elsewhere(self, side: str, record_id: str) -> bool:
+        """Whether ``record_id`` on ``side`` is linked already (a create cannot have made it)."""
+        return (side, record_id) in self.linked_by_create or record_id in self.index.fps[side]
 
     async def _archives(
         self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
