@@ -190,3 +190,23 @@ async def test_the_journal_holds_what_is_sent_before_it_is_sent_and_nothing_afte
     assert journal_rows(state) == [("a", "update", '{"title":"CEO"}')]
     await clean(sync, state)
     assert journal_rows(state) == []
+
+
+async def test_a_create_replayed_by_its_key_after_the_email_changed_is_linked_once(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    """The create reached a and the process died; then someone changed the email of the new
+    record in a, so the next run cannot find it by email. The create is sent again with its key,
+    and the app answers with that same record (as apps with idempotency keys do) while the
+    record is also new to the plan: it is linked once, and never copied back as a new person."""
+    app("mem-b").add({"email": "p@x.com", "first_name": "Pat"})
+    sync = small_batches(tmp_path, plugins)
+    state = tmp_path / "state"
+    await crashed(sync, state, "sent", 1)
+    ((rid, _),) = by_email("mem-a").values()
+    app("mem-a").edit(rid, email="pat@new.example")
+    await clean(sync, state)
+    await clean(sync, state)
+    for account in ("mem-a", "mem-b"):
+        assert list(by_email(account)) == ["pat@new.example"], app(account).live()
+    assert (await clean(sync, state)).counts["updated_b"] == 0
