@@ -19,6 +19,10 @@ Everything symmetrical holds with a and b swapped. Without a base (a first merge
 never blanks a filled one; a field changed on both sides goes to the winner. A record revived by
 edit-beats-delete that matches a new record keeps its own base: what it changed since wins.
 
+After a crash, the journal (``PlanInput.journal``: what a run sent but never committed) gives a
+field whose target holds what was sent that value as its base, and the source's value it came
+from as the source's, also in a first merge: an edit made since, on either side, is an edit.
+
 ``plan`` decides the links; new records come back as :class:`NewRecords`, which the executor
 plans a slice at a time (``Plan.match_all`` plans them all, for a dry run).
 """
