@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -703,13 +704,13 @@ class SyncRun:
         link = pair.link
         if link.base_a_json is None or link.base_b_json is None:
             theirs = pair.writes.get(source)
-            other_way = _ENCODE(list(theirs.values) if theirs is not None else [])
+            other_way = _keys_json(tuple(theirs.values) if theirs is not None else ())
         else:
             other_way = "null"
+        before = _ENCODE(write.before) if write.before else "{}"
         packed = (
             f'{{"t":{target_base},"s":{pair.base.get(source) or "{}"},'
-            f'"b":{_ENCODE(write.before or {})},"w":{_ENCODE(list(write.values))},'
-            f'"o":{other_way}}}'
+            f'"b":{before},"w":{_keys_json(tuple(write.values))},"o":{other_way}}}'
         )
         return JournalRow(
             target,
@@ -1063,6 +1064,12 @@ class SyncRun:
 
 
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=256)
+def _keys_json(keys: tuple[str, ...]) -> str:
+    """A list of field keys as JSON (most writes of a run share a handful of key sets)."""
+    return _ENCODE(list(keys))
 
 
 async def run_sync(sync: SyncConfig, store: Store, options: RunOptions | None = None) -> RunResult:
