@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest packaging demo bench clean venv
+.PHONY: test lint typecheck pytest packaging demo bench soak clean venv
 
 venv: $(STAMP)
 
@@ -44,6 +44,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+
+# the crash soak (not part of `make test`): >= 1,000 kill points per pair of apps, then the
+# state machine with crashes for 10,000+ steps
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --quiet
+	SYNCD_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -p no:cacheprovider tests/test_engine_stateful.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,19 +1,26 @@
 """Rule 4: ``kill -9`` at any instant, then another run: no duplicate, no lost update, an intact
 database. A real ``syncd sync`` process merges two CSV files of 500 contacts each and is killed
-20 times at seeded random moments; between kills a person edits the files. Wherever the kills
-land, the final state must be the same."""
+20 times at seeded crash points (``SYNCD_TEST_CRASH_AT``: the Nth journal commit, send or
+outcome commit; never a timer); between kills a person edits the files. Wherever the kills
+land, the final state must be the same.
+
+Then issue 21's scenario (a kill inside the first merge's write window, then an edit on the
+other side), and a slice of the crash soak (``syncd.testing.soak``; ``make soak`` runs it at
+length)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import random
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 from support import SYNCD, cli_env, write_sync
+
+from syncd.testing.soak import soak
 
 COUNT = 500
 SHARED = 250
@@ -85,29 +92,24 @@ def test_kill_9_during_a_merge_loses_nothing_and_duplicates_nothing(tmp_path: Pa
     env = cli_env()
 
     expected_city: dict[str, str] = {}
+    kills = 0
     for kill in range(KILLS):
-        stamps = (a_file.stat().st_mtime_ns, b_file.stat().st_mtime_ns)
-        process = subprocess.Popen(
+        # killed with SIGKILL at a seeded crash point (before a batch is sent, after it
+        # returned, or after its outcome was committed), counted, never timed
+        process = subprocess.run(
             [*command, "sync", "crash"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            env=cli_env(SYNCD_TEST_CRASH_AT=str(rng.randint(1, 60))),
+            capture_output=True,
+            timeout=600,
         )
-        # kill once the run has started writing, a seeded moment later, so that every kill
-        # lands in the middle of real work while there is work left
-        while process.poll() is None:
-            if (a_file.stat().st_mtime_ns, b_file.stat().st_mtime_ns) != stamps:
-                time.sleep(rng.uniform(0, 0.3))
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.005)
-        process.wait()
+        kills += process.returncode == -signal.SIGKILL
         # someone edits a contact on side a while syncd is down
         email = f"p{rng.randrange(COUNT)}@example.com"
         city = f"Edited{kill}"
         if edit_city(a_file, email, city):
             expected_city[email] = city
 
+    assert kills >= KILLS // 2, "the kills must land in the middle of real work"
     final = subprocess.run(
         [*command, "sync", "crash"], env=env, capture_output=True, text=True, timeout=600
     )
@@ -142,3 +144,158 @@ def test_kill_9_during_a_merge_loses_nothing_and_duplicates_nothing(tmp_path: Pa
         assert db.execute("SELECT count(*) FROM pending_write").fetchone()[0] == 0
     finally:
         db.close()
+
+
+# --- issue 21: a kill inside the first merge's write window ---------------------------------
+
+SCENARIO_A, SCENARIO_B, SCENARIO_SHARED = 3000, 2100, 1000
+FIELDS = ["email", "first_name", "last_name", "title", "city"]
+
+
+def scenario_files(tmp_path: Path) -> tuple[Path, Path]:
+    """Two CSVs of 3,000 and 2,100 people, 1,000 shared with differing fields: a has no title
+    and its own city for the shared people, b has both."""
+    a_rows = [
+        {
+            "email": f"p{i}@example.com" if i < SCENARIO_SHARED else f"a{i}@example.com",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "title": "",
+            "city": f"Acity{i % 50}",
+        }
+        for i in range(SCENARIO_A)
+    ]
+    b_rows = [
+        {
+            "email": f"p{i}@example.com" if i < SCENARIO_SHARED else f"b{i}@example.com",
+            "first_name": f"First{i}",
+            "last_name": f"Last{i}",
+            "title": f"Btitle{i}",
+            "city": f"Bcity{i % 40}",
+        }
+        for i in range(SCENARIO_B)
+    ]
+    a_file, b_file = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_rows(a_file, a_rows, FIELDS)
+    write_rows(b_file, b_rows, FIELDS)
+    write_sync(
+        tmp_path / "config",
+        "crash",
+        f"""
+        winner = "a"
+        [a]
+        connector = "csv"
+        path = "{a_file}"
+        batch_size = 100
+        [b]
+        connector = "csv"
+        path = "{b_file}"
+        batch_size = 100
+        """,
+    )
+    return a_file, b_file
+
+
+def write_rows(path: Path, rows: list[dict[str, str]], fields: list[str]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_an_edit_after_a_kill_inside_the_first_merge_is_an_edit_not_a_conflict(
+    tmp_path: Path,
+) -> None:
+    """Issue 21: killed (SIGKILL, at a set crash point, not a timer) after a.csv received b's
+    titles for 800 people and before those links were committed, then 20 of those titles are
+    edited in b.csv: the rerun must take the edits as edits (a's titles are syncd's own
+    half-finished writes, journaled), not let a "win" them back as a conflict."""
+    a_file, b_file = scenario_files(tmp_path)
+    state = tmp_path / "state"
+    command = [*SYNCD, "--config", str(tmp_path / "config"), "--state-dir", str(state)]
+    # the eighth batch sent (updates of a come first): 800 rows of a rewritten, no link yet
+    killed = subprocess.run(
+        [*command, "sync", "crash"],
+        env=cli_env(SYNCD_TEST_CRASH_AT="sent:8"),
+        capture_output=True,
+        timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    a_rows = {row["email"]: row for row in read_csv(a_file)}
+    written = sorted(
+        (e for e, row in a_rows.items() if row["title"].startswith("Btitle")),
+        key=lambda e: int(e[1:].split("@")[0]),
+    )
+    assert len(written) == 800
+    db = sqlite3.connect(state / "syncd.db")
+    try:
+        assert db.execute("SELECT count(*) FROM link").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 800
+    finally:
+        db.close()
+
+    # a person edits the title of 20 of those people in b.csv while syncd is down
+    rng = random.Random(21)
+    edited = {email: f"Edited title {n}" for n, email in enumerate(rng.sample(written, 20))}
+    b_rows = read_csv(b_file)
+    for row in b_rows:
+        if row["email"] in edited:
+            row["title"] = edited[row["email"]]
+    write_rows(b_file, b_rows, list(b_rows[0]))
+
+    rerun = subprocess.run(
+        [*command, "sync", "crash", "--json"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    a_final = {row["email"]: row for row in read_csv(a_file)}
+    b_final = {row["email"]: row for row in read_csv(b_file)}
+    lost = [
+        e
+        for e, title in edited.items()
+        if (a_final[e]["title"], b_final[e]["title"])
+        != (
+            title,
+            title,
+        )
+    ]
+    assert not lost, f"{len(lost)} of 20 edits lost, e.g. {lost[0]}: {a_final[lost[0]]}"
+    # the rest of the merge is as it would have been without the kill
+    total = SCENARIO_A + SCENARIO_B - SCENARIO_SHARED
+    for rows in (a_final, b_final):
+        assert len(rows) == total
+    assert len(read_csv(a_file)) == len(read_csv(b_file)) == total
+    for i in range(SCENARIO_SHARED):
+        email = f"p{i}@example.com"
+        assert a_final[email]["city"] == b_final[email]["city"] == f"Acity{i % 50}"  # winner a
+        if email not in edited:
+            assert a_final[email]["title"] == b_final[email]["title"] == f"Btitle{i}"
+    db = sqlite3.connect(state / "syncd.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM journal").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM pending_write").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+# --- the soak, a slice of it (``make soak`` runs >= 1,000 kill points per pair of apps) ------
+
+
+def test_kill_points_with_edits_on_both_sides_over_csv_xero_and_salesflare() -> None:
+    """60 seeded kill points (journaled / sent / committed, chosen by count, never by a clock)
+    over CSV to CSV, Xero to CSV and Salesflare to CSV, both sides edited between kills: no
+    duplicate, no one-sided record, no lost edit, an intact database, nothing pending, and a
+    final run that writes nothing (``syncd.testing.soak``)."""
+    pairs = [("csv", "csv"), ("xero", "csv"), ("salesflare", "csv")]
+    counts = asyncio.run(soak(pairs, 60, seed=2026, per_episode=10))
+    assert counts.kill_points >= 60
+    assert set(counts.kills_by_point) == {"journaled", "sent", "committed"}
+    assert counts.edits > 50 and counts.fields_checked > 300
+    assert counts.ok, "\n".join(counts.problems[:10])
+    assert (counts.duplicates, counts.lost_edits, counts.one_side_only) == (0, 0, 0)
+    assert (counts.integrity_failures, counts.pending_left, counts.journal_left) == (0, 0, 0)
+    assert counts.final_writes == 0

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import json
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +49,28 @@ from syncd.connector import (
     WriteResult,
 )
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
-from syncd.engine.model import SIDES, PairPlan, Plan, PlanInput, SideInput, Write, other
+from syncd.engine.model import (
+    SIDES,
+    Journal,
+    PairPlan,
+    Plan,
+    PlanInput,
+    SideInput,
+    Write,
+    other,
+)
 from syncd.engine.planner import count_actions, plan
 from syncd.logs import get_logger
 from syncd.redact import redact
-from syncd.store import IssueRow, LinkIndex, LinkRow, PendingRow, Store
+from syncd.store import (
+    IssueRow,
+    JournalRow,
+    LinkIndex,
+    LinkRow,
+    PendingRow,
+    Store,
+    encode_base,
+)
 from syncd.store.lock import SyncLock
 
 log = get_logger("syncd.engine")
@@ -63,6 +83,50 @@ LINK_COMMIT_CHUNK = 2000
 NEW_RECORDS_SLICE = 5000
 
 Progress = Callable[[int, int], None]
+
+#: the test hook of the crash tests: ``N`` (or ``WHERE:N``) kills the process with SIGKILL at
+#: its Nth crash point (of that kind: ``journaled``, before a batch is sent; ``sent``, after it
+#: returned and before its outcome is committed; ``committed``), so a kill lands exactly there
+CRASH_ENV = "SYNCD_TEST_CRASH_AT"
+CRASH_POINTS = ("journaled", "sent", "committed")
+#: called at every crash point with its kind; tests set it to stop a run dead in-process
+crash_hook: Callable[[str], None] | None = None
+
+
+class CrashCounter:
+    """Counts crash points and acts at the Nth (of one kind, or of any)."""
+
+    def __init__(self, at: int, where: str | None, act: Callable[[], None]) -> None:
+        self.at, self.where, self.act = at, where, act
+        self.seen = 0
+
+    def __call__(self, where: str) -> None:
+        if self.where is not None and where != self.where:
+            return
+        self.seen += 1
+        if self.seen == self.at:
+            self.act()
+
+    @classmethod
+    def from_env(cls, value: str) -> CrashCounter | None:
+        """``N`` or ``WHERE:N``; anything else is ignored (a test hook never stops syncd)."""
+        where, _, count = value.strip().rpartition(":")
+        if not count.isascii() or not count.isdigit() or where not in ("", *CRASH_POINTS):
+            return None
+        return cls(int(count), where or None, _kill_self)
+
+
+def _kill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if os.environ.get(CRASH_ENV):
+    crash_hook = CrashCounter.from_env(os.environ[CRASH_ENV])
+
+
+def _crash_point(where: str) -> None:
+    if crash_hook is not None:
+        crash_hook(where)
 
 
 _gc_holds = 0
@@ -188,6 +252,11 @@ class SyncRun:
         self.index = LinkIndex()
         self.done = 0
         self.total = 0
+        #: records with journal entries not yet settled (side, record id): a commit of their
+        #: outcome removes them
+        self.journaled: set[tuple[str, str]] = set()
+        #: records a create of this run linked (the new record, and its source)
+        self.linked_by_create: set[tuple[str, str]] = set()
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -231,6 +300,10 @@ class SyncRun:
             outcome = "failed"
             message = redact(f"{type(exc).__name__}: {exc}")
             self.log.exception("run failed")
+        except BaseException:
+            # stopped dead (KeyboardInterrupt, SystemExit, a test's crash): not a success
+            outcome, message = "interrupted", "stopped dead; committed work is kept"
+            raise
         finally:
             await self._close_connectors()
             if self.run_id is not None:
@@ -269,8 +342,13 @@ class SyncRun:
         first_run = state.initialized_at is None
         complete = {side: self._list_in_full(side, state, first_run) for side in SIDES}
 
+        journal_rows = await self.store.run(self.store.load_journal, sync.name)
         if not self.options.dry_run:
-            await self._reconcile_pending(complete)
+            await self._reconcile_pending(complete, journal_rows)
+        journal = Journal.build(journal_rows)
+        self.journaled = {
+            (row.side, row.record_id) for row in journal_rows if row.record_id is not None
+        }
         self.index = await self.store.run(self.store.load_link_index, sync.name)
         backed_off = await self.store.run(self.store.backed_off, sync.name)
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
@@ -300,7 +378,9 @@ class SyncRun:
             match_phone=sync.match == "email+phone",
             rules_a_to_b=sync.rules_a_to_b,
             rules_b_to_a=sync.rules_b_to_a,
+            journal=journal,
         )
+        gone = self._journal_gone(inp)
         the_plan = await self._plan(inp)
         if self.options.dry_run or not all(i.complete or not i.readable for i in (inp.a, inp.b)):
             # a dry run shows the whole plan; creates on a side listed incrementally are looked
@@ -324,6 +404,8 @@ class SyncRun:
         await self._apply(the_plan)
         await self._apply_new_records(the_plan, inp)
         await self._prune_pending()
+        if gone:
+            await self.store.run(self.store.remove_journal, sync.name, gone)
         if complete["a"] and complete["b"]:
             # a listing in full tells every excluded and ambiguous record: older reports of
             # records this run did not report again are settled
@@ -447,11 +529,14 @@ class SyncRun:
             )
         return info
 
-    async def _reconcile_pending(self, complete: dict[str, bool]) -> None:
+    async def _reconcile_pending(
+        self, complete: dict[str, bool], journal_rows: Sequence[JournalRow]
+    ) -> None:
         """Creates a killed run may have sent: link what the target already has (rule 4)."""
         pending = await self.store.run(self.store.list_pending, self.sync.name)
         if not pending:
             return
+        planned = {row.key: row.bases() for row in journal_rows if row.kind == "create"}
         for side in SIDES:
             rows = [p for p in pending if p.side == side and p.email]
             connector = self.connectors[side]
@@ -482,10 +567,18 @@ class SyncRun:
                 link.state = "linked"
                 # what the target holds is what was sent: the base of both sides, so that an
                 # edit made since on either side is a change, not a conflict with our own copy
-                sent = hashes(self.fields[side].view(matches[0].data))
-                pair_keys = {p.key for p in self.pairs}
-                link.set_base(side, sent)
-                link.set_base(other(side), {k: v for k, v in sent.items() if k in pair_keys})
+                bases = planned.get(row.key)
+                if bases is not None:
+                    # the journal tells what was sent and what it came from: the bases the run
+                    # would have committed, so that a field edited since (on either side) is
+                    # an edit
+                    link.set_base(side, bases[0])
+                    link.set_base(other(side), bases[1])
+                else:
+                    sent = hashes(self.fields[side].view(matches[0].data))
+                    pair_keys = {p.key for p in self.pairs}
+                    link.set_base(side, sent)
+                    link.set_base(other(side), {k: v for k, v in sent.items() if k in pair_keys})
                 link.fp_a = link.fp_b = None
                 new_links.append(link)
                 done.append(row.key)
@@ -589,6 +682,48 @@ class SyncRun:
         if done:
             await self.store.run(self.store.remove_pending, done)
 
+    def _journal_gone(self, inp: PlanInput) -> list[tuple[str, str]]:
+        """Journaled records a full listing no longer shows (deleted since): their entries
+        can go (asked before the run lets written records go)."""
+        gone = []
+        for side, rid in self.journaled:
+            info = inp.side(side)
+            listed = info.listed(rid) or rid in info.unreadable
+            if info.complete and info.readable and not listed:
+                gone.append((side, rid))
+        return gone
+
+    def _journal_row(
+        self, pair: PairPlan, write: Write, kind: str, sent: RecordWrite
+    ) -> JournalRow:
+        """What is about to be sent to ``write.side``, as the journal keeps it: built from the
+        planned bases' JSON text as it is (nothing decoded, for 100,000 creates)."""
+        target, source = write.side, other(write.side)
+        target_base = pair.base.get(target)
+        if target_base is None:
+            target_base = encode_base(hashes(write.values))
+        link = pair.link
+        if link.base_a_json is None or link.base_b_json is None:
+            theirs = pair.writes.get(source)
+            other_way = _keys_json(tuple(theirs.values) if theirs is not None else ())
+        else:
+            other_way = "null"
+        before = _ENCODE(write.before) if write.before else "{}"
+        packed = (
+            f'{{"t":{target_base},"s":{pair.base.get(source) or "{}"},'
+            f'"b":{before},"w":{_keys_json(tuple(write.values))},"o":{other_way}}}'
+        )
+        return JournalRow(
+            target,
+            kind,
+            write.record_id,
+            write.source_id or link.record_id(source),
+            sent.key,
+            sent.data,
+            packed,
+            self.run_id,
+        )
+
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():
             raise RunStopped("interrupted", "stopped by shutdown; committed work is kept")
@@ -639,7 +774,16 @@ class SyncRun:
                 )
                 for pair, w in chunk
             ]
+            # rule 4: what is sent is journaled before it goes out
+            journal = [
+                self._journal_row(pair, w, "update", rw)
+                for (pair, w), rw in zip(chunk, writes, strict=True)
+            ]
+            await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
+            self.journaled.update((side, w.record_id or "") for _, w in chunk)
+            _crash_point("journaled")
             results = await self._send(connector.update, writes, side, [w.key for w in writes])
+            _crash_point("sent")
             issues = []
             for (pair, write), result in zip(chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
@@ -659,6 +803,7 @@ class SyncRun:
             await self._commit_pairs(
                 [p for p, _ in chunk if pending_ops[id(p)] == 0], failed, (), issues
             )
+            _crash_point("committed")
             self._progress(len(chunk))
 
     async def _creates(
@@ -673,6 +818,17 @@ class SyncRun:
             (p.side, p.source_id): p.key
             for p in await self.store.run(self.store.list_pending, self.sync.name)
         }
+        source_side = other(side)
+        taken = [(p, w) for p, w in items if (source_side, w.source_id) in self.linked_by_create]
+        if taken:
+            # a create of this run on the other side came back with this very record (an app
+            # that keeps a create's idempotency key answered a crashed run's create with the
+            # record it had made, whose email was changed since): it is linked already
+            items = [
+                (p, w) for p, w in items if (source_side, w.source_id) not in self.linked_by_create
+            ]
+            for pair, _ in taken:
+                pending_ops[id(pair)] -= 1
         kept = self.kept_emails[side]
         if kept:
             held = [(p, w) for p, w in items if w.email and value_hash(w.email) in kept]
@@ -709,18 +865,36 @@ class SyncRun:
                 )
                 for _, write in chunk
             ]
-            # rule 4: the intent is durable before the request goes out
-            await self.store.run(self.store.add_pending, self.sync.name, pending, self.run_id)
             writes = [
                 RecordWrite(key=row.key, data=self._to_app(side, w.values))
                 for row, (_, w) in zip(pending, chunk, strict=True)
             ]
+            # rule 4: the intent, and what is sent, are durable before the request goes out
+            journal = [
+                self._journal_row(pair, w, "create", rw)
+                for rw, (pair, w) in zip(writes, chunk, strict=True)
+            ]
+            await self.store.run(
+                self.store.add_pending, self.sync.name, pending, self.run_id, journal
+            )
+            _crash_point("journaled")
             results = await self._send(connector.create, writes, side, [w.key for w in writes])
+            _crash_point("sent")
             issues = []
             done_keys = []
+            created = []
             for row, (pair, write), result in zip(pending, chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
+                if result.ok and result.id and self._linked_elsewhere(side, result.id):
+                    result = WriteResult(
+                        result.key,
+                        error=f"the app answered with record {result.id}, which is linked to "
+                        "another record already; not linked twice",
+                    )
                 if result.ok and result.id:
+                    self.linked_by_create.add((side, result.id))
+                    self.linked_by_create.add((source_side, write.source_id or ""))
+                    created.append(pair)
                     setattr(pair.link, f"{side}_id", result.id)
                     self.counts[f"created_{side}"] += 1
                     if result.version is not None:
@@ -733,7 +907,6 @@ class SyncRun:
                     source = other(side)
                     issues.append(self._failure(pair, source, write.source_id or "", write, result))
                     done_keys.append(row.key)
-            created = [p for (p, _), r in zip(chunk, results, strict=True) if r.ok and r.id]
             await self._commit_pairs(
                 created,
                 failed,
@@ -742,7 +915,12 @@ class SyncRun:
                 pending_done=done_keys,
                 partial={id(p) for p in created if pending_ops[id(p)] > 0},
             )
+            _crash_point("committed")
             self._progress(len(chunk))
+
+    def _linked_elsewhere(self, side: str, record_id: str) -> bool:
+        """Whether ``record_id`` on ``side`` is linked already (a create cannot have made it)."""
+        return (side, record_id) in self.linked_by_create or record_id in self.index.fps[side]
 
     async def _archives(
         self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
@@ -756,7 +934,15 @@ class SyncRun:
             self._check_stop()
             chunk = pairs[start : start + size]
             ids = [pair.link.record_id(side) or "" for pair in chunk]
+            journal = [
+                JournalRow(side, "archive", rid, pair.link.record_id(other(side)), None, {})
+                for pair, rid in zip(chunk, ids, strict=True)
+            ]
+            await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
+            self.journaled.update((side, rid) for rid in ids)
+            _crash_point("journaled")
             results = await self._send(connector.archive, ids, side, ids)
+            _crash_point("sent")
             issues = []
             for pair, result in zip(chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
@@ -772,6 +958,7 @@ class SyncRun:
                         )
                     )
             await self._commit_pairs(chunk, failed, (), issues)
+            _crash_point("committed")
             self._progress(len(chunk))
 
     def _take_stored(self, pair: PairPlan, side: str, result: WriteResult) -> None:
@@ -817,8 +1004,17 @@ class SyncRun:
         rows: list[LinkRow] = []
         drops: list[int] = []
         clean: list[tuple[str, str]] = list(resolved)
+        settled: list[tuple[str, str]] = []
+        journaled = self.journaled
         for pair in pairs:
             link = pair.link
+            if journaled and id(pair) not in failed and id(pair) not in partial:
+                # the outcome of what was sent to these records is committed now
+                for side in SIDES:
+                    rid = link.record_id(side)
+                    if rid is not None and (side, rid) in journaled:
+                        settled.append((side, rid))
+                        journaled.discard((side, rid))
             if pair.drop:
                 if link.id is not None:
                     drops.append(link.id)
@@ -848,6 +1044,7 @@ class SyncRun:
             pending_done=pending_done,
             run_id=self.run_id,
             drop_links=drops,
+            journal_done=settled,
         )
 
     # --- cursors ----------------------------------------------------------------------------
@@ -879,6 +1076,15 @@ class SyncRun:
             values["initialized_at"] = now
         if values:
             await self.store.run(self.store.update_state, self.sync.name, **values)
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=256)
+def _keys_json(keys: tuple[str, ...]) -> str:
+    """A list of field keys as JSON (most writes of a run share a handful of key sets)."""
+    return _ENCODE(list(keys))
 
 
 async def run_sync(sync: SyncConfig, store: Store, options: RunOptions | None = None) -> RunResult:

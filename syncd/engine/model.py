@@ -11,7 +11,7 @@ from syncd.config import Rule
 from syncd.connector import RawValue, RemoteRecord
 from syncd.contact import FieldValue
 from syncd.engine.fields import FieldPair, SideFields
-from syncd.store import IssueRow, LinkRow
+from syncd.store import IssueRow, JournalRow, LinkRow
 
 SIDES = ("a", "b")
 
@@ -169,6 +169,55 @@ class SideInput:
         self._made.clear()
 
 
+#: a journaled field: (hash sent, hash of the source's value it came from, target's before)
+Sent = tuple[str | None, str | None, str | None]
+
+
+@dataclass
+class Journal:
+    """What runs that died before committing their outcome had sent (rule 4), for the planner.
+
+    A field whose value on the target equals what was sent is syncd's own write: its base is
+    what was sent (and the source's value it came from), so that a person's later edit on
+    either side is an edit, not a conflict with syncd's half-finished write. A field that holds
+    neither what was sent nor what it held before was edited since by a person.
+    """
+
+    #: (side, record id) → the fields sent to that record, newest entry first
+    updates: dict[tuple[str, str], list[dict[str, Sent]]] = field(default_factory=dict)
+    #: (side created on, source record id) → the fields the create sent, newest first
+    creates: dict[tuple[str, str], list[dict[str, Sent]]] = field(default_factory=dict)
+    #: records syncd archived
+    archives: set[tuple[str, str]] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, rows: Iterable[JournalRow]) -> Journal:
+        journal = cls()
+        for row in rows:
+            if row.kind == "archive" and row.record_id is not None:
+                journal.archives.add((row.side, row.record_id))
+            elif row.kind == "create" and row.source_id is not None:
+                journal.creates.setdefault((row.side, row.source_id), []).append(row.hashes())
+            elif row.record_id is not None:
+                journal.updates.setdefault((row.side, row.record_id), []).append(row.hashes())
+        return journal
+
+    def __bool__(self) -> bool:
+        return bool(self.updates or self.creates or self.archives)
+
+    def sent_to(
+        self, side: str, record_id: str | None, source_id: str | None
+    ) -> list[tuple[bool, dict[str, Sent]]]:
+        """The entries of writes to ``record_id`` on ``side`` (or of a create there from
+        ``source_id``), newest first, each with whether it was a create."""
+        found: list[tuple[bool, dict[str, Sent]]] = []
+        if record_id is not None:
+            found.extend((False, e) for e in self.updates.get((side, record_id), ()))
+        if source_id is not None:
+            found.extend((True, e) for e in self.creates.get((side, source_id), ()))
+        return found
+
+
 @dataclass
 class PlanInput:
     pairs: list[FieldPair]
@@ -191,6 +240,8 @@ class PlanInput:
     #: how many of those have a record on each side (for the guards of rule 7)
     linked_count: int = 0
     linked_on: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    #: writes of earlier runs whose outcome was never committed (a crash)
+    journal: Journal = field(default_factory=Journal)
 
     def side(self, name: str) -> SideInput:
         return self.a if name == "a" else self.b
@@ -213,6 +264,9 @@ class Write:
     email: str | None = None
     #: the record's email (hash) before this write, which the write frees on its side
     old_email_hash: str | None = None
+    #: an update's fields as the target held them before (hashes; None: empty), journaled
+    #: with what is sent so that the next run tells a write that never landed from an edit
+    before: dict[str, str | None] | None = None
 
 
 @dataclass

@@ -19,6 +19,10 @@ Everything symmetrical holds with a and b swapped. Without a base (a first merge
 never blanks a filled one; a field changed on both sides goes to the winner. A record revived by
 edit-beats-delete that matches a new record keeps its own base: what it changed since wins.
 
+After a crash, the journal (``PlanInput.journal``: what a run sent but never committed) gives a
+field whose target holds what was sent that value as its base, and the source's value it came
+from as the source's, also in a first merge: an edit made since, on either side, is an edit.
+
 ``plan`` decides the links; new records come back as :class:`NewRecords`, which the executor
 plans a slice at a time (``Plan.match_all`` plans them all, for a dry run).
 """
@@ -212,7 +216,8 @@ class _Planner:
             gone_a = status_a in ("gone", "archived")
             gone_b = status_b in ("gone", "archived")
             if gone_a and gone_b:
-                self.out.pairs.append(PairPlan(link, drop=True))
+                archived = self.archived_by_journal(link, status_a, status_b, ra, rb)
+                self.out.pairs.append(archived or PairPlan(link, drop=True))
             elif gone_a or gone_b:
                 self.plan_deletion(link, "a" if gone_a else "b", ra, rb)
             else:
@@ -241,6 +246,32 @@ class _Planner:
                 setattr(revived, f"{other(survivor)}_id", None)
             self.new[survivor].append((record, revived))
 
+    def archived_by_journal(
+        self,
+        link: LinkRow,
+        status_a: str,
+        status_b: str,
+        ra: SideRecord | None,
+        rb: SideRecord | None,
+    ) -> PairPlan | None:
+        """A record deleted on one side whose partner a crashed run archived (journaled): the
+        outcome that run would have committed, not a pair deleted on both sides."""
+        journal = self.inp.journal
+        if not journal:
+            return None
+        for side, status, record in (("a", status_a, ra), ("b", status_b, rb)):
+            gone = status_b if side == "a" else status_a
+            rid = link.record_id(side)
+            if status == "archived" and gone == "gone" and (side, rid) in journal.archives:
+                pair = PairPlan(link, state="archived")
+                pair.base = {s: link.base_json(s) for s in SIDES}
+                pair.fp = {s: link.fp(s) for s in SIDES}
+                if record is not None:
+                    pair.base[side] = encode_base(hashes(self.values(side, record)))
+                    pair.fp[side] = record.fp
+                return pair
+        return None
+
     def restore(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
         restored = _copy(link)
         restored.state = "linked"
@@ -255,8 +286,29 @@ class _Planner:
         self.out.pairs.append(pair)
 
     def edited(self, side: str, link: LinkRow, record: SideRecord) -> bool:
-        """Whether a record's mapped values differ from its base (not merely its fingerprint)."""
-        return record.changed and hashes(self.values(side, record)) != (link.base(side) or {})
+        """Whether a record's mapped values differ from its base (not merely its fingerprint).
+        A field holding what a crashed run wrote there (journaled) is not an edit."""
+        if not record.changed:
+            return False
+        now = hashes(self.values(side, record))
+        base = link.base(side) or {}
+        if now == base:
+            return False
+        entries = self.inp.journal.sent_to(side, record.id, None) if self.inp.journal else []
+        if not entries:
+            return True
+        base = dict(base)
+        seen: set[str] = set()
+        for _, entry in entries:
+            for key, (sent, _origin, _before) in entry.items():
+                if key in seen or now.get(key) != sent:
+                    continue
+                seen.add(key)
+                if sent is None:
+                    base.pop(key, None)
+                else:
+                    base[key] = sent
+        return now != base
 
     def plan_merge(self, link: LinkRow, ra: SideRecord | None, rb: SideRecord | None) -> None:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
@@ -289,14 +341,21 @@ class _Planner:
         current = {s: self.current_hashes(s, link, records[s]) or {} for s in SIDES}
         base = {s: link.base(s) for s in SIDES}
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
+        journaled = self.journal_bases(link, records, current)
         outgoing: dict[str, dict[str, FieldValue] | None] = {"a": None, "b": None}
+        #: a side that sends only the fields it changed since a crashed run's journaled write
+        journal_only = {"a": False, "b": False}
         for source in SIDES:
             record = records[source]
             target = other(source)
             if record is None or not (changed[source] or first):
                 continue
             if first and self.inp.initial == f"{target}-into-{source}":
-                continue  # on the first run the other side is the master copy
+                # on the first run the other side is the master copy; but what a person
+                # edited since a crashed run wrote it is an edit
+                if not journaled:
+                    continue
+                journal_only[source] = True
             if not self.inp.side(target).writable:
                 continue
             outgoing[source] = self.outgoing(source, record, records[target])
@@ -305,7 +364,7 @@ class _Planner:
         for source in SIDES:
             # fields only rules set follow whenever the record travels
             for key, value in (outgoing[source] or {}).items():
-                if key not in self.pair_keys:
+                if key not in self.pair_keys and not journal_only[source]:
                     new = value_hash(value) if value is not None else None
                     if new != current[other(source)].get(key):
                         writes[other(source)][key] = value
@@ -314,6 +373,10 @@ class _Planner:
             ha, hb = current["a"].get(key), current["b"].get(key)
             if known is not None and current[known[0]].get(key) != known[1].get(key):
                 changed_a, changed_b = known[0] == "a", known[0] == "b"
+            elif key in journaled:
+                # a crashed run's write: the base is what it sent, and what that came from
+                base_a, base_b = journaled[key]
+                changed_a, changed_b = ha != base_a, hb != base_b
             elif first:
                 changed_a = changed_b = True
                 if ha is None or hb is None:
@@ -341,7 +404,7 @@ class _Planner:
                 source = "a" if changed_a else "b"
             target = other(source)
             sent = outgoing[source]
-            if sent is None or key not in sent:
+            if sent is None or key not in sent or (journal_only[source] and key not in journaled):
                 continue
             value = sent[key]
             target_hash = current[target].get(key)
@@ -362,12 +425,44 @@ class _Planner:
                 writes[target],
                 email=self.email_for(ra, rb),
                 old_email_hash=current[target].get(EMAIL),
+                before={key: current[target].get(key) for key in writes[target]},
             )
         for side in SIDES:
             pair.base[side] = encode_base(_after(current[side], writes[side]))
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
         pair.matched = link.id is None
         return pair
+
+    def journal_bases(
+        self,
+        link: LinkRow,
+        records: dict[str, SideRecord | None],
+        current: dict[str, dict[str, str]],
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """The fields a run that died before committing had written to this pair, with the
+        bases they stand for: field key → (base a, base b).
+
+        A target holding what was sent holds syncd's own write; one holding neither that nor
+        what it held before was edited since by a person; one holding what it held before
+        never got the write (an older entry may still explain it)."""
+        journal = self.inp.journal
+        if not journal:
+            return {}
+        found: dict[str, tuple[str | None, str | None]] = {}
+        for target in SIDES:
+            if records[target] is None:
+                continue
+            source = other(target)
+            entries = journal.sent_to(target, link.record_id(target), link.record_id(source))
+            for created, entry in entries:
+                for key, (sent, origin, before) in entry.items():
+                    if key in found or key not in self.pair_keys:
+                        continue
+                    now = current[target].get(key)
+                    if now != sent and not created and now == before:
+                        continue  # this write never landed
+                    found[key] = (sent, origin) if target == "a" else (origin, sent)
+        return found
 
     def fp_after(
         self,
@@ -441,7 +536,11 @@ class _Planner:
             if self.inp.deletion_tag not in current:
                 new_tags = frozenset(current | {self.inp.deletion_tag})
                 pair.writes[survivor] = Write(
-                    survivor, record.id, {"tags": new_tags}, email=self.email_of(survivor, record)
+                    survivor,
+                    record.id,
+                    {"tags": new_tags},
+                    email=self.email_of(survivor, record),
+                    before={"tags": hashes(values).get("tags")},
                 )
                 pair.base[survivor] = encode_base(_after(hashes(values), {"tags": new_tags}))
                 pair.fp[survivor] = None

@@ -102,10 +102,41 @@ class PendingWrite(Base):
     run_id = IntegerField(null=True)
 
 
+class Journal(Base):
+    id = AutoField()
+
+    """What syncd sent, per field (rule 4): one row per outgoing update, create or archive,
+    committed before the request goes out and deleted once its outcome is committed. A row left
+    behind means the process died in between: the next run recognises the values on the target
+    that equal what was sent as syncd's own, not as the person's data.
+
+    ``sent`` is a JSON object of the app's field names → the values sent; ``hashes`` a JSON
+    object of the field hashes: the target's and the source's bases as planned once written,
+    the target's hashes before, and which fields were written (see
+    :meth:`syncd.store.JournalRow.hashes`).
+    ``record_id`` is the written record (``None`` for a create, known by ``key``, its pending
+    write's key, and ``source_id``, the record it was made from).
+    """
+
+    sync = CharField()
+    run_id = IntegerField(null=True)
+    side = CharField()
+    kind = CharField()
+    record_id = CharField(null=True)
+    source_id = CharField(null=True)
+    key = CharField(null=True)
+    sent = TextField()
+    hashes = TextField()
+    created_at = DateTimeField()
+
+    class Meta:
+        table_name = "journal"
+
+
 class KeyValue(Base):
     key = CharField(primary_key=True)
     value = TextField()
     updated_at = DateTimeField()
 
 
-ALL_MODELS = (SyncState, Link, Run, RecordIssue, PendingWrite, KeyValue)
+ALL_MODELS = (SyncState, Link, Run, RecordIssue, PendingWrite, Journal, KeyValue)
