@@ -454,3 +454,32 @@ async def test_each_update_in_a_batch_gets_its_own_outcome(
     assert [(i["side"], i["email"]) for i in issues] == [("b", "bad@x.com")]
     cities = {str(r["email"]): r.get("city") for r in b.live().values()}
     assert cities == {"ok1@x.com": "Leeds", "bad@x.com": None, "ok2@x.com": "Leeds"}
+
+
+async def test_a_deletion_tag_toward_an_app_without_tags_counts_no_update(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    """``syncd check`` refuses ``deletions = "tag"`` toward an app without tags; the engine,
+    given such a sync anyway, plans no write for it, so no count claims an update."""
+    import dataclasses
+
+    a, b = app("tagdel-a"), app("tagdel-b")
+    ids = [a.add({"email": f"p{i}@x.com"}) for i in range(12)]
+    from support import write_sync
+
+    from syncd.config import load_sync
+
+    path = write_sync(
+        tmp_path / "config",
+        "tagdel",
+        '[a]\nconnector = "memory"\naccount = "tagdel-a"\n'
+        '[b]\nconnector = "memory-notags"\naccount = "tagdel-b"\n',
+    )
+    sync = load_sync(path, plugins)
+    sync = dataclasses.replace(sync, deletions="tag")
+    await run(sync, store)
+    a.delete(ids[0])
+    before = b.write_calls
+    result = await run(sync, store, full=True)
+    assert result.counts["updated_b"] == 0, result.counts
+    assert b.write_calls == before

@@ -167,6 +167,10 @@ class SideFields:
             hashlib.blake2b(signature.encode(), digest_size=8).digest(),
         )
 
+    def has(self, key: str) -> bool:
+        """Whether this side's records hold the view key ``key`` at all."""
+        return any(k == key for k, _, _ in self.fields)
+
     def view(self, data: Mapping[str, RawValue]) -> dict[str, FieldValue]:
         values: dict[str, FieldValue] = {}
         region = self.phone_region

@@ -529,7 +529,9 @@ class _Planner:
         if policy == "archive" and self.inp.side(survivor).can_archive:
             pair.archive = (survivor,)
             pair.state = "archived"
-        elif policy == "tag" and record is not None:
+        elif policy == "tag" and record is not None and self.inp.side(survivor).fields.has("tags"):
+            # an app that keeps no tags cannot be tagged: no write is planned, and so none is
+            # counted (config refuses this setup; the engine never claims a write regardless)
             values = self.values(survivor, record)
             tags = values.get("tags")
             current = set(tags) if isinstance(tags, frozenset) else set()
