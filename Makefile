@@ -45,10 +45,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 
-# the crash soak (not part of `make test`): >= 1,000 kill points per pair of apps, then the
-# state machine with crashes for 10,000+ steps
+# the crash soak (not part of `make test`): >= 1,000 in-process kill points per pair of apps,
+# 1,000 real SIGKILLs of syncd processes over the four pairs, then the state machine with crashes
+# for 10,000+ steps
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --quiet
+	$(BIN)/python bench/soak.py --quiet --sigkill --points 250
 	SYNCD_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -p no:cacheprovider tests/test_engine_stateful.py
 
 clean:

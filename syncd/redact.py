@@ -1,10 +1,11 @@
 """Secret redaction: every secret value resolved from the config is registered here, and log lines,
 error messages and ``--json`` output pass through :func:`redact` before they leave the process.
 
-A secret is masked where it stands as a whole token: not inside a longer word, an email address
-or a host name (an API key ``sandbox`` must not turn ``sandbox.user@example.com`` into
-``***.user@example.com``), but wherever it is delimited: by spaces, quotes, ``=``, ``&``, ``/``,
-``:``, brackets, or a full stop ending a sentence. The config refuses secrets shorter than
+A secret is masked wherever it stands as a whole token: not glued to a letter or digit on either
+side (an API key ``sandbox1`` must not turn ``Sandbox1User`` into ``***User``), but delimited by
+anything else — spaces, quotes, ``=``, ``&``, ``/``, ``.``, ``-``, ``_``, ``@`` — so that a secret
+in a URL path, a file name or an address is still masked (``https://h/KEY.json``, ``KEY@host``).
+Leaking a secret is worse than masking a word too many. The config refuses secrets shorter than
 :data:`MIN_LENGTH` characters, which could not be masked safely.
 """
 
@@ -21,10 +22,9 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
-# A token character, and the joiners that continue a token when a token character follows them
-# (the dot of a host name or of an email address's local part, the @ of an address).
-_BEFORE = r"(?<![\w])(?<![\w][.@+-])"
-_AFTER = r"(?![\w])(?![.@+-][\w])"
+# a token's edge: no ASCII letter or digit beside it
+_BEFORE = r"(?<![A-Za-z0-9])"
+_AFTER = r"(?![A-Za-z0-9])"
 
 
 def register_secret(value: object) -> None:

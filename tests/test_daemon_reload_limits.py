@@ -4,6 +4,8 @@ config error like any other: the reload answers 422, and the old config keeps ru
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
+SYNCD_CLI = [sys.executable, "-m", "syncd.cli"]
 
 
 def _sync(config: Path, data: Path, name: str, interval: str) -> Path:
@@ -86,3 +89,32 @@ def test_a_reload_to_an_out_of_range_interval_keeps_the_old_config_running(
         ] == 7200
         assert daemon.stop() == 0
     assert "Traceback" not in daemon.log_text()
+
+
+def test_syncd_reload_prints_every_problem_as_an_error_line(tmp_path: Path) -> None:
+    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
+    data.mkdir()
+    listen = f"127.0.0.1:{free_port()}"
+    write_daemon_config(config, listen, state)
+    for name in ("one", "two"):
+        (data / f"{name}-a.csv").write_text(f"email\n{name}@example.com\n")
+        _sync(config, data, name, '"1h"')
+    with DaemonProcess(config, state, listen, env=ENV) as daemon:
+        daemon.wait_ready()
+        _sync(config, data, "one", '"1ms"')
+        _sync(config, data, "two", "1e308")
+        result = subprocess.run(
+            [*SYNCD_CLI, "--config", str(config), "--state-dir", str(state), "reload"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        assert result.returncode == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) >= 2, result.stderr
+        assert all(line.startswith("error: ") for line in lines), result.stderr
+        assert any("one.toml: interval" in line for line in lines), result.stderr
+        assert any("two.toml: interval" in line for line in lines), result.stderr
+        assert "Traceback" not in result.stderr
+        assert daemon.stop() == 0

@@ -38,6 +38,7 @@ def test_sigint_again_and_again_during_shutdown_exits_0_without_a_traceback(
         "email,first_name\n" + "".join(f"p{i}@example.com,P{i}\n" for i in range(1500))
     )
     target = data / "b.csv"
+    hold = data / "release"  # never created: the run stays in its writes until it is cancelled
     (config / "syncs" / "big.toml").write_text(
         textwrap.dedent(
             f"""
@@ -50,17 +51,22 @@ def test_sigint_again_and_again_during_shutdown_exits_0_without_a_traceback(
             connector = "testcsv"
             path = "{target}"
             batch_size = 5
-            delay = 0.3
+            hold = "{hold}"
+            hold_after = 2
             """
         )
     )
     daemon = DaemonProcess(config, state, listen, env=ENV)
     with daemon:
         daemon.wait_ready()
-        # a long run is going on, so the shutdown has a sync to wait for
-        wait_until(lambda: _rows(target) >= 10, 120, "the first batches to be written")
-        sent = 0
+        # a run is held in its writes, so the shutdown has a sync to wait for
+        held = Path(f"{hold}.held")
+        wait_until(held.exists, 120, "the run to be held in its writes")
         assert daemon.process is not None
+        # the first Ctrl-C: the daemon stops, and waits for the held run
+        daemon.send(signal.SIGINT)
+        sent = 1
+        wait_until(lambda: '"event": "stopping"' in daemon.log_text(), 120, "the stop to begin")
         # as a person leaning on Ctrl-C would: until the process is gone
         while daemon.process.poll() is None:
             daemon.send(signal.SIGINT)

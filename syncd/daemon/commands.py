@@ -53,7 +53,9 @@ def add_daemon_commands(cli: click.Group) -> None:
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    click.echo(f"error: {redact(message)}", err=True)
+    # a config with several problems answers one line each: each says it is an error
+    for line in redact(message).splitlines() or [""]:
+        click.echo(f"error: {line}", err=True)
     sys.exit(status)
 
 

@@ -246,7 +246,7 @@ class SalesflareApp(SideApp):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "api_key": "sandbox",
+            "api_key": "sandbox-api-key",
             "base_url": self.server.url,
             "calls_per_minute": 60000,
             "concurrency": 4,

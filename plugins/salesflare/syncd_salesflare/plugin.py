@@ -27,7 +27,7 @@ def register_sandboxes(register: Any) -> None:
         "salesflare",
         _sandbox,
         help=(
-            "Salesflare contacts and accounts API (Bearer API key 'sandbox'; "
+            "Salesflare contacts and accounts API (Bearer API key 'sandbox-api-key'; "
             "options: count, api_key, rate_limit, max_batch, sort_keys)"
         ),
     )

@@ -423,7 +423,7 @@ async def test_a_name_xero_derived_does_not_come_back_as_a_company(
         flagship = Flagship(xero, salesflare, syncd)
         syncd.write_sync("demo", DERIVED_SYNC.format(xero=xero.url, salesflare=salesflare.url))
 
-        first = (await syncd.sync("demo"))["counts"]
+        first = (await syncd.sync("demo")).counts
         assert first["created_a"] == 4 and first["failed"] == 0
         names = {email: c["Name"] for email, c in (await flagship.xero_contacts()).items()}
         assert names == {
@@ -434,7 +434,7 @@ async def test_a_name_xero_derived_does_not_come_back_as_a_company(
         }
 
         writes = await flagship.writes()
-        second = (await syncd.sync("demo"))["counts"]
+        second = (await syncd.sync("demo")).counts
         assert {k: second[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
         assert await flagship.writes() == writes, "a run without edits wrote"
         assert sorted(a["name"] for a in state.accounts.values()) == ["Cho Ltd"]
@@ -454,7 +454,7 @@ async def test_a_name_xero_derived_does_not_come_back_as_a_company(
         state.update_contact(cat, {"account": None})
         await syncd.sync("demo")
         writes = await flagship.writes()
-        again = (await syncd.sync("demo"))["counts"]
+        again = (await syncd.sync("demo")).counts
         assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
         assert await flagship.writes() == writes
         assert state.render_contact(state.contacts[cat])["account"] is None
@@ -495,7 +495,7 @@ async def test_a_xero_contact_named_after_its_person_is_no_company(
         )  # fmt: skip
         syncd.write_sync("demo", ORGANISATION_SYNC.format(xero=xero.url, salesflare=salesflare.url))
 
-        first = (await syncd.sync("demo"))["counts"]
+        first = (await syncd.sync("demo")).counts
         assert first["failed"] == 0 and first["linked"] == 1
         names = {email: c["Name"] for email, c in (await flagship.xero_contacts()).items()}
         assert names == {
@@ -522,7 +522,7 @@ async def test_a_xero_contact_named_after_its_person_is_no_company(
         assert sorted(a["name"] for a in state.accounts.values()) == ["Acme Ltd", "Cho Ltd"]
 
         writes = await flagship.writes()
-        second = (await syncd.sync("demo"))["counts"]
+        second = (await syncd.sync("demo")).counts
         assert {k: second[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
         assert await flagship.writes() == writes
 
@@ -532,7 +532,7 @@ async def test_a_xero_contact_named_after_its_person_is_no_company(
         await syncd.sync("demo")
         assert (await flagship.xero_contacts())["cat@cho.test"]["Name"] == "Cat Cho"
         writes = await flagship.writes()
-        again = (await syncd.sync("demo"))["counts"]
+        again = (await syncd.sync("demo")).counts
         assert {k: again[k] for k in WRITE_COUNTS} == dict.fromkeys(WRITE_COUNTS, 0)
         assert await flagship.writes() == writes
         assert companies()["cat@cho.test"] is None
