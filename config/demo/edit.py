@@ -13,24 +13,14 @@ The addresses and the key come from the environment that ``. .demo/env`` sets.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
 
-
-def _call(method: str, url: str, body: Any = None, token: str | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
+# run.py beside this file is the demo itself; its HTTP helper serves both
+from run import http as _call
 
 
 def _env(name: str) -> str:

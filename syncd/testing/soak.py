@@ -70,6 +70,9 @@ class Counts:
     fields_checked: int = 0
     edits_kept: int = 0
     conflicts_won_by_winner: int = 0
+    #: fields edited on both sides where the other side's later edit was kept: a crashed run's
+    #: write the winner's side was edited over before it landed (see ``History.expected``)
+    conflicts_latest_edit_kept: int = 0
     duplicates: int = 0
     lost_edits: int = 0
     one_side_only: int = 0
@@ -316,6 +319,11 @@ class History:
         if len(sides) == 1:
             return {entries[-1][1]}, False
         return {[h for s, h in entries if s == winner][-1], entries[-1][1]}, True
+
+    def winners_edit(self, email: str, key: str, winner: str) -> str | None:
+        """The hash of the winner side's latest edit of the field, if it edited it."""
+        mine = [h for s, h in self.edits.get((email, key), []) if s == winner]
+        return mine[-1] if mine else None
 
 
 # --- one episode ----------------------------------------------------------------------------
@@ -619,8 +627,12 @@ class Episode:
             got = {s: snapshots[s][email][0][1].get(key) for s in ("a", "b")}
             hashes = {s: value_hash(v) if v is not None else None for s, v in got.items()}
             if hashes["a"] == hashes["b"] and hashes["a"] in want:
-                counts.edits_kept += not conflict
-                counts.conflicts_won_by_winner += conflict
+                if not conflict:
+                    counts.edits_kept += 1
+                elif hashes["a"] == self.history.winners_edit(email, key, WINNER):
+                    counts.conflicts_won_by_winner += 1
+                else:
+                    counts.conflicts_latest_edit_kept += 1
             else:
                 counts.lost_edits += 1
                 counts.problems.append(
