@@ -7,6 +7,7 @@ hangs is still stopped, by pytest-timeout.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,3 +42,13 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.open()
     yield s
     s.close()
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the first-merge example, so that no test changes the tracked files."""
+    from support import FIRST_MERGE_EXAMPLE
+
+    target = tmp_path / "config"
+    shutil.copytree(FIRST_MERGE_EXAMPLE, target)
+    return target

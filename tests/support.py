@@ -7,6 +7,7 @@ shortcuts on top.
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -68,3 +69,19 @@ def _split_toml(text: str) -> tuple[str, str]:
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment for a ``syncd`` subprocess: this one without ``SYNCD_*``, plus ``extra``."""
     return runner.syncd_environment(extra)
+
+
+#: the README's first-merge example (two CSV files and a sync between them)
+FIRST_MERGE_EXAMPLE = ROOT / "config" / "examples" / "first-merge"
+
+
+def syncd_on(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``syncd --config CONFIG --state-dir CONFIG/../state ARGS``, run to its end."""
+    return subprocess.run(
+        [*SYNCD, "--config", str(config), "--state-dir", str(config.parent / "state"), *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )

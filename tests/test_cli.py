@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-from support import ROOT, SYNCD, cli_env
+from support import SYNCD, cli_env, syncd_on
 
-EXAMPLE = ROOT / "config" / "examples" / "first-merge"
-
-
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(EXAMPLE, target)
-    return target
-
-
-def syncd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SYNCD, "--config", str(config), "--state-dir", str(config.parent / "state"), *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-    )
+syncd = syncd_on
 
 
 def test_first_merge_preview_then_run(example: Path) -> None:

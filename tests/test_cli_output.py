@@ -4,20 +4,17 @@ one way everywhere, and tables have a header row (``errors`` shows an email once
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import ROOT, SYNCD, cli_env
+from support import syncd_on
 
 from syncd.cli_output import duration, history_lines, issue_lines, plural, table, timestamp
 from syncd.store import RunRow
 
-EXAMPLE = ROOT / "config" / "examples" / "first-merge"
 #: every duration the human output prints has this shape
 DURATION = re.compile(r"^(\d+\.\d\ds|\d+m\d\ds|\d+h\d\dm)$")
 
@@ -81,22 +78,7 @@ def test_timestamps_are_utc_to_the_second() -> None:
 # --- the commands themselves ------------------------------------------------------------------
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    target = tmp_path / "config"
-    shutil.copytree(EXAMPLE, target)
-    return target
-
-
-def syncd(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SYNCD, "--config", str(config), "--state-dir", str(config.parent / "state"), *args],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
+syncd = syncd_on
 
 
 def test_check_counts_one_sync_as_one_sync(example: Path) -> None:

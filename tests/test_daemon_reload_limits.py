@@ -36,6 +36,17 @@ def _sync(config: Path, data: Path, name: str, interval: str) -> Path:
     return path
 
 
+def _daemon_with_two_syncs(config: Path, state: Path, data: Path) -> DaemonProcess:
+    """A daemon (not started yet: enter it) with the valid hourly syncs ``one`` and ``two``."""
+    data.mkdir()
+    listen = f"127.0.0.1:{free_port()}"
+    write_daemon_config(config, listen, state)
+    for name in ("one", "two"):
+        (data / f"{name}-a.csv").write_text(f"email\n{name}@example.com\n")
+        _sync(config, data, name, '"1h"')
+    return DaemonProcess(config, state, listen, env=ENV)
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
@@ -50,13 +61,7 @@ def test_a_reload_to_an_out_of_range_interval_keeps_the_old_config_running(
     tmp_path: Path, bad: str, message: str
 ) -> None:
     config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
-    data.mkdir()
-    listen = f"127.0.0.1:{free_port()}"
-    write_daemon_config(config, listen, state)
-    for name in ("one", "two"):
-        (data / f"{name}-a.csv").write_text(f"email\n{name}@example.com\n")
-        _sync(config, data, name, '"1h"')
-    with DaemonProcess(config, state, listen, env=ENV) as daemon:
+    with _daemon_with_two_syncs(config, state, data) as daemon:
         daemon.wait_ready()
         wait_until(
             lambda: all(s["last_success_at"] for s in daemon.get("/api/v1/status")["syncs"]),
@@ -93,13 +98,7 @@ def test_a_reload_to_an_out_of_range_interval_keeps_the_old_config_running(
 
 def test_syncd_reload_prints_every_problem_as_an_error_line(tmp_path: Path) -> None:
     config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
-    data.mkdir()
-    listen = f"127.0.0.1:{free_port()}"
-    write_daemon_config(config, listen, state)
-    for name in ("one", "two"):
-        (data / f"{name}-a.csv").write_text(f"email\n{name}@example.com\n")
-        _sync(config, data, name, '"1h"')
-    with DaemonProcess(config, state, listen, env=ENV) as daemon:
+    with _daemon_with_two_syncs(config, state, data) as daemon:
         daemon.wait_ready()
         _sync(config, data, "one", '"1ms"')
         _sync(config, data, "two", "1e308")

@@ -126,11 +126,9 @@ def second_shell(command: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cleanly(
-    tmp_path: Path,
-) -> None:
-    workdir = tmp_path / "demo"
-    process = subprocess.Popen(
+def start_demo(workdir: Path) -> subprocess.Popen[str]:
+    """``make demo``'s script in the background, its output on a pipe."""
+    return subprocess.Popen(
         [sys.executable, str(DEMO), "--workdir", str(workdir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -140,6 +138,13 @@ def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cl
         cwd=ROOT,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
+
+
+def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "demo"
+    process = start_demo(workdir)
     terminal = Terminal(process)
     try:
         terminal.wait_for(r"its runs show here\. Ctrl-C stops everything")
@@ -205,16 +210,7 @@ def test_ctrl_c_twice_during_the_first_merge_stops_everything_without_a_tracebac
     tmp_path: Path,
 ) -> None:
     workdir = tmp_path / "demo"
-    process = subprocess.Popen(
-        [sys.executable, str(DEMO), "--workdir", str(workdir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-        stdin=subprocess.DEVNULL,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    process = start_demo(workdir)
     terminal = Terminal(process)
     try:
         terminal.wait_for(r"^Waiting for the first merge")
