@@ -49,7 +49,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox import install_switches
+from syncd.sandbox import install_switches, option_list
 
 DEFAULT_SITE = "demo-site"
 DEFAULT_LISTS = ("newsletter", "customers")
@@ -139,8 +139,7 @@ def create_app(seed: int | None = None, options: dict[str, Any] | None = None) -
     ``signature_encoding`` (hex|base64|any), ``rate_limit``, ``rate_window`` (seconds), ``count``
     (customers seeded per list when ``seed`` is given, default 300), ``keep_requests``."""
     options = dict(options or {})
-    lists = options.get("lists") or DEFAULT_LISTS
-    names = [n.strip() for n in lists.split(",")] if isinstance(lists, str) else list(lists)
+    names = option_list(options.get("lists") or DEFAULT_LISTS)
     sandbox = SalesfireState(
         site=str(options.get("site") or DEFAULT_SITE),
         secret=str(options.get("secret") or DEFAULT_SECRET).encode("utf-8"),

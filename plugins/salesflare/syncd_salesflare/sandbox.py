@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox import install_switches
+from syncd.sandbox import install_switches, option_list
 from syncd_salesflare.sandbox_seed import install_custom_fields, seed
 from syncd_salesflare.sandbox_store import (
     DEFAULT_SORT_KEYS,
@@ -130,9 +130,9 @@ def make_app(
     options = dict(options or {})
     state = SalesflareState(
         max_batch=int(options.get("max_batch", 100)),
-        sort_keys=tuple(options.get("sort_keys", DEFAULT_SORT_KEYS)),
+        sort_keys=tuple(option_list(options.get("sort_keys", DEFAULT_SORT_KEYS))),
     )
-    install_custom_fields(state, list(options.get("custom_fields", ())))
+    install_custom_fields(state, option_list(options.get("custom_fields")))
     if seed_value is not None:
         seed(state, seed_value, int(options.get("count", 300)))
     api_key = str(options.get("api_key", DEFAULT_API_KEY))

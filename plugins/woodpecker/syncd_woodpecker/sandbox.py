@@ -45,7 +45,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox import Handler, install_switches
+from syncd.sandbox import Handler, install_switches, option_list
 from syncd_woodpecker.fields import STATUSES
 from syncd_woodpecker.sandbox_seed import seed_prospects
 from syncd_woodpecker.sandbox_store import (
@@ -77,9 +77,7 @@ class SandboxOptions:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> SandboxOptions:
-        keys = options.get("api_keys") or [options.get("api_key") or DEFAULT_API_KEY]
-        if isinstance(keys, str):
-            keys = [keys]
+        keys = option_list(options.get("api_keys")) or [options.get("api_key") or DEFAULT_API_KEY]
         made = cls(
             api_keys=frozenset(str(k) for k in keys),
             diff=str(options.get("diff", "supported")),

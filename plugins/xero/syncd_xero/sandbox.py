@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox import install_switches
+from syncd.sandbox import install_switches, option_list
 from syncd_xero.sandbox_accounting import (
     Accounting,
     Limits,
@@ -78,9 +78,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     """The sandbox application (the factory registered as ``xero``)."""
     options = dict(options or {})
     clock = Clock()
-    names = options.get("tenants") or DEFAULT_TENANTS
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = option_list(options.get("tenants")) or list(DEFAULT_TENANTS)
     orgs: dict[str, Org] = {}
     for index, name in enumerate(names):
         org = Org(_tenant_id(str(name), index), str(name), clock)
