@@ -5,7 +5,9 @@ One aiohttp application serves what Xero spreads over three hosts, so the connec
 
 * login: ``GET /identity/connect/authorize`` (consents at once and redirects back);
 * identity: ``POST /connect/token``, ``POST /connect/revocation``, ``GET``/``DELETE /Connections``;
-* accounting: ``GET``/``PUT``/``POST /api.xro/2.0/Contacts``.
+* accounting: ``GET``/``PUT``/``POST /api.xro/2.0/Contacts`` and every other Contacts and
+  ContactGroups operation of the spec (``sandbox_contacts``); unknown routes and methods answer
+  in Xero's problem-details shape (``sandbox_errors``), as do the ``error_rate`` faults.
 
 Registered clients (override with options ``client_id``/``client_secret``):
 
@@ -52,9 +54,12 @@ from syncd_xero.sandbox_accounting import (
 from syncd_xero.sandbox_accounting import (
     routes as accounting_routes,
 )
+from syncd_xero.sandbox_contacts import routes as contact_routes
 from syncd_xero.sandbox_data import Clock, Org, render, seed_org
+from syncd_xero.sandbox_errors import DEFAULT_ERROR_STATUSES, fault, http_errors
 from syncd_xero.sandbox_identity import Client, Identity
 from syncd_xero.sandbox_identity import routes as identity_routes
+from syncd_xero.sandbox_oidc import routes as oidc_routes
 
 DEFAULT_TENANTS = ("Demo Company (UK)", "Demo Company (NZ)")
 DEFAULT_COUNT = 300
@@ -128,10 +133,15 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     app[STATE_KEY] = accounting
     # the switches go first (outermost) so that /_sandbox/calls counts every request, also the
     # ones Xero's own rules refuse
-    install_switches(app, too_many=switch_too_many)
+    install_switches(
+        app, too_many=switch_too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES
+    )
+    app.middlewares.append(http_errors())
     app.middlewares.append(middleware(accounting))
     app.add_routes(identity_routes(identity))
+    app.add_routes(oidc_routes(identity.signer))
     app.add_routes(accounting_routes(accounting))
+    app.add_routes(contact_routes(accounting))
     app.add_routes(_control_routes(accounting))
     return app
 

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from syncd_xero.sandbox_data import Clock, Org
+from syncd_xero.sandbox_oidc import Signer, issuer_of
 
 ACCESS_LIFETIME = 1800.0
 REFRESH_IDLE = 60 * 24 * 3600.0
@@ -82,6 +83,7 @@ class AuthCode:
     method: str
     expires_at: float
     used: bool = False
+    nonce: str | None = None
 
 
 @dataclass
@@ -97,6 +99,8 @@ class Identity:
     codes: dict[str, AuthCode] = field(default_factory=dict)
     #: tokens issued by the token endpoint, by grant type (for tests)
     issued: dict[str, int] = field(default_factory=dict)
+    #: signs the id_token of an ``openid`` grant (sandbox_oidc)
+    signer: Signer = field(default_factory=Signer)
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ def routes(identity: Identity) -> web.RouteTableDef:
             challenge,
             query.get("code_challenge_method", "plain"),
             identity.clock.now() + CODE_LIFETIME,
+            nonce=query.get("nonce") or None,
         )
         return _redirect(redirect_uri, {"code": code, "scope": query.get("scope", "")}, query)
 
@@ -241,7 +246,7 @@ def routes(identity: Identity) -> web.RouteTableDef:
         grant_type = form.get("grant_type", "")
         identity.issued[grant_type] = identity.issued.get(grant_type, 0) + 1
         if grant_type == "authorization_code":
-            return _exchange_code(identity, client, form)
+            return _exchange_code(identity, client, form, issuer_of(request))
         if grant_type == "refresh_token":
             return _refresh(identity, client, form.get("refresh_token", ""))
         if grant_type == "client_credentials":
@@ -300,7 +305,9 @@ def _redirect(redirect_uri: str, params: dict[str, str], query: Mapping[str, str
     return web.Response(status=302, headers={"Location": location})
 
 
-def _exchange_code(identity: Identity, client: Client, form: Mapping[str, str]) -> web.Response:
+def _exchange_code(
+    identity: Identity, client: Client, form: Mapping[str, str], issuer: str
+) -> web.Response:
     code = identity.codes.get(form.get("code", ""))
     now = identity.clock.now()
     if (
@@ -332,7 +339,12 @@ def _exchange_code(identity: Identity, client: Client, form: Mapping[str, str]) 
     )
     identity.grants[grant.grant_id] = grant
     with_refresh = "offline_access" in code.scope.split()
-    return web.json_response(identity._issue(grant, client, with_refresh))
+    body = identity._issue(grant, client, with_refresh)
+    if "openid" in code.scope.split():
+        body["id_token"] = identity.signer.id_token(
+            issuer, client.client_id, code.scope, str(body["access_token"]), code.nonce
+        )
+    return web.json_response(body)
 
 
 def _refresh(identity: Identity, client: Client, token: str) -> web.Response:
