@@ -56,7 +56,21 @@ LIST_PARAMS = frozenset(
         "q", "details",
     }
 )  # fmt: skip
-ACCOUNT_PARAMS = frozenset({"id", "name", "search", "domain", "limit", "offset", "order_by"})
+ACCOUNT_PARAMS = frozenset(
+    {
+        "id", "name", "search", "domain", "limit", "offset", "order_by", "details", "min_size",
+        "hotness", "creation_after", "tag.name",
+    }
+)  # fmt: skip
+CONTACT_TYPES = ("customer", "mycontacts")
+#: the 5xx Salesflare's spec lists (vendors.md §2.1): 500 only
+DEFAULT_ERROR_STATUSES = {"500": 1.0}
+_BOOM_ERRORS = {
+    500: ("Internal Server Error", "An internal server error occurred"),
+    502: ("Bad Gateway", "Bad Gateway"),
+    503: ("Service Unavailable", "Service Unavailable"),
+    504: ("Gateway Timeout", "Gateway Timeout"),
+}
 
 
 def boom(status: int, error: str, message: str) -> web.Response:
@@ -70,9 +84,14 @@ def too_many(request: web.Request, retry_after: float) -> web.StreamResponse:
     return boom(429, "Too Many Requests", "Rate limit exceeded")
 
 
+def fault(request: web.Request, status: int) -> web.StreamResponse:
+    """An ``error_rate`` fault as Hapi answers it (Boom hides a 500's own message)."""
+    error, message = _BOOM_ERRORS.get(status, ("Internal Server Error", "An internal error"))
+    return boom(status, error, message)
+
+
 def query_invalid(key: str, tail: str, constraint: str) -> web.Response:
-    body = Invalid([key], tail, "any", constraint).body()
-    body["validation"]["source"] = "query"
+    body = Invalid([key], tail, "any", constraint, source="query").body()
     return web.json_response(body, status=400)
 
 
@@ -172,7 +191,7 @@ def make_app(
     app = web.Application(middlewares=[salesflare_rules])
     app[STATE] = state
     # the switches' middleware runs first: latency, 5xx, drops and 429 bursts precede the rules
-    install_switches(app, too_many=too_many)
+    install_switches(app, too_many=too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES)
     app.middlewares.reverse()
 
     routes = web.RouteTableDef()
@@ -183,6 +202,13 @@ def make_app(
 
     @routes.get("/contacts")
     async def list_contacts(request: web.Request) -> web.Response:
+        return await contacts_listing(request, mine=False)
+
+    @routes.get("/me/contacts")
+    async def my_contacts(request: web.Request) -> web.Response:
+        return await contacts_listing(request, mine=True)
+
+    async def contacts_listing(request: web.Request, mine: bool) -> web.Response:
         _check_unknown(request, LIST_PARAMS)
         limit = _int_param(request, "limit", 20, 1)
         if page_cap:
@@ -193,8 +219,14 @@ def make_app(
         for i, key in enumerate(order_by):
             if key.split()[0] not in state.sort_keys:
                 options_text = ", ".join(state.sort_keys)
-                raise Invalid(["order_by", i], f"must be one of [{options_text}]", "any", "only")
+                raise Invalid(
+                    ["order_by", i], f"must be one of [{options_text}]", "any", "only", "query"
+                )
         records = _filter_contacts(state, request, include_archived)
+        if mine:
+            # the current user's contacts: the ones they own (every contact the sandbox makes is
+            # owned by its one user unless ``owner`` says otherwise)
+            records = [c for c in records if c.get("owner") in (None, state.user["id"])]
         page = state.sort(records, order_by)[offset : offset + limit]
         body = [state.render_contact(c) for c in page]
         if state.after_page is not None:
@@ -249,9 +281,30 @@ def make_app(
     @routes.get("/accounts")
     async def list_accounts(request: web.Request) -> web.Response:
         _check_unknown(request, ACCOUNT_PARAMS)
-        limit = _int_param(request, "limit", 20, 1)
+        limit = _int_param(request, "limit", 10, 1)  # "default 10" (Salesflare's spec)
         offset = _int_param(request, "offset", 0, 0)
+        _bool_param(request, "details")  # accepted; every answer carries the details
+        min_size = _int_param(request, "min_size", 0, 0)
+        hotness = _int_param(request, "hotness", 0, 0)
+        created_after = _date_param(request, "creation_after")
+        tag_names = {t.casefold() for t in request.query.getall("tag.name", [])}
         accounts = list(state.accounts.values())
+        if min_size:
+            accounts = [a for a in accounts if (a.get("size") or 0) >= min_size]
+        if hotness:
+            accounts = [a for a in accounts if a.get("hotness") == hotness]
+        if created_after is not None:
+            accounts = [
+                a
+                for a in accounts
+                if (moment := parse_date(a.get("creation_date"))) and moment > created_after
+            ]
+        if tag_names:
+            accounts = [
+                a
+                for a in accounts
+                if tag_names & {str(t.get("name", "")).casefold() for t in a.get("tags") or []}
+            ]
         for key in ("name", "search"):
             wanted = request.query.get(key)
             if wanted:
@@ -298,7 +351,7 @@ def make_app(
 def _id(request: web.Request, key: str) -> int:
     raw = request.match_info[key]
     if not raw.isdigit():
-        raise Invalid([key], "must be a number", "number", "base")
+        raise Invalid([key], "must be a number", "number", "base", "params")
     return int(raw)
 
 
@@ -327,6 +380,7 @@ def _filter_contacts(
     accounts = {int(i) for i in query.getall("account", []) if i.isdigit()}
     if accounts:
         records = [c for c in records if c.get("account") in accounts]
+    records = _documented_filters(state, query, records)
     for key, field_name, after in (
         ("modification_after", "modification_date", True),
         ("modification_before", "modification_date", False),
@@ -341,4 +395,88 @@ def _filter_contacts(
                 if (moment := parse_date(c.get(field_name))) is not None
                 and (moment > bound if after else moment < bound)
             ]
+    return records
+
+
+def _folded(values: Any) -> set[str]:
+    return {str(v).strip().casefold() for v in values if str(v).strip()}
+
+
+def _digits(text: Any) -> str:
+    return "".join(ch for ch in str(text or "") if ch.isdigit())
+
+
+def _documented_filters(
+    state: SalesflareState, query: Any, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The filters of Salesflare's spec beyond id/email/name/account/dates (vendors.md §2.3, §6).
+
+    How each matches is not documented; emulated (and said in the README): ``phone_number`` by its
+    digits, inside any of the contact's numbers; ``domain``, ``position.role`` and the address
+    filters case-insensitively and exactly, any of the repeated values; ``tag`` by tag id and
+    ``tag.name`` by name, any of the values; ``type=customer`` the contacts linked to an account,
+    ``type=mycontacts`` the ones the current user owns."""
+    phone = query.get("phone_number")
+    if phone is not None:
+        wanted = _digits(phone)
+        if not wanted:
+            raise Invalid(["phone_number"], "must contain a number", "string", "base", "query")
+
+        def numbers(c: dict[str, Any]) -> list[str]:
+            held = [c.get(k) for k in ("phone_number", "mobile_phone_number",
+                                       "home_phone_number", "fax_number")]  # fmt: skip
+            held += [p.get("number") for p in c.get("phone_numbers") or [] if not p.get("archived")]
+            return [_digits(n) for n in held if n]
+
+        records = [c for c in records if any(wanted in n for n in numbers(c))]
+    domains = _folded(query.getall("domain", []))
+    if domains:
+        records = [c for c in records if str(c.get("domain") or "").casefold() in domains]
+    tag_ids = set()
+    for raw in query.getall("tag", []):
+        if not raw.isdigit():
+            raise Invalid(["tag"], "must be a number", "number", "base", "query")
+        tag_ids.add(int(raw))
+    if tag_ids:
+        records = [c for c in records if tag_ids & {t.get("id") for t in c.get("tags") or []}]
+    tag_names = _folded(query.getall("tag.name", []))
+    if tag_names:
+        records = [
+            c
+            for c in records
+            if tag_names & {str(t.get("name", "")).casefold() for t in c.get("tags") or []}
+        ]
+    roles = _folded(query.getall("position.role", []))
+    if roles:
+        records = [
+            c
+            for c in records
+            if roles
+            & {str(p.get("role") or "").casefold() for p in c.get("positions") or []
+               if not p.get("archived")}
+        ]  # fmt: skip
+    for key, part in (
+        ("address.city", "city"),
+        ("address.country", "country"),
+        ("address.state_region", "state_region"),
+    ):
+        wanted_values = _folded(query.getall(key, []))
+        if wanted_values:
+            records = [
+                c
+                for c in records
+                if wanted_values
+                & {str(a.get(part) or "").casefold() for a in c.get("addresses") or []
+                   if not a.get("archived")}
+            ]  # fmt: skip
+    kind = query.get("type")
+    if kind is not None:
+        if kind not in CONTACT_TYPES:
+            raise Invalid(
+                ["type"], f"must be one of [{', '.join(CONTACT_TYPES)}]", "any", "only", "query"
+            )
+        if kind == "customer":
+            records = [c for c in records if c.get("account") in state.accounts]
+        else:
+            records = [c for c in records if c.get("owner") in (None, state.user["id"])]
     return records

@@ -21,11 +21,12 @@ Behaviours vendors.md does not settle are emulated as follows (each is named in 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from syncd_salesflare.sandbox_email import email_problem
 
 NAME_KEYS = ("name", "email", "prefix", "firstname", "middle", "lastname", "suffix")
 TEXT_KEYS = (
@@ -76,8 +77,6 @@ DEFAULT_SORT_KEYS = (
     "creation_date",
     "modification_date",
 )
-# Joi's email rule, loosely: one @, no white space, a dotted domain with a 2+ letter TLD.
-_EMAIL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]+@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
 
 
 @dataclass
@@ -88,6 +87,8 @@ class Invalid(Exception):
     message_tail: str  # what follows the quoted label: "must be a valid email"
     type: str
     constraint: str
+    #: where the value came from, as Hapi names it: ``payload``, ``query`` or ``params``
+    source: str = "payload"
 
     def label(self) -> str:
         out = ""
@@ -102,7 +103,7 @@ class Invalid(Exception):
             "error": "Bad Request",
             "message": message,
             "validation": {
-                "source": "payload",
+                "source": self.source,
                 "errors": [
                     {
                         "path": ".".join(str(p) for p in self.path),
@@ -269,7 +270,7 @@ class SalesflareState:
                     "string",
                     "max",
                 )
-            if text and not _EMAIL.match(text):
+            if text and email_problem(text) is not None:
                 raise Invalid(path, "must be a valid email", "string", "email")
             return text or None
         if key in TEXT_KEYS or key == "role":
