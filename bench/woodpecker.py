@@ -13,8 +13,8 @@ with conflicting or missing fields), the other half exist on one side only. A re
    calls of it (exit status 1 otherwise). A second run with nothing changed is reported too: it
    must write nothing.
 2. **Rate limits on**: Woodpecker publishes no request rate; its limit is that it processes one
-   request per API key at a time (six more may queue, the rest are dropped; the emulator refuses
-   a second concurrent request outright). With every request taking ``--service-ms`` on the
+   request per API key at a time (six more may queue, the rest are dropped; the emulator runs in
+   its ``concurrency="strict"`` mode here, which refuses a second concurrent request outright). With every request taking ``--service-ms`` on the
    emulator, the limit imposes at least (lower bound of calls) x (service time), since no two
    requests may overlap. Reports the wall time against that (and against the same merge with
    the limits off, so the difference is what the limit costs), and the requests refused for
@@ -124,7 +124,7 @@ def summary(app: web.Application, elapsed: float, result: dict[str, Any]) -> dic
 
 
 async def unlimited(count: int) -> dict[str, Any]:
-    app = make_app(SEED, {"count": count})
+    app = make_app(SEED, {"count": count, "concurrency": "strict"})
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         write_contacts(root / "contacts.csv", app, count)
@@ -147,7 +147,7 @@ async def unlimited(count: int) -> dict[str, Any]:
 
 
 async def limited(count: int, service_ms: float) -> dict[str, Any]:
-    app = make_app(SEED, {"count": count})
+    app = make_app(SEED, {"count": count, "concurrency": "strict"})
     switches(app).latency_ms = service_ms  # every request occupies the key for this long
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)

@@ -5,8 +5,11 @@ user name or password, as the legacy docs say):
 
 * ``GET /prospects``: ``page`` (from 1), ``per_page`` (default 100, at most 1,000), ``sort``
   (``+id`` by default), filters ``id`` (comma-separated), ``status``, ``search``
-  (``field=value,field=value``: AND across fields, OR within one; ``.*x.*`` is a regex) and
-  ``diff`` (``updated>YYYY-MM-DDTHH:mm:ss+HHMM``). A bare JSON array with ``X-Total-Count``;
+  (``field=value,field=value``: AND across fields, OR within one; ``.*x.*`` matches part of a
+  value; every listed field, ``organization_id`` and the legacy ``snipet1``-``snipet4``
+  spellings included), ``campaigns_id``, ``activity``, ``interested``, ``contacted`` and
+  ``diff`` (``updated>YYYY-MM-DDTHH:mm:ss+HHMM``); ``campaigns_details=true`` adds each
+  prospect's campaigns. A bare JSON array with ``X-Total-Count``;
   ``204`` and no body when a page is empty.
 * ``POST /add_prospects_list``: ``{"prospects": [...], "update"?, "file_name"?}``, up to 20,000
   prospects. Without ``"update": true`` existing prospects (matched by email, case-insensitively)
@@ -14,11 +17,19 @@ user name or password, as the legacy docs say):
   a refused prospect's item carries ``"status": "ERROR"``, ``code`` and ``msg``.
 * ``DELETE /prospects?id=1,2``: a global hard delete; ``200`` and no body; unknown ids ignored.
 
+* ``GET /me``: the account the key belongs to (the docs' example of an authenticated call).
+
 Errors are ``{"status": {"status": "ERROR", "code": "E_…", "msg": "…"}}``: 401 ``E_SESSION``
-for a bad key, 404 ``E_URL_NOT_FOUND``, 400 for the rest. **One request at a time per API key**:
-a request arriving while another is in flight is refused with ``E_TOO_MANY_REQUESTS`` (Woodpecker
-itself queues six and drops the rest [vendors.md §3.4]; refusing at once is the stricter reading,
-so a connector that passes here never relies on the queue).
+for a bad key, 404 ``E_URL_NOT_FOUND``, 400 for the rest; ``error_rate`` faults answer 500, 502,
+503 and 504 in equal shares with ``E_INTERNAL_ERROR`` in the same shape (Woodpecker documents no
+5xx: the code is inferred). **One request at a time per API key**, as documented: up to six more
+wait in line for up to 15 seconds, the rest are refused with ``E_TOO_MANY_REQUESTS``
+(``sandbox_queue``; vendors.md §3.4, §6). The option ``concurrency="strict"`` refuses any request
+that finds the key busy instead (the stricter reading, to show a connector never overlaps).
+
+Campaigns are emulated as far as the listing filters need them (``store.add_campaign``,
+``store.enrol``): ``campaigns_id``, ``activity``, ``interested``, ``contacted`` and
+``campaigns_details=true``.
 
 Options (``factory(seed, options)``), for what vendors.md marks secondary or unknown:
 
@@ -29,6 +40,8 @@ Options (``factory(seed, options)``), for what vendors.md marks secondary or unk
   prospect fails the whole request with 400)
 * ``per_page_limit``: 1000 (default) or 500 (what older clients enforced)
 * ``too_many_status``: 429 (default) or 400, the status of ``E_TOO_MANY_REQUESTS``
+* ``concurrency``: ``queue`` (default, as documented) or ``strict``; ``queue_size`` (6) and
+  ``queue_timeout`` (15 seconds) set the line
 * ``utc_offset``: the zone ``updated`` is written in (default ``+0200``, Woodpecker being Polish)
 """
 
@@ -37,7 +50,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,10 +59,19 @@ from aiohttp import web
 
 from syncd.sandbox import Handler, install_switches, option_list
 from syncd_woodpecker.fields import STATUSES
+from syncd_woodpecker.sandbox_queue import (
+    DOCUMENTED_QUEUE,
+    DOCUMENTED_WAIT,
+    Refused,
+    SerialQueue,
+)
 from syncd_woodpecker.sandbox_seed import seed_prospects
 from syncd_woodpecker.sandbox_store import (
+    ACTIVITIES,
+    INTERESTS,
     SEARCHABLE_FIELDS,
     SORTABLE_FIELDS,
+    Enrolment,
     Prospect,
     ProspectStore,
     parse_offset,
@@ -63,6 +84,15 @@ MAX_URL_CHARS = 4_100
 
 STORE_KEY = web.AppKey("woodpecker_store", ProspectStore)
 OPTIONS_KEY = web.AppKey("woodpecker_options", object)
+QUEUE_KEY = web.AppKey("woodpecker_queue", SerialQueue)
+#: Woodpecker documents no 5xx: every one of them, in equal shares (inferred)
+DEFAULT_ERROR_STATUSES = {"500": 1.0, "502": 1.0, "503": 1.0, "504": 1.0}
+_FAULT_MESSAGES = {
+    500: "Internal server error",
+    502: "Bad gateway",
+    503: "Service temporarily unavailable",
+    504: "Gateway timeout",
+}
 
 _DIFF = re.compile(r"^(updated|last_opened|last_clicked)([<>])(.+)$")
 
@@ -74,6 +104,9 @@ class SandboxOptions:
     batch_errors: str = "item"
     per_page_limit: int = 1000
     too_many_status: int = 429
+    concurrency: str = "queue"
+    queue_size: int = DOCUMENTED_QUEUE
+    queue_timeout: float = DOCUMENTED_WAIT
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> SandboxOptions:
@@ -84,7 +117,12 @@ class SandboxOptions:
             batch_errors=str(options.get("batch_errors", "item")),
             per_page_limit=int(options.get("per_page_limit", 1000)),
             too_many_status=int(options.get("too_many_status", 429)),
+            concurrency=str(options.get("concurrency", "queue")),
+            queue_size=int(options.get("queue_size", DOCUMENTED_QUEUE)),
+            queue_timeout=float(options.get("queue_timeout", DOCUMENTED_WAIT)),
         )
+        if made.concurrency not in ("queue", "strict"):
+            raise ValueError("concurrency must be queue or strict")
         if made.diff not in ("supported", "refused", "ignored"):
             raise ValueError("diff must be supported, refused or ignored")
         if made.batch_errors not in ("item", "request"):
@@ -96,6 +134,11 @@ def error_response(code: str, msg: str, status: int = 400) -> web.Response:
     return web.json_response(
         {"status": {"status": "ERROR", "code": code, "msg": msg}}, status=status
     )
+
+
+def fault(request: web.Request, status: int) -> web.StreamResponse:
+    """An ``error_rate`` fault in Woodpecker's ``{"status": {...}}`` shape."""
+    return error_response("E_INTERNAL_ERROR", _FAULT_MESSAGES.get(status, "Server error"), status)
 
 
 class ParamError(Exception):
@@ -129,25 +172,29 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
         )
         return response
 
-    in_flight: dict[str, int] = defaultdict(int)
+    line = SerialQueue(
+        queue_size=0 if settings.concurrency == "strict" else settings.queue_size,
+        timeout=settings.queue_timeout,
+    )
 
     @web.middleware
     async def one_at_a_time(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_sandbox/"):
             return await handler(request)
         account = request.headers.get("x-api-key") or request.headers.get("Authorization") or ""
-        if in_flight[account] >= 1:
+        try:
+            await line.acquire(account)
+        except Refused as refused:
             store.refused_concurrent += 1
             return error_response(
                 "E_TOO_MANY_REQUESTS",
-                "Too many requests: only one request is processed at a time",
+                f"Too many requests: only one request is processed at a time ({refused.reason})",
                 status=settings.too_many_status,
             )
-        in_flight[account] += 1
         try:
             return await handler(request)
         finally:
-            in_flight[account] -= 1
+            line.release(account)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -161,10 +208,12 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     app = web.Application(middlewares=[one_at_a_time], client_max_size=64 * 1024 * 1024)
     app[STORE_KEY] = store
     app[OPTIONS_KEY] = settings
-    install_switches(app, too_many=too_many)
+    app[QUEUE_KEY] = line
+    install_switches(app, too_many=too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES)
     app.middlewares.append(authenticate)
 
     routes = _Routes(store, settings)
+    app.router.add_get("/rest/v1/me", routes.me)
     app.router.add_get("/rest/v1/prospects", routes.list_prospects)
     app.router.add_delete("/rest/v1/prospects", routes.delete_prospects)
     app.router.add_post("/rest/v1/add_prospects_list", routes.add_prospects_list)
@@ -196,6 +245,11 @@ class _Routes:
     async def not_found(self, request: web.Request) -> web.Response:
         return error_response("E_URL_NOT_FOUND", f"URL not found: {request.path}", 404)
 
+    async def me(self, request: web.Request) -> web.Response:
+        """The key's account. The body's fields are not documented (inferred: who and which
+        company, as the app's account page shows them)."""
+        return web.json_response(self.store.account)
+
     # --- GET /rest/v1/prospects ---------------------------------------------------------
 
     async def list_prospects(self, request: web.Request) -> web.Response:
@@ -215,10 +269,16 @@ class _Routes:
         window = matches[(page - 1) * per_page : page * per_page]
         if not window:
             return web.Response(status=204)
-        return web.json_response(
-            [p.to_json(self.store.tz) for p in window],
-            headers={"X-Total-Count": str(len(matches))},
-        )
+        details = query.get("campaigns_details", "").lower() == "true"
+        listed = []
+        for prospect in window:
+            body = prospect.to_json(self.store.tz)
+            if details:
+                body["campaigns_details"] = [
+                    e.to_json(prospect.email) for e in prospect.campaigns.values()
+                ]
+            listed.append(body)
+        return web.json_response(listed, headers={"X-Total-Count": str(len(matches))})
 
     def _filter(self, query: Any) -> list[Prospect]:
         prospects = self.store.ordered()
@@ -232,6 +292,7 @@ class _Routes:
             prospects = [p for p in prospects if p.status in statuses]
         if "search" in query:
             prospects = [p for p in prospects if _search_matches(p, _parse_search(query["search"]))]
+        prospects = _campaign_filters(prospects, query)
         if "diff" in query and self.options.diff != "ignored":
             if self.options.diff == "refused":
                 raise ParamError("unknown parameter: diff")
@@ -337,7 +398,7 @@ def _parse_search(text: str) -> dict[str, list[str]]:
 
 def _search_matches(prospect: Prospect, terms: dict[str, list[str]]) -> bool:
     for name, values in terms.items():
-        held = prospect.status if name == "status" else prospect.fields.get(name, "")
+        held = prospect.value(name)
         if not any(_value_matches(held, value) for value in values):
             return False
     return True
@@ -349,6 +410,58 @@ def _value_matches(held: str, value: str) -> bool:
         pattern = ".*".join(re.escape(part) for part in value.split(".*"))
         return re.fullmatch(pattern, held, re.IGNORECASE) is not None
     return held.casefold() == value.casefold()
+
+
+def _choices(query: Any, name: str, allowed: tuple[str, ...]) -> set[str] | None:
+    if name not in query:
+        return None
+    chosen = {part.strip().upper() for part in query[name].split(",") if part.strip()}
+    if not chosen or not chosen <= set(allowed):
+        raise ParamError(f"{name} must be one of {', '.join(allowed)}")
+    return chosen
+
+
+def _campaign_filters(prospects: list[Prospect], query: Any) -> list[Prospect]:
+    """``campaigns_id``, ``activity``, ``interested`` and ``contacted`` (vendors.md §3.2, §6).
+
+    ``activity`` and ``interested`` look at the prospect's part in the campaigns ``campaigns_id``
+    names, or in any campaign without it; several comma-separated values match any of them
+    (inferred, as for ``status``). ``contacted=1`` keeps the prospects an email went to."""
+    campaign_ids: set[int] | None = None
+    if "campaigns_id" in query:
+        campaign_ids = {
+            _positive_int(part, "campaigns_id") for part in query["campaigns_id"].split(",") if part
+        }
+        prospects = [p for p in prospects if campaign_ids & set(p.campaigns)]
+
+    def parts(prospect: Prospect) -> list[Enrolment]:
+        chosen = prospect.campaigns.items()
+        return [e for cid, e in chosen if campaign_ids is None or cid in campaign_ids]
+
+    activity = _choices(query, "activity", ACTIVITIES)
+    if activity is not None:
+
+        def active(prospect: Prospect) -> bool:
+            enrolments = parts(prospect)
+            opened = any(e.opened for e in enrolments)
+            clicked = any(e.clicked for e in enrolments)
+            return bool(
+                ("OPENED" in activity and opened)
+                or ("NOT-OPENED" in activity and enrolments and not opened)
+                or ("CLICKED" in activity and clicked)
+                or ("NOT-CLICKED" in activity and enrolments and not clicked)
+            )
+
+        prospects = [p for p in prospects if active(p)]
+    interested = _choices(query, "interested", INTERESTS)
+    if interested is not None:
+        prospects = [p for p in prospects if any(e.interested in interested for e in parts(p))]
+    if "contacted" in query:
+        wanted = query["contacted"].strip()
+        if wanted not in ("0", "1"):
+            raise ParamError("contacted must be 1 or 0")
+        prospects = [p for p in prospects if (p.last_contacted is not None) == (wanted == "1")]
+    return prospects
 
 
 def _parse_diff(text: str) -> tuple[str, str, datetime]:
@@ -397,4 +510,4 @@ def _sort_key(name: str) -> Callable[[Prospect], Any]:
         return lambda p: p.status
     if name in ("updated", "last_contacted", "last_replied"):
         return lambda p: (getattr(p, name, None) is not None, getattr(p, name, None) or 0)
-    return lambda p: p.fields.get(name, "").casefold()
+    return lambda p: p.value(name).casefold()

@@ -33,10 +33,25 @@ WRITABLE_FIELDS = (
     "industry",
     *SNIPPETS,
 )
-SEARCHABLE_FIELDS = frozenset({*WRITABLE_FIELDS, "status"})
+#: the legacy spellings the docs use for snippet1-4 (``snipet1``...), read as those fields
+LEGACY_SNIPPETS = {f"snipet{n}": f"snippet{n}" for n in range(1, 5)}
+#: prospect fields Woodpecker sets itself (listed, searchable and sortable, never written)
+OWN_FIELDS = ("organization_id",)
+SEARCHABLE_FIELDS = frozenset({*WRITABLE_FIELDS, *OWN_FIELDS, *LEGACY_SNIPPETS, "status"})
 SORTABLE_FIELDS = frozenset(
-    {*WRITABLE_FIELDS, "id", "status", "updated", "last_contacted", "last_replied"}
+    {
+        *WRITABLE_FIELDS,
+        *OWN_FIELDS,
+        *LEGACY_SNIPPETS,
+        "id",
+        "status",
+        "updated",
+        "last_contacted",
+        "last_replied",
+    }
 )
+ACTIVITIES = ("OPENED", "NOT-OPENED", "CLICKED", "NOT-CLICKED")
+INTERESTS = ("INTERESTED", "NOT-INTERESTED", "MAYBE-LATER", "NOT-MARKED")
 # Loose on purpose: Woodpecker's own validation is not documented; this refuses what is
 # obviously not an address (E_EMAIL) and lets the rest through.
 _EMAIL_SHAPE = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -60,16 +75,25 @@ class Prospect:
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_contacted: datetime | None = None
     last_replied: datetime | None = None
+    #: campaign id → this prospect's part in it
+    campaigns: dict[int, Enrolment] = field(default_factory=dict)
 
     @property
     def email(self) -> str:
         return self.fields.get("email", "")
+
+    def value(self, name: str) -> str:
+        """A field's text for search and sort, legacy spellings included."""
+        if name == "status":
+            return self.status
+        return self.fields.get(LEGACY_SNIPPETS.get(name, name), "")
 
     def to_json(self, tz: timezone) -> dict[str, Any]:
         """The prospect as ``GET /rest/v1/prospects`` lists it."""
         body: dict[str, Any] = {"id": self.id}
         for name in WRITABLE_FIELDS:
             body[name] = self.fields.get(name, "")
+        body["organization_id"] = self.value("organization_id")
         # responses also carry the legacy ``snipet1``-``snipet4`` spellings [vendors.md §3.3]
         for n in range(1, 5):
             body[f"snipet{n}"] = self.fields.get(f"snippet{n}", "")
@@ -83,6 +107,34 @@ class Prospect:
         )
         body["encrypted"] = False
         return body
+
+
+@dataclass
+class Campaign:
+    id: int
+    name: str
+    status: str = "RUNNING"
+
+
+@dataclass
+class Enrolment:
+    """A prospect's part in one campaign."""
+
+    campaign: Campaign
+    status: str = "ACTIVE"
+    interested: str = "NOT-MARKED"
+    opened: bool = False
+    clicked: bool = False
+
+    def to_json(self, email: str) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign.id,
+            "campaign_name": self.campaign.name,
+            "campaign_status": self.campaign.status,
+            "campaign_prospect_status": self.status,
+            "interested": self.interested,
+            "campaign_email": email,
+        }
 
 
 @dataclass
@@ -119,6 +171,46 @@ class ProspectStore:
         #: so a test can hold one request in flight for as long as it needs, without timing
         self.gate: asyncio.Event | None = None
         self.at_gate = asyncio.Event()
+        self.campaigns: dict[int, Campaign] = {}
+        self._next_campaign = 701
+        #: what ``GET /rest/v1/me`` answers
+        self.account: dict[str, Any] = {
+            "id": 40213,
+            "name": "Sandbox User",
+            "email": "sandbox.user@example.com",
+            "company": "Sandbox Company",
+            "company_id": 1873,
+            "status": "ACTIVE",
+        }
+
+    # --- campaigns (as a user of the app sets them up) -----------------------------------
+
+    def add_campaign(self, name: str, status: str = "RUNNING") -> Campaign:
+        campaign = Campaign(self._next_campaign, name, status)
+        self._next_campaign += 1
+        self.campaigns[campaign.id] = campaign
+        return campaign
+
+    def enrol(
+        self,
+        prospect_id: int,
+        campaign_id: int,
+        *,
+        interested: str = "NOT-MARKED",
+        opened: bool = False,
+        clicked: bool = False,
+        contacted: bool = False,
+    ) -> Enrolment:
+        """Put a prospect in a campaign; ``contacted`` also records that an email went out."""
+        if interested not in INTERESTS:
+            raise ValueError(f"interested must be one of {INTERESTS}")
+        prospect = self.prospects[prospect_id]
+        enrolment = Enrolment(self.campaigns[campaign_id], interested=interested)
+        enrolment.opened, enrolment.clicked = opened or clicked, clicked
+        prospect.campaigns[campaign_id] = enrolment
+        if contacted or opened or clicked:
+            prospect.last_contacted = prospect.last_contacted or self.now()
+        return enrolment
 
     # --- clock ----------------------------------------------------------------------------
 
@@ -153,7 +245,7 @@ class ProspectStore:
             raise ValueError(f"a prospect needs a unique email, got {email!r}")
         prospect = Prospect(
             self._next_id,
-            {k: _clean(v) for k, v in values.items() if k in WRITABLE_FIELDS},
+            {k: _clean(v) for k, v in values.items() if k in (*WRITABLE_FIELDS, *OWN_FIELDS)},
             status=status,
             updated=updated or self.now(),
             last_contacted=last_contacted,

@@ -104,10 +104,11 @@ async def test_woodpecker_wrong_base_url_is_a_config_error(
     assert caught.value.key == "base_url"
 
 
-async def test_woodpecker_sandbox_refuses_a_second_concurrent_request(
+async def test_woodpecker_strict_sandbox_refuses_a_second_concurrent_request(
     start_sandbox: Any,
 ) -> None:
-    sandbox = await start_sandbox(seed=1, count=5)
+    """``concurrency="strict"``: a request that finds the key busy is refused at once."""
+    sandbox = await start_sandbox(seed=1, count=5, concurrency="strict")
     gate = sandbox.store.gate = asyncio.Event()
 
     async with aiohttp.ClientSession(headers={"x-api-key": DEFAULT_API_KEY}) as session:
@@ -131,8 +132,8 @@ async def test_woodpecker_syncs_sharing_a_key_send_one_request_at_a_time(
     start_sandbox: Any, connect: Any
 ) -> None:
     """Two syncs on one API key draw from one budget of concurrency 1: the emulator, which
-    refuses any overlap, never has to refuse one of theirs."""
-    sandbox = await start_sandbox(seed=6, count=1_200)
+    refuses any overlap in its strict mode, never has to refuse one of theirs."""
+    sandbox = await start_sandbox(seed=6, count=1_200, concurrency="strict")
     await sandbox.switches(latency_ms=2)
     first = await connect(sandbox, sync="crm-to-woodpecker", per_page=100)
     second = await connect(sandbox, sync="csv-to-woodpecker", per_page=100)
