@@ -5,11 +5,15 @@ customer per request, signed with ``X-Signature`` (vendors.md §4). There is no 
 read customers back, list them or delete them, so the connector declares ``read=False`` and no
 archive: the engine never lists it, and remembers in its links what it pushed.
 
-Both ``create`` and ``update`` push: Salesfire upserts by email (or mobile number) when
-``update_existing`` is true. One :class:`~syncd.connector.RecordWrite` is one signed POST; a
-batch is sent concurrently within the account's shared rate budget (``concurrency`` and
-``rate_limit`` settings). Retries on 5xx, 429, timeouts and dropped connections are
-:class:`~syncd.http.HttpClient`'s.
+Both ``create`` and ``update`` push: Salesfire upserts by email (or mobile number) unless its
+``update_existing`` flag says to skip customers it already has. Which value says that is
+ambiguous on Salesfire's own page, so the user chooses the outcome (``existing_customers``:
+update or skip) and the reading (``update_existing_means``: skip, the page's words, or update, the
+flag's name), and the connector sends the flag that gets that outcome.
+
+One :class:`~syncd.connector.RecordWrite` is one signed POST; a batch is sent concurrently
+within the account's shared rate budget (``concurrency`` and ``rate_limit`` settings). Retries
+on 5xx, 429, timeouts and dropped connections are :class:`~syncd.http.HttpClient`'s.
 
 Facts the public docs leave open, and what the connector does about them:
 
@@ -125,6 +129,11 @@ def _one_of(allowed: tuple[str, ...]) -> SettingValidator:
     return check
 
 
+EXISTING_CHOICES = ("update", "skip")
+#: the two readings of Salesfire's flag: what ``update_existing: true`` does
+UPDATE_READINGS = ("skip", "update")
+
+
 class SalesfireConnector(Connector):
     name = "salesfire"
     title = "Salesfire customer list (write-only)"
@@ -176,10 +185,26 @@ class SalesfireConnector(Connector):
             validator=_one_of(CHANNELS),
         ),
         Setting(
+            "existing_customers",
+            "what happens to a customer the list already has: update (the default: your changes"
+            " are applied) or skip (it stays as it is; later changes never reach Salesfire)",
+            default=None,
+            choices=EXISTING_CHOICES,
+        ),
+        Setting(
+            "update_existing_means",
+            "how your Salesfire account reads its update_existing flag: skip (true skips existing"
+            " customers, as Salesfire's help page says) or update (true updates them, as the"
+            " flag's name says); the connector sends whichever value gets you"
+            " existing_customers. Check one push in Salesfire's Monitoring tab",
+            default="skip",
+            choices=UPDATE_READINGS,
+        ),
+        Setting(
             "update_existing",
-            "update customers Salesfire already has (false: Salesfire skips them)",
+            "older name of existing_customers: true = update, false = skip",
             type=bool,
-            default=True,
+            default=None,
         ),
         Setting(
             "concurrency", "pushes in flight at once", type=int, default=4, minimum=1, maximum=100
@@ -249,10 +274,16 @@ class SalesfireConnector(Connector):
                 "signature_encoding must be hex or base64", key="signature_encoding"
             )
         self.encoding: Encoding = "base64" if encoding == "base64" else "hex"
+        self.existing_customers = self._existing_customers()
+        reading = str(self.config.get("update_existing_means") or "skip").strip().lower()
+        if reading not in UPDATE_READINGS:
+            raise ConnectorConfigError(
+                "update_existing_means must be skip or update", key="update_existing_means"
+            )
         self.defaults = Defaults(
             types=self._choices("types", TYPES, "MARKETING"),
             channels=self._choices("channels", CHANNELS, "EMAIL,SMS"),
-            update_existing=_flag(self.config.get("update_existing", True), "update_existing"),
+            update_existing=update_existing_flag(self.existing_customers, reading),
         )
         self.concurrency = self._positive_int("concurrency", 4)
         self.rate_limit = self._positive_int("rate_limit", 100)
@@ -285,6 +316,26 @@ class SalesfireConnector(Connector):
         base = str(self.config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         site_part, list_part = (quote(str(v).strip(), safe="") for v in (site, list_id))
         return f"{base}/client/{site_part}/customers/{list_part}", f"{site_part}/{list_part}"
+
+    def _existing_customers(self) -> str:
+        chosen = self.config.get("existing_customers")
+        old = self.config.get("update_existing")
+        if chosen is not None:
+            chosen = str(chosen).strip().lower()
+            if chosen not in EXISTING_CHOICES:
+                raise ConnectorConfigError(
+                    "existing_customers must be update or skip", key="existing_customers"
+                )
+        if old is not None:
+            implied = "update" if _flag(old, "update_existing") else "skip"
+            if chosen is not None and chosen != implied:
+                raise ConnectorConfigError(
+                    f"update_existing (older name of existing_customers) says {implied}, "
+                    f"existing_customers says {chosen}: keep only existing_customers",
+                    key="update_existing",
+                )
+            chosen = implied
+        return chosen or "update"
 
     def _choices(self, key: str, allowed: tuple[str, ...], default: str) -> tuple[str, ...]:
         raw = self.config.get(key)
@@ -470,6 +521,15 @@ def _raw(value: Any) -> RawValue:
     if isinstance(value, list | tuple | set | frozenset):
         return tuple(str(v) for v in value)
     return str(value)
+
+
+def update_existing_flag(existing_customers: str, reading: str) -> bool:
+    """The ``update_existing`` value that gets ``existing_customers`` under ``reading``.
+
+    Salesfire's help page says "update_existing setting this to true skips the existing profile"
+    (reading ``skip``), the opposite of what the flag's name suggests (reading ``update``)."""
+    wants_update = existing_customers == "update"
+    return wants_update if reading == "update" else not wants_update
 
 
 def _flag(value: Any, key: str) -> bool:

@@ -18,9 +18,19 @@ README lists the same):
 * An array of customers is refused: only the one-customer body is documented.
 * Attribute values longer than 255 characters are refused (a guess at a database column limit;
   the connector does not pre-check it, so this shows Salesfire's own reason reaching the user).
-* ``update_existing: true`` updates the customer with that email (else that mobile number): given
-  keys replace, missing keys stay, attributes merge and a null attribute is cleared.
-  ``update_existing: false`` skips an existing customer ("the system will skip duplicates").
+* ``update_existing``, by default as the help page words it: "update_existing setting this to
+  true skips the existing profile" (and "If you choose to update existing profiles, the system
+  will skip duplicates"): ``true`` skips a customer the list already has (found by email, else
+  by mobile number); ``false`` or no flag updates it. The option ``update_existing_means``
+  (``skip``, the default, or ``update``) gives the other reading, the flag's name: ``true``
+  updates, ``false`` or no flag skips. An update replaces the given keys, keeps missing ones,
+  merges attributes and clears a null attribute.
+* ``mobile_number`` takes what the page's own example shows (``"123456789"``): digits, with an
+  optional leading ``+`` and spaces, dots, dashes or brackets between them, 6 to 15 digits in all
+  (the exact rule is not documented). A customer is found again by the digits of its number.
+* ``error_rate`` faults: 500 and 503 in Laravel's JSON (``{"message": "Server Error"}``,
+  ``{"message": "Service Unavailable"}``), 502 and 504 as the nginx page in front of it answers
+  (HTML), in equal shares (inferred: Salesfire documents no error bodies).
 * A fixed-window rate limit per site (``options["rate_limit"]`` requests per
   ``options["rate_window"]`` seconds, default 120 per 60; 0 turns it off), answered like Laravel's
   throttle: 429 ``{"message": "Too Many Attempts."}`` with ``Retry-After``, ``X-RateLimit-Limit``
@@ -61,7 +71,15 @@ CHANNELS = ("EMAIL", "SMS")
 LONGEST_ATTRIBUTE = 255
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z0-9-]{2,}$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_PHONE = re.compile(r"^\+?[0-9](?:[0-9 ().-]*[0-9])?$")
+UPDATE_READINGS = ("skip", "update")
+#: Laravel's own JSON for its 5xx, and nginx's page for the gateway errors in front of it
+DEFAULT_ERROR_STATUSES = {"500": 1.0, "502": 1.0, "503": 1.0, "504": 1.0}
+_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 _ATTRIBUTE_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _DATE_FORMATS = (
     # 04-09-1994, 04/09/1994, 04091994, 4-9-94, 4/9/94, 1994-09-04, 1994/09/04 (day first)
@@ -98,14 +116,14 @@ class CustomerList:
     def find(self, email: str | None, mobile: str | None) -> Customer | None:
         found = self.by_email.get(email.lower()) if email else None
         if found is None and mobile:
-            found = self.by_mobile.get(mobile)
+            found = self.by_mobile.get(phone_digits(mobile))
         return self.customers.get(found) if found is not None else None
 
     def index(self, customer: Customer) -> None:
         if customer.email:
             self.by_email[customer.email.lower()] = customer.id
         if customer.mobile_number:
-            self.by_mobile[customer.mobile_number] = customer.id
+            self.by_mobile[phone_digits(customer.mobile_number)] = customer.id
 
 
 @dataclass
@@ -117,6 +135,8 @@ class SalesfireState:
     rate_window: float
     lists: dict[str, CustomerList]
     requests: deque[dict[str, Any]]
+    #: how ``update_existing: true`` is read: ``skip`` (the help page's words) or ``update``
+    update_existing_means: str = "skip"
     next_id: int = 1
     window_started: float = 0.0
     window_count: int = 0
@@ -137,7 +157,8 @@ def state(app: web.Application) -> SalesfireState:
 def create_app(seed: int | None = None, options: dict[str, Any] | None = None) -> web.Application:
     """The emulator. ``options``: ``site``, ``lists`` (comma-separated), ``secret``,
     ``signature_encoding`` (hex|base64|any), ``rate_limit``, ``rate_window`` (seconds), ``count``
-    (customers seeded per list when ``seed`` is given, default 300), ``keep_requests``."""
+    (customers seeded per list when ``seed`` is given, default 300), ``keep_requests``,
+    ``update_existing_means`` (skip|update: what ``update_existing: true`` does)."""
     options = dict(options or {})
     names = option_list(options.get("lists") or DEFAULT_LISTS)
     sandbox = SalesfireState(
@@ -148,7 +169,10 @@ def create_app(seed: int | None = None, options: dict[str, Any] | None = None) -
         rate_window=float(options.get("rate_window", 60.0)),
         lists={name: CustomerList() for name in names if name},
         requests=deque(maxlen=int(options.get("keep_requests", 1000))),
+        update_existing_means=str(options.get("update_existing_means") or "skip").lower(),
     )
+    if sandbox.update_existing_means not in UPDATE_READINGS:
+        raise ValueError("update_existing_means must be skip or update")
     if seed is not None:
         count = int(options.get("count", 300))
         for offset, customers in enumerate(sandbox.lists.values()):
@@ -156,7 +180,7 @@ def create_app(seed: int | None = None, options: dict[str, Any] | None = None) -
 
     app = web.Application(client_max_size=1024**2)
     app[STATE_KEY] = sandbox
-    install_switches(app, too_many=too_many)
+    install_switches(app, too_many=too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES)
     app.router.add_post("/client/{site}/customers/{list}", push_customer)
     app.router.add_get("/_sandbox/customers", inspect_customers)
     app.router.add_get("/_sandbox/requests", inspect_requests)
@@ -179,6 +203,16 @@ def too_many(request: web.Request, retry_after: float) -> web.StreamResponse:
             "X-RateLimit-Remaining": "0",
         },
     )
+
+
+def fault(request: web.Request, status: int) -> web.StreamResponse:
+    """An ``error_rate`` fault: Laravel's JSON for 500/503, nginx's page for 502/504."""
+    if status in (502, 504):
+        reason = "Bad Gateway" if status == 502 else "Gateway Time-out"
+        page = _GATEWAY_PAGE.format(status=status, reason=reason)
+        return web.Response(status=status, text=page, content_type="text/html")
+    message = "Service Unavailable" if status == 503 else "Server Error"
+    return web.json_response({"message": message}, status=status)
 
 
 async def push_customer(request: web.Request) -> web.StreamResponse:
@@ -276,8 +310,8 @@ def validate(body: Any) -> dict[str, list[str]]:
         add("mobile_number", "The mobile number field is required when email is not present.")
     if email not in (None, "") and not (isinstance(email, str) and _EMAIL.match(email)):
         add("email", "The email must be a valid email address.")
-    if mobile not in (None, "") and not (isinstance(mobile, str) and _E164.match(mobile)):
-        add("mobile_number", "The mobile number must be a valid E.164 phone number.")
+    if mobile not in (None, "") and not (isinstance(mobile, str) and _is_phone(mobile)):
+        add("mobile_number", "The mobile number format is invalid.")
     for key, allowed in (("types", TYPES), ("channels", CHANNELS)):
         values = body.get(key)
         if values is None:
@@ -316,6 +350,14 @@ def validate(body: Any) -> dict[str, list[str]]:
     return errors
 
 
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.match(text.strip())) and 6 <= len(phone_digits(text)) <= 15
+
+
+def phone_digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
 def _is_date(text: str) -> bool:
     for pattern, century in _DATE_FORMATS:
         match = pattern.match(text)
@@ -335,7 +377,9 @@ def _upsert(
     email, mobile = body.get("email") or None, body.get("mobile_number") or None
     existing = customers.find(email, mobile)
     if existing is not None:
-        if not body.get("update_existing", False):
+        flag = bool(body.get("update_existing", False))
+        updates = flag if sandbox.update_existing_means == "update" else not flag
+        if not updates:
             return "Customer already exists; skipped.", 200
         if email:
             existing.email = email

@@ -65,7 +65,7 @@ async def test_signature_is_over_the_exact_bytes_sent(
         raw
         == (
             '{"email":"zoe@example.com","mobile_number":"+447700900123","types":["MARKETING"],'
-            '"channels":["EMAIL","SMS"],"update_existing":true,"attributes":'
+            '"channels":["EMAIL","SMS"],"update_existing":false,"attributes":'
             '{"favourite_shop":"Café “Noir”","name":"Zoë Ó Súilleabháin"}}'
         ).encode()
     )

@@ -74,13 +74,14 @@ async def test_validation_messages(server: SandboxServer) -> None:
 
 
 async def test_upserts_by_email_and_skips_when_asked(server: SandboxServer) -> None:
-    first = {"email": "a@example.com", "update_existing": True, "attributes": {"name": "A"}}
+    # the help page's reading (the default): update_existing true skips, false updates
+    first = {"email": "a@example.com", "update_existing": False, "attributes": {"name": "A"}}
     assert (await post(server, json.dumps(first).encode()))[0] == 201
-    again = {"email": "A@example.com", "update_existing": True, "attributes": {"tier": "gold"}}
+    again = {"email": "A@example.com", "update_existing": False, "attributes": {"tier": "gold"}}
     status, answer, headers = await post(server, json.dumps(again).encode())
     assert (status, answer["message"]) == (200, "Customer updated.")
     assert headers["X-RateLimit-Limit"] == "3"
-    skip = {"email": "a@example.com", "update_existing": False, "attributes": {"name": "B"}}
+    skip = {"email": "a@example.com", "update_existing": True, "attributes": {"name": "B"}}
     status, answer, _ = await post(server, json.dumps(skip).encode())
     assert "skipped" in answer["message"]
     # the fourth request in the window: Laravel-style throttle answer
