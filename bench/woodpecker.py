@@ -14,11 +14,12 @@ with conflicting or missing fields), the other half exist on one side only. A re
    must write nothing.
 2. **Rate limits on**: Woodpecker publishes no request rate; its limit is that it processes one
    request per API key at a time (six more may queue, the rest are dropped; the emulator runs in
-   its ``concurrency="strict"`` mode here, which refuses a second concurrent request outright). With every request taking ``--service-ms`` on the
-   emulator, the limit imposes at least (lower bound of calls) x (service time), since no two
-   requests may overlap. Reports the wall time against that (and against the same merge with
-   the limits off, so the difference is what the limit costs), and the requests refused for
-   concurrency (0: the connector never sends two at once).
+   its ``concurrency="strict"`` mode here, which refuses a second concurrent request outright).
+   With every request taking ``--service-ms`` on the emulator, the limit imposes at least
+   (lower bound of calls) x (service time), since no two requests may overlap. Reports the wall
+   time against that (and against the same merge with the limits off, so the difference is what
+   the limit costs), and the requests refused for concurrency (0: the connector never sends two
+   at once).
 """
 
 from __future__ import annotations
