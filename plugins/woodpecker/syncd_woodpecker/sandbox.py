@@ -65,7 +65,7 @@ from syncd_woodpecker.sandbox_queue import (
     Refused,
     SerialQueue,
 )
-from syncd_woodpecker.sandbox_seed import seed_prospects
+from syncd_woodpecker.sandbox_seed import seed_campaigns, seed_prospects
 from syncd_woodpecker.sandbox_store import (
     ACTIVITIES,
     INTERESTS,
@@ -158,6 +158,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     store = ProspectStore(parse_offset(str(options.get("utc_offset", "+0200"))))
     if seed is not None:
         seed_prospects(store, seed, int(options.get("count", 300)))
+        seed_campaigns(store, seed)
 
     def too_many(request: web.Request, retry_after: float) -> web.StreamResponse:
         response = error_response(

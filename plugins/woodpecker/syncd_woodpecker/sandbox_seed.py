@@ -12,7 +12,7 @@ import unicodedata
 from datetime import timedelta
 
 from syncd.sample_people import shared_at
-from syncd_woodpecker.sandbox_store import ProspectStore
+from syncd_woodpecker.sandbox_store import Enrolment, ProspectStore
 
 FIRST_NAMES = (
     "Anna", "Piotr", "Zoë", "José", "Łukasz", "Søren", "Chloé", "Mateusz", "Aoife", "Björn",
@@ -111,3 +111,26 @@ def seed_prospects(store: ProspectStore, seed: int, count: int = 300) -> None:
             last_contacted=updated if status != "ACTIVE" else None,
             **{k: v for k, v in values.items() if v},
         )
+
+
+CAMPAIGNS = ("Spring outreach", "Webinar follow-up", "Reactivation")
+
+
+def seed_campaigns(store: ProspectStore, seed: int) -> None:
+    """A few campaigns holding about half the prospects (drawn from their own generator, and
+    without touching any prospect's fields, so the prospects of a seed stay what they were).
+    Prospects already contacted (replied, bounced, ...) have opens, clicks and interest marks;
+    active ones are waiting for their first email."""
+    rng = random.Random(f"campaigns:{seed}")
+    campaigns = [store.add_campaign(name) for name in CAMPAIGNS]
+    marks = ("NOT-MARKED", "INTERESTED", "MAYBE-LATER", "NOT-INTERESTED")
+    for prospect in store.ordered():
+        if rng.random() < 0.5:
+            continue
+        campaign = rng.choice(campaigns)
+        enrolment = Enrolment(campaign)
+        if prospect.last_contacted is not None:
+            enrolment.opened = rng.random() < 0.6
+            enrolment.clicked = enrolment.opened and rng.random() < 0.3
+            enrolment.interested = rng.choice(marks)
+        prospect.campaigns[campaign.id] = enrolment

@@ -167,3 +167,16 @@ async def test_faults_answer_in_woodpeckers_shape(start_sandbox: Any, mix: Any) 
             assert body["status"]["code"] == "E_INTERNAL_ERROR" and body["status"]["msg"]
             seen.add(status)
     assert seen == ({502} if mix else {500, 502, 503, 504})
+
+
+async def test_a_seeded_sandbox_has_campaigns_to_filter_on(start_sandbox: Any) -> None:
+    sandbox = await start_sandbox(seed=1, count=200)
+    first = min(sandbox.store.campaigns)
+    url = f"{sandbox.base_url}/v1/prospects"
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
+        status, members = await get(session, url, campaigns_id=str(first), per_page="1000")
+        assert status == 200 and members
+        status, opened = await get(session, url, activity="OPENED", per_page="1000")
+        assert status == 200 and opened
+    # opening an email means it was sent: every opener has been contacted
+    assert all(p["last_contacted"] for p in opened)
