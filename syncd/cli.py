@@ -484,7 +484,13 @@ def auth_command(obj: Context, sync_name: str, side: str) -> None:
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Port (0: a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--seed", type=int, default=None, help="Fill with sample data from this seed.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Sandbox option.")
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Sandbox option (repeatable; a list takes comma-separated values: sort_keys=id,name).",
+)
 @click.pass_obj
 def sandbox_command(
     obj: Context, name: str | None, port: int, host: str, seed: int | None, options: tuple[str, ...]

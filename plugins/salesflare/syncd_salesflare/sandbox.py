@@ -185,7 +185,8 @@ def make_app(
             return web.json_response(exc.body(), status=400)
         except NotFound as exc:
             return boom(404, "Not Found", str(exc))
-        except web.HTTPNotFound:
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            # Hapi routes by method and path together: a wrong method is a 404 too
             return boom(404, "Not Found", "Not Found")
 
     app = web.Application(middlewares=[salesflare_rules])

@@ -186,3 +186,12 @@ async def test_faults_answer_in_booms_shape(start_sandbox: Any) -> None:
         await session.post(sandbox.url + "/_sandbox/switches", json={"error_statuses": {"503": 1}})
         status, body = await call(sandbox, "GET", "/contacts")
         assert status == 503 and body["statusCode"] == 503 and body["error"]
+
+
+async def test_unknown_routes_and_methods_answer_booms_404(start_sandbox: Any) -> None:
+    sandbox = await start_sandbox()
+    for method, path in (("GET", "/nothing"), ("PATCH", "/contacts"), ("POST", "/me")):
+        assert await call(sandbox, method, path) == (
+            404,
+            {"statusCode": 404, "error": "Not Found", "message": "Not Found"},
+        ), (method, path)
