@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import urllib.parse
 from collections.abc import Mapping
@@ -248,7 +249,12 @@ def routes(identity: Identity) -> web.RouteTableDef:
         if grant_type == "authorization_code":
             return _exchange_code(identity, client, form, issuer_of(request))
         if grant_type == "refresh_token":
-            return _refresh(identity, client, form.get("refresh_token", ""))
+            return _with_id_token(
+                identity,
+                client,
+                _refresh(identity, client, form.get("refresh_token", "")),
+                issuer_of(request),
+            )
         if grant_type == "client_credentials":
             if client.kind != "custom":
                 return _oauth_error("unauthorized_client")
@@ -344,6 +350,21 @@ def _exchange_code(
         body["id_token"] = identity.signer.id_token(
             issuer, client.client_id, code.scope, str(body["access_token"]), code.nonce
         )
+    return web.json_response(body)
+
+
+def _with_id_token(
+    identity: Identity, client: Client, response: web.Response, issuer: str
+) -> web.Response:
+    """A refresh of an ``openid`` grant brings a fresh id_token too (without a nonce)."""
+    if response.status != 200 or not isinstance(response.body, bytes):
+        return response
+    body = json.loads(response.body)
+    if "openid" not in str(body.get("scope", "")).split():
+        return response
+    body["id_token"] = identity.signer.id_token(
+        issuer, client.client_id, str(body["scope"]), str(body["access_token"]), None
+    )
     return web.json_response(body)
 
 

@@ -379,6 +379,19 @@ async def test_openid_scope_brings_a_signed_id_token(xero: Any) -> None:
     digest = hashlib.sha256(tokens["access_token"].encode()).digest()
     assert claims["at_hash"] == base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
     assert "refresh_token" in tokens
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            env.url + "/connect/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers={"Authorization": f"Basic {WEB}"},
+        ) as response,
+    ):
+        refreshed = await response.json()
+    again = jwt.decode(
+        refreshed["id_token"], jwt.PyJWK(key).key, algorithms=["RS256"], audience="sandbox-client"
+    )
+    assert again["sub"] == claims["sub"] and "nonce" not in again
 
     without = await authorise(env, "accounting.contacts offline_access")
     assert "id_token" not in without
