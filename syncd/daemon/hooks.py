@@ -152,8 +152,11 @@ class Hooks:
                 for rid in sides.get(side, ()):
                     state.waiting[side][rid] = self._next()
             if state.waiting_count():
-                log.info("webhook events waiting from before a restart", sync=name,
-                         events=state.waiting_count())  # fmt: skip
+                log.info(
+                    "webhook events waiting from before a restart",
+                    sync=name,
+                    events=state.waiting_count(),
+                )
                 self._arm(state)
 
     def apply(self, syncs: Mapping[str, SyncConfig]) -> None:
@@ -184,8 +187,12 @@ class Hooks:
             connector = make_connector(sync, side, self.store)
             account = connector.webhook_account()
         except Exception as exc:  # a connector that cannot even be built: its runs say why
-            log.warning("webhooks unavailable", sync=sync.name, side=side,
-                        error=redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            log.warning(
+                "webhooks unavailable",
+                sync=sync.name,
+                side=side,
+                error=redact(f"{type(exc).__name__}: {exc}"),
+            )
             return None
         if not account:
             return None
@@ -197,9 +204,12 @@ class Hooks:
             hook.tenant = await hook.connector.webhook_tenant()
             hook.resolved = True
         except Exception as exc:
-            log.info("webhook tenant not known yet; events of every tenant are taken",
-                     sync=hook.sync, side=hook.side,
-                     error=redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            log.info(
+                "webhook tenant not known yet; events of every tenant are taken",
+                sync=hook.sync,
+                side=hook.side,
+                error=redact(f"{type(exc).__name__}: {exc}"),
+            )
         finally:
             with contextlib.suppress(Exception):
                 await hook.connector.close()
@@ -371,8 +381,10 @@ class Hooks:
             raw = await self.store.run(self.store.get_value, PENDING_KEY)
             data = json.loads(raw) if raw else {}
         except Exception as exc:
-            log.warning("waiting webhook events could not be read; the interval covers them",
-                        error=redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            log.warning(
+                "waiting webhook events could not be read; the interval covers them",
+                error=redact(f"{type(exc).__name__}: {exc}"),
+            )
             return {}
         if not isinstance(data, dict):
             return {}
@@ -398,8 +410,10 @@ class Hooks:
                     self.store.set_value, PENDING_KEY, json.dumps(data, sort_keys=True)
                 )
             except Exception as exc:
-                log.warning("waiting webhook events could not be saved; the interval covers them",
-                            error=redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+                log.warning(
+                    "waiting webhook events could not be saved; the interval covers them",
+                    error=redact(f"{type(exc).__name__}: {exc}"),
+                )
 
     # --- status -----------------------------------------------------------------------------
 

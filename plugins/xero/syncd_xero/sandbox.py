@@ -18,7 +18,8 @@ Options: ``count`` (contacts seeded when ``seed`` is given, default 300), ``tena
 organisations, default "Demo Company (UK)" and "Demo Company (NZ)"; only the first is seeded),
 ``rate_limits`` (default on), ``minute_limit``, ``day_limit``, ``concurrent_limit``,
 ``minute_window``, ``msdate_offset`` (``/Date(ms+0000)/`` or ``/Date(ms)/``), ``partial_400``,
-``website_quirk``, ``idempotency_ttl``.
+``website_quirk``, ``idempotency_ttl``, ``webhook_url`` and ``webhook_key`` (webhooks: see
+:mod:`syncd_xero.sandbox_webhooks`, also for ``/_sandbox/xero/webhooks``).
 
 Sandbox-only controls (**not Xero's API**), besides the shared ``/_sandbox/switches``:
 
@@ -55,6 +56,7 @@ from syncd_xero.sandbox_accounting import (
 from syncd_xero.sandbox_data import Clock, Org, render, seed_org
 from syncd_xero.sandbox_identity import Client, Identity
 from syncd_xero.sandbox_identity import routes as identity_routes
+from syncd_xero.sandbox_webhooks import install as install_webhooks
 
 DEFAULT_TENANTS = ("Demo Company (UK)", "Demo Company (NZ)")
 DEFAULT_COUNT = 300
@@ -135,6 +137,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     app.add_routes(identity_routes(identity))
     app.add_routes(accounting_routes(accounting))
     app.add_routes(_control_routes(accounting))
+    install_webhooks(app, accounting, options)
     return app
 
 
