@@ -10,6 +10,7 @@ webhooks to the daemon from there). The daemon is a real ``syncd run`` subproces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import textwrap
 import threading
@@ -52,10 +53,9 @@ class ServerThread:
 
     def close(self) -> None:
         for server in self.servers:
-            try:
+            # a test's failure must not be hidden by a teardown's
+            with contextlib.suppress(Exception):
                 self.run(server.stop(), 30)
-            except Exception:  # a test's failure must not be hidden by a teardown's
-                pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
@@ -94,6 +94,7 @@ class WebhookWorld:
         separate_listener: bool = False,
         subscribe: bool = True,
         extra_a: str = "",
+        extra_sync: str = "",
     ) -> None:
         self.root = root
         self.interval = interval
@@ -101,6 +102,7 @@ class WebhookWorld:
         self.separate_listener = separate_listener
         self.subscribe_on_start = subscribe
         self.extra_a = extra_a
+        self.extra_sync = extra_sync
         self.servers: ServerThread | None = None
         self.daemon: DaemonProcess | None = None
         self.xero_url = ""
@@ -127,6 +129,9 @@ class WebhookWorld:
             assert state["active"], state
         return self
 
+    def salesflare_calls(self) -> dict[str, int]:
+        return dict(http("GET", f"{self.salesflare_url}/_sandbox/calls")["by_route"])
+
     def write_config(self) -> None:
         config, state = self.root / "config", self.root / "state"
         hooks = f'\n[hooks]\ndebounce = "{self.debounce}"\n'
@@ -138,6 +143,7 @@ class WebhookWorld:
                 f"""
                 direction = "two-way"
                 interval = "{self.interval}"
+                {self.extra_sync}
 
                 [a]
                 connector = "xero"
@@ -260,14 +266,16 @@ class WebhookWorld:
     def salesflare_contact(self, email: str) -> dict[str, Any] | None:
         from urllib.parse import quote
 
-        found = self.salesflare("GET", f"/contacts?email={quote(email)}")
+        found = self.salesflare("GET", f"/contacts?email={quote(email)}&includeArchived=true")
         return found[0] if found else None
 
     def salesflare_contacts(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page = self.salesflare("GET", f"/contacts?limit=100&offset={offset}")
+            page = self.salesflare(
+                "GET", f"/contacts?limit=100&offset={offset}&includeArchived=true"
+            )
             out.extend(page)
             if len(page) < 100:
                 return out
