@@ -75,6 +75,8 @@ def check_interval_budget(a: SideConfig, b: SideConfig, interval: float, path: P
         allowed = budget * POLL_SHARE
         if polls > allowed:
             shortest = math.ceil(86400.0 * max(1, cls.calls_per_poll) / allowed)
+            if shortest > 60:
+                shortest = math.ceil(shortest / 60) * 60  # whole minutes read better
             raise ConfigError(
                 path,
                 "interval",

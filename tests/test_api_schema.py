@@ -214,7 +214,7 @@ def test_the_daemon_serves_the_document_behind_the_token(api: DaemonProcess) -> 
 
 
 def concrete(path: str) -> str:
-    return path.replace("{name}", SYNC)
+    return path.replace("{name}", SYNC).replace("{connector}", "xero").replace("{account}", "x")
 
 
 def test_every_documented_path_but_healthz_is_401_without_the_token(api: DaemonProcess) -> None:
