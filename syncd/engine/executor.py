@@ -366,7 +366,9 @@ class SyncRun:
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
         sides = {}
         reads = (
-            await targeted.reads(self, targets, complete, cursors) if targets is not None else {}
+            await targeted.reads(self, targets, complete, cursors, state)
+            if targets is not None
+            else {}
         )
         for side in SIDES:
             if side in reads:

@@ -13,7 +13,7 @@ finds deletions. Every other rule (matching, merge, journal, pending creates) is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from syncd.engine.model import SIDES, other
 
@@ -29,6 +29,7 @@ async def reads(
     targets: Mapping[str, frozenset[str]],
     complete: Mapping[str, bool],
     cursors: Mapping[str, str | None],
+    state: Any,
 ) -> dict[str, Read]:
     store, sync = run.store, run.sync.name
     changed = {side: set(targets.get(side, ())) for side in SIDES}
@@ -48,8 +49,22 @@ async def reads(
             out[side] = (None, ())
         elif caps.read_by_ids:
             out[side] = (None, sorted(wanted[side]))
-        elif caps.incremental and cursors.get(side):
-            out[side] = (cursors[side], None)
+        elif caps.incremental and since(run, side, cursors, state):
+            out[side] = (since(run, side, cursors, state), None)
         else:
             out[side] = (None, ())
     return out
+
+
+def since(run: SyncRun, side: str, cursors: Mapping[str, str | None], state: Any) -> str | None:
+    """Where an incremental listing of ``side`` starts: its cursor, else (a side whose listings
+    found nothing yet has none) its last full listing, less the usual overlap."""
+    from syncd.engine.executor import CURSOR_OVERLAP
+
+    cursor = cursors.get(side)
+    if cursor:
+        return cursor
+    last_full = getattr(state, f"last_full_{side}", None)
+    if last_full is None:
+        return None
+    return run.connectors[side].make_cursor(last_full - CURSOR_OVERLAP)

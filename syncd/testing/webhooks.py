@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import textwrap
 import threading
@@ -113,8 +114,9 @@ class WebhookWorld:
     # --- life -------------------------------------------------------------------------------
 
     def start(self) -> WebhookWorld:
-        from syncd_salesflare.sandbox import make_app as make_salesflare
-        from syncd_xero.sandbox import make_app as make_xero
+        # the plugins, as installed (the core knows no vendor; soak.py does the same)
+        make_xero = importlib.import_module("syncd_xero.sandbox").make_app
+        make_salesflare = importlib.import_module("syncd_salesflare.sandbox").make_app
 
         self.servers = ServerThread()
         xero = self.servers.serve(

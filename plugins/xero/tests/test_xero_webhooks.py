@@ -307,3 +307,24 @@ def test_without_the_right_intent_to_receive_answers_nothing_is_delivered(
         assert world.subscribe()["active"]
         world.xero_put(person("Nina", "nina@itr.test"))
         wait_until(lambda: world.salesflare_contact("nina@itr.test"), 60, "Nina in Salesflare")
+
+
+def test_a_field_edited_on_both_sides_still_goes_to_the_winner(tmp_path: Path) -> None:
+    """A webhook-driven run reads the linked record on the other side too (Salesflare, which
+    cannot read by id, incrementally): the three-way merge sees both edits."""
+    with WebhookWorld(tmp_path, extra_sync='winner = "b"') as world:
+        world.wait_first_run()
+        [contact] = world.xero_put(person("Wyn", "wyn@winner.test"))
+        found = wait_until(lambda: world.salesflare_contact("wyn@winner.test"), 60, "Wyn")
+        world.wait_idle()
+        world.salesflare("PUT", f"/contacts/{found['id']}", {"lastname": "FromSalesflare"})
+        world.xero_put({"ContactID": contact["ContactID"], "LastName": "FromXero"})
+
+        def settled() -> bool:
+            xero = next(c for c in world.xero_contacts() if c["ContactID"] == contact["ContactID"])
+            return xero["LastName"] == "FromSalesflare"
+
+        wait_until(settled, 60, "the winner's value in Xero")
+        world.wait_idle()
+        assert (world.salesflare_contact("wyn@winner.test") or {})["lastname"] == "FromSalesflare"
+        assert any(r["counts"]["conflicts"] for r in world.finished_runs("webhook"))
