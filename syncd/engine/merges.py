@@ -10,16 +10,28 @@ archived record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from syncd.config import SyncConfig
+from syncd.connector import Connector, RemoteRecord
 from syncd.engine.model import SIDES, SideInput
-from syncd.store import LinkRow
-
-if TYPE_CHECKING:
-    from syncd.engine.executor import SyncRun
+from syncd.store import LinkIndex, LinkRow, Store
 
 
-async def repoint(run: SyncRun, sides: dict[str, SideInput]) -> None:
+class EngineRun(Protocol):
+    """What these helpers use of :class:`syncd.engine.executor.SyncRun` (which imports them)."""
+
+    store: Store
+    sync: SyncConfig
+    connectors: dict[str, Connector]
+    index: LinkIndex
+    merged: dict[str, list[RemoteRecord]]
+    log: Any
+    options: Any
+    run_id: int | None
+
+
+async def repoint(run: EngineRun, sides: dict[str, SideInput]) -> None:
     store, sync = run.store, run.sync.name
     moved_any = False
     survivors: dict[str, list[str]] = {"a": [], "b": []}

@@ -13,19 +13,20 @@ finds deletions. Every other rule (matching, merge, journal, pending creates) is
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 
+from syncd.engine.merges import EngineRun
 from syncd.engine.model import SIDES, other
 
-if TYPE_CHECKING:
-    from syncd.engine.executor import SyncRun
-
+#: as the executor's ``CURSOR_OVERLAP``: the hash rule makes an overlap harmless
+OVERLAP = timedelta(minutes=2)
 #: what a side reads: (cursor for an incremental listing, or None; ids to read, or None)
 Read = tuple[str | None, Sequence[str] | None]
 
 
 async def reads(
-    run: SyncRun,
+    run: EngineRun,
     targets: Mapping[str, frozenset[str]],
     complete: Mapping[str, bool],
     cursors: Mapping[str, str | None],
@@ -56,15 +57,13 @@ async def reads(
     return out
 
 
-def since(run: SyncRun, side: str, cursors: Mapping[str, str | None], state: Any) -> str | None:
+def since(run: EngineRun, side: str, cursors: Mapping[str, str | None], state: Any) -> str | None:
     """Where an incremental listing of ``side`` starts: its cursor, else (a side whose listings
     found nothing yet has none) its last full listing, less the usual overlap."""
-    from syncd.engine.executor import CURSOR_OVERLAP
-
     cursor = cursors.get(side)
     if cursor:
         return cursor
     last_full = getattr(state, f"last_full_{side}", None)
     if last_full is None:
         return None
-    return run.connectors[side].make_cursor(last_full - CURSOR_OVERLAP)
+    return run.connectors[side].make_cursor(last_full - OVERLAP)
