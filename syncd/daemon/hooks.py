@@ -180,11 +180,13 @@ class Hooks:
 
     def _side(self, sync: SyncConfig, side: str) -> HookSide | None:
         config = sync.side(side)
-        caps = config.connector_class.capabilities
-        if not (caps.webhooks and caps.read_by_ids):
-            return None
+        if config.connector_class.webhook_account is Connector.webhook_account:
+            return None  # the connector has no webhooks at all: not even built
         try:
             connector = make_connector(sync, side, self.store)
+            caps = connector.capabilities  # a connector may set them per instance
+            if not (caps.webhooks and caps.read_by_ids):
+                return None
             account = connector.webhook_account()
         except Exception as exc:  # a connector that cannot even be built: its runs say why
             log.warning(
