@@ -22,6 +22,7 @@ from typing import Any
 
 from syncd.config_errors import ConfigError, Problems
 from syncd.config_files import list_config_directory, load_toml
+from syncd.config_hooks import check_interval_budget, load_hooks
 from syncd.config_rules import (
     DIRECTIONS,
     Action,
@@ -128,6 +129,10 @@ class DaemonConfig:
     shutdown_deadline: float = 25.0
     default_interval: float = 600.0
     phone_region: str = "GB"
+    #: ``[hooks] listen``: a second listener serving only the webhook paths
+    hooks_listen: str | None = None
+    #: ``[hooks] debounce``: how long events are gathered before the run they trigger
+    hooks_debounce: float = 2.0
 
 
 @dataclass
@@ -193,9 +198,9 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     path = directory / "syncd.toml"
     data = load_toml(path) if os.path.lexists(path) else {}
     problems = Problems()
-    check_keys(data, ("daemon", "api", "defaults"), path, "", problems)
+    check_keys(data, ("daemon", "api", "defaults", "hooks"), path, "", problems)
     tables: dict[str, dict[str, Any]] = {}
-    for name in ("daemon", "api", "defaults"):
+    for name in ("daemon", "api", "defaults", "hooks"):
         tables[name] = {}
         with problems.check():
             tables[name] = table(data.get(name, {}), path, name)
@@ -210,7 +215,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     check_keys(api, ("listen", "token"), path, "api.", problems)
     check_keys(defaults, ("interval", "phone_region"), path, "defaults.", problems)
     result = DaemonConfig()
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = load_hooks(tables["hooks"], path, problems)
 
     def take(name: str, fn: Any) -> None:
         with problems.check():
@@ -375,6 +380,9 @@ def load_sync(path: Path, plugins: Plugins, daemon: DaemonConfig | None = None) 
         if "deletions" in values and "direction" in values:
             with problems.check():
                 _check_deletions(a, b, direction, values["deletions"], path)
+        if "interval" in values:
+            with problems.check():
+                check_interval_budget(a, b, values["interval"], path)
         if "rules" in values:
             rules_ab, rules_ba = values["rules"]
             for rules, receiver, rules_key in ((rules_ab, b, "a-to-b"), (rules_ba, a, "b-to-a")):
