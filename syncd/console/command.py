@@ -33,10 +33,10 @@ def console_command(obj: Any, base_url: str | None, as_json: bool) -> None:
 
     @talks_to_daemon
     def run() -> None:
-        client = _client(obj)
-        data = client.call("POST", "/api/v1/console/codes")
         if base_url is not None and not base_url.startswith(("http://", "https://")):
             raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        client = _client(obj)
+        data = client.call("POST", "/api/v1/console/codes")
         url = console_url(client.endpoint.url(), base_url, data["path"])
         if as_json:
             _emit_json({**data, "url": url})
