@@ -132,12 +132,13 @@ def shots_dir() -> Path:
     return path
 
 
-def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
-    """``name.png`` in the screenshot directory (and in ``$SYNCD_SCREENSHOTS`` when set)."""
+def screenshot(page: Page, name: str, full_page: bool = True, docs: bool = False) -> Path:
+    """``name.png`` in the screenshot directory; a ``docs`` one also in ``$SYNCD_SCREENSHOTS``
+    when set (``SYNCD_SCREENSHOTS=docs/console`` renews the pictures of docs/console.md)."""
     path = shots_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     extra = os.environ.get(SCREENSHOTS_ENV)
-    if extra:
+    if extra and docs:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / path.name)
     return path

@@ -26,7 +26,8 @@ from aiohttp import web
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 TOKEN = "console-http-token-5d1f0c9a"
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv"}
+#: with a plugin that cannot be imported, for the plugins page to show
+ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv,syncd_plugin_that_is_not_there"}
 
 
 def write_syncs(config: Path, data: Path) -> None:
@@ -387,6 +388,15 @@ def test_sessions_survive_a_restart_and_end_when_the_token_changes(
         )
         assert reloaded.status_code == 200
         assert browser.get(started.url + "/", allow_redirects=False).status_code == 303
+
+
+def test_the_plugins_page_shows_versions_connectors_and_a_broken_plugin(daemon: Daemon) -> None:
+    page = daemon.sign_in().get(daemon.url + "/plugins", timeout=60).text
+    assert "Plugins that failed to load" in page
+    assert "syncd_plugin_that_is_not_there" in page
+    assert "failed to import: No module named &#39;syncd_plugin_that_is_not_there&#39;" in page
+    row = re.search(r"<th scope=\"row\">xero</th>(.*?)</tr>", page, re.S)
+    assert row and "syncd-xero" in row.group(1) and "0.1.0" in row.group(1)
 
 
 # --- the event stream ---------------------------------------------------------------------------

@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import hmac
+import json
 import math
 import secrets
 import urllib.parse
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -29,6 +31,7 @@ from syncd.console.web import (
     state,
 )
 from syncd.logs import get_logger
+from syncd.redact import redact_data
 from syncd.timefmt import rfc3339
 
 log = get_logger("syncd.console")
@@ -185,16 +188,20 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def json_reply(data: dict[str, Any], status: int) -> web.Response:
+    """As the API answers (sorted, indented, redacted)."""
+    body = json.dumps(redact_data(data), indent=2, sort_keys=True, default=str)
+    return web.Response(text=body + "\n", status=status, content_type="application/json")
+
+
 async def issue_code(request: web.Request) -> web.Response:
     """The API route (bearer token) behind ``syncd console``."""
-    from syncd.daemon.api import reply
-
     console = state(request)
     await console.service.api._json_body(request, ())  # none, or {}: as the other POSTs
     code = console.codes.issue()
     expires = datetime.now(UTC) + timedelta(seconds=console.codes.lifetime)
     path = "/signin?" + urllib.parse.urlencode({"code": code})
-    return reply(
+    return json_reply(
         {
             "code": code,
             "path": path,
