@@ -603,6 +603,33 @@ class Store:
             for row in query
         ]
 
+    def reset_backoff(self, sync: str, records: Sequence[tuple[str, str]] | None = None) -> int:
+        """ "Retry now": the failing records (all of the sync's when ``records`` is None) are
+        no longer backed off, and a new refusal waits the first backoff step again. Returns
+        how many records were reset."""
+        with self.db.atomic():
+            if records is None:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND kind = 'failed'",
+                    (sync,),
+                )
+                return int(cursor.rowcount)
+            count = 0
+            for side, record_id in records:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND side = ? AND record_id = ? AND kind = 'failed'",
+                    (sync, side, record_id),
+                )
+                count += int(cursor.rowcount)
+            return count
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-only query (for :mod:`syncd.explain`, which looks records up
+        by what it has: an email hash in a base, a record id on either side)."""
+        return [tuple(row) for row in self.db.execute_sql(sql, tuple(params)).fetchall()]
+
     def backed_off(self, sync: str) -> set[tuple[str, str]]:
         """Records refused recently enough that they are not to be tried yet."""
         query = RecordIssue.select(RecordIssue.side, RecordIssue.record_id).where(
