@@ -35,6 +35,8 @@ MAX_CONTACTS = 10
 #: a live lookup without lookup by email lists the app until it finds the record, at most this
 #: many records
 MAX_LISTED = 200_000
+#: the longest query (an email address is at most 254 characters)
+MAX_QUERY = 320
 
 STATUS_WORDS = {
     "in_sync": "in sync",
@@ -60,7 +62,6 @@ ISSUE_COLUMNS = (
     "first_seen",
     "last_seen",
     "next_attempt_at",
-    "run_id",
 )
 DECISION_COLUMNS = ("side", "record_id", "kind", "email", "reason", "run_id", "decided_at")
 
@@ -85,11 +86,14 @@ class Contact:
 
 
 def check_query(query: str) -> str:
-    text = (query or "").strip()
+    raw = query or ""
+    if len(raw) > MAX_QUERY or any(ord(c) < 32 for c in raw):
+        raise ExplainError(
+            f"an email address or a record id is one line of at most {MAX_QUERY} characters"
+        )
+    text = raw.strip()
     if not text:
         raise ExplainError("give an email address or a record id")
-    if len(text) > 320 or any(ord(c) < 32 for c in text):
-        raise ExplainError("an email address or a record id is one line of at most 320 characters")
     return text
 
 
@@ -202,7 +206,7 @@ def _rows(store: Store, table: str, sync: str, where: str, args: tuple[Any, ...]
     if table == "record_issue":
         cursor = store.rows(
             "SELECT side, record_id, kind, email, reason, attempts, first_seen, last_seen,"
-            f" next_attempt_at, run_id FROM record_issue WHERE sync = ? AND {where}",
+            f" next_attempt_at FROM record_issue WHERE sync = ? AND {where}",
             (sync, *args),
         )
         return [issue_json(dict(zip(ISSUE_COLUMNS, row, strict=True))) for row in cursor]
@@ -442,3 +446,13 @@ def _side_by_side(
             }
         )
     return rows
+
+
+async def explain_contact(
+    store: Store, sync: SyncConfig, query: str, live: bool = False
+) -> dict[str, Any]:
+    """:func:`explain` from the event loop, with the live values when ``live``."""
+    result = await store.run(explain, store, sync, query)
+    if live:
+        await live_values(sync, store, result)
+    return result

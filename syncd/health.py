@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from syncd.store import Store
-from syncd.timefmt import issue_json
+from syncd.timefmt import issue_json, rfc3339
 
 #: the kinds of the health view, in the order it shows them
 KINDS = ("failed", "ambiguous", "excluded", "filtered")
@@ -20,14 +20,12 @@ KINDS = ("failed", "ambiguous", "excluded", "filtered")
 LIST_LIMIT = 500
 
 
-class RetryError(ValueError):
-    """A retry of a record that is not failing."""
-
-
 def health_on_store(store: Store, sync: str, limit: int = LIST_LIMIT) -> dict[str, Any]:
     """Counts and lists of a sync's records that are not in sync, with the number in sync."""
     issues = [issue_json(i) for i in store.list_issues(sync)]
-    decisions = store.list_decisions(sync, limit)
+    decisions = [
+        {**d, "decided_at": rfc3339(d["decided_at"])} for d in store.list_decisions(sync, limit)
+    ]
     counts = store.count_issues(sync)
     counts.update(store.count_decisions(sync))
     lists: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
@@ -56,11 +54,13 @@ def health_on_store(store: Store, sync: str, limit: int = LIST_LIMIT) -> dict[st
 
 def retry_on_store(
     store: Store, sync: str, records: Sequence[tuple[str, str]] | None = None
-) -> int:
+) -> dict[str, Any]:
     """Reset the backoff of failing records (all of them when ``records`` is None): each is
-    tried on the next run, and a new refusal waits the first backoff step again. Returns how
-    many records were reset; raises :class:`RetryError` naming a given record that is not
-    failing (nothing is reset then)."""
+    tried on the next run, and a new refusal waits the first backoff step again.
+
+    Returns ``retried`` (how many were reset) and ``not_failing``: the given records that are
+    not failing (never refused, or synced since), left as they are."""
+    not_failing: list[dict[str, str]] = []
     if records is not None:
         failing = {
             (str(side), str(rid))
@@ -69,9 +69,56 @@ def retry_on_store(
                 (sync,),
             )
         }
-        for side, record_id in records:
-            if (side, record_id) not in failing:
-                raise RetryError(
-                    f"side {side} record {record_id} is not failing in {sync} (see its health view)"
-                )
-    return store.reset_backoff(sync, records)
+        wanted = list(dict.fromkeys(records))
+        not_failing = [{"side": s, "record_id": r} for s, r in wanted if (s, r) not in failing]
+        records = [(s, r) for s, r in wanted if (s, r) in failing]
+    return {"retried": store.reset_backoff(sync, records), "not_failing": not_failing}
+
+
+#: the most records one retry request may name, and the longest record id it takes (printable
+#: ASCII, as the apps' ids are): the request stays within the API's body cap
+MAX_RETRY_RECORDS = 25
+MAX_RETRY_ID = 200
+
+
+def parse_retry_request(body: dict[str, Any]) -> tuple[list[tuple[str, str]] | None, bool]:
+    """``{"records": [{"side": "a", "record_id": "..."}], "run": true}`` (both optional) as
+    (the records, or None for every failing one; whether to start a run now). Raises
+    ValueError with a one-line message naming what is wrong."""
+    run = body.get("run", True)
+    if not isinstance(run, bool):
+        raise ValueError("run must be true or false")
+    if "records" not in body:
+        return None, run
+    raw = body["records"]
+    if not isinstance(raw, list) or len(raw) > MAX_RETRY_RECORDS:
+        raise ValueError(f"records must be a list of at most {MAX_RETRY_RECORDS} records")
+    records = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or set(item) != {"side", "record_id"}:
+            raise ValueError(f"records[{index}] must be an object with side and record_id")
+        side, record_id = item["side"], item["record_id"]
+        if side not in ("a", "b"):
+            raise ValueError(f'records[{index}].side must be "a" or "b"')
+        if (
+            not isinstance(record_id, str)
+            or not 1 <= len(record_id) <= MAX_RETRY_ID
+            or not all("!" <= c <= "~" for c in record_id)
+        ):
+            raise ValueError(
+                f"records[{index}].record_id must be 1 to {MAX_RETRY_ID} printable ASCII "
+                "characters (retry a record with another id through the retry of all)"
+            )
+        records.append((side, record_id))
+    return records, run
+
+
+def retry_message(retried: int, run_id: int | None, running: bool) -> str:
+    if not retried:
+        return "no failing records to retry"
+    records = f"{retried} record{'' if retried == 1 else 's'}"
+    if run_id is not None:
+        return f"{records} retried by run {run_id}, started now"
+    if running:
+        return f"{records} retried by the next run (the sync is running now)"
+    return f"{records} retried by the next run"

@@ -11,7 +11,7 @@ from support import memory_sync
 from syncd.config import SyncConfig
 from syncd.engine.executor import RunOptions, RunResult, run_sync
 from syncd.explain import ExplainError, explain, live_values
-from syncd.health import RetryError, health_on_store, retry_on_store
+from syncd.health import health_on_store, retry_on_store
 from syncd.plugins import Plugins
 from syncd.store import Store
 from syncd.testing.memory import app
@@ -156,7 +156,7 @@ async def test_retry_now_resets_the_backoff_so_the_next_run_tries_again(
     calls = b.write_calls
     await run(sync, store)
     assert b.write_calls == calls, "a backed-off record is not tried again yet"
-    assert await store.run(retry_on_store, store, sync.name) == 1
+    assert (await store.run(retry_on_store, store, sync.name))["retried"] == 1
     reset = (await store.run(health_on_store, store, sync.name))["failing"][0]
     assert reset["attempts"] == 0 and reset["next_attempt_at"] is None
     b.refuse_marker = None
@@ -166,7 +166,7 @@ async def test_retry_now_resets_the_backoff_so_the_next_run_tries_again(
     assert only(await why(store, sync, "bad-refuse@x.com"))["status"] == "in_sync"
 
 
-async def test_retry_of_one_record_resets_only_that_one_and_refuses_one_not_failing(
+async def test_retry_of_one_record_resets_only_that_one_and_names_one_not_failing(
     tmp_path: Path, plugins: Plugins, store: Store
 ) -> None:
     a = app("mem-a")
@@ -175,9 +175,8 @@ async def test_retry_of_one_record_resets_only_that_one_and_refuses_one_not_fail
     app("mem-b").refuse_marker = "refuse"
     sync = memory_sync(tmp_path, plugins)
     await run(sync, store)
-    with pytest.raises(RetryError, match="not failing"):
-        await store.run(retry_on_store, store, sync.name, [("a", "nope")])
-    assert await store.run(retry_on_store, store, sync.name, [("a", first)]) == 1
+    done = await store.run(retry_on_store, store, sync.name, [("a", first), ("b", "nope")])
+    assert done == {"retried": 1, "not_failing": [{"side": "b", "record_id": "nope"}]}
     failing = {
         i["record_id"]: i["next_attempt_at"]
         for i in (await store.run(health_on_store, store, sync.name))["failing"]
