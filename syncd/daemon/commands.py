@@ -35,8 +35,8 @@ EXIT_UNHEALTHY = 1
 
 
 def add_daemon_commands(cli: click.Group) -> None:
-    """Attach ``run``, ``status``, ``trigger``, ``pause``, ``resume``, ``reload`` and
-    ``healthcheck`` to the ``syncd`` command group."""
+    """Attach ``run``, ``status``, ``trigger``, ``pause``, ``resume``, ``reload``,
+    ``healthcheck`` and ``console`` to the ``syncd`` command group."""
     for command in (
         run_command,
         status_command,
@@ -47,6 +47,9 @@ def add_daemon_commands(cli: click.Group) -> None:
         healthcheck_command,
     ):
         cli.add_command(command)
+    from syncd.console.command import console_command  # the web console's sign-in link
+
+    cli.add_command(console_command)
 
 
 # --- shared plumbing ---------------------------------------------------------------------------

@@ -252,6 +252,8 @@ class SyncRun:
         self.index = LinkIndex()
         self.done = 0
         self.total = 0
+        #: records listed so far on both sides (the console's progress shows it while listing)
+        self.listed = 0
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
@@ -516,6 +518,7 @@ class SyncRun:
 
         async def consume() -> None:
             async for page in connector.list_records(cursor):
+                self.listed += len(page)
                 broken = [record for record in page if record.error is not None]
                 for record in broken:
                     info.unreadable.add(record.id)
