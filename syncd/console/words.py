@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.config import SyncConfig, resolve_field
+from syncd.config_values import format_seconds
 from syncd.engine.fields import FieldPair, build_pairs
 from syncd.engine.rules import describe_rule
 
@@ -20,6 +21,10 @@ class Setting:
     label: str
     value: str
     words: str
+
+    @property
+    def sentence(self) -> str:
+        return sentence(self.words)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class RuleSet:
     sentences: tuple[str, ...]
     #: what happens with no rule: every record travels; with rules, only matching ones
     note: str
+
+    @property
+    def note_sentence(self) -> str:
+        return sentence(self.note)
+
+
+def sentence(words: str) -> str:
+    """``two-way: …`` → ``Two-way: ….`` (only the first letter raised, unlike str.capitalize)."""
+    if not words:
+        return words
+    return words[0].upper() + words[1:] + ("" if words.endswith(".") else ".")
 
 
 def app_name(sync: SyncConfig, side: str) -> str:
@@ -101,7 +117,7 @@ def settings_in_words(sync: SyncConfig) -> list[Setting]:
         Setting("Direction", sync.direction, directions.get(sync.direction, sync.direction)),
         Setting(
             "Interval",
-            f"{sync.interval:g}s",
+            format_seconds(sync.interval),
             f"runs {interval}" + ("" if sync.enabled else " (disabled in its file)"),
         ),
         Setting("Initial mode", sync.initial, initial.get(sync.initial, sync.initial)),
@@ -110,7 +126,7 @@ def settings_in_words(sync: SyncConfig) -> list[Setting]:
         Setting("Matching", sync.match, matching.get(sync.match, sync.match)),
         Setting(
             "Full listing",
-            f"{sync.full_every:g}s",
+            format_seconds(sync.full_every),
             f"both sides are listed in full {duration_words(sync.full_every)}, which is when "
             "deletions are noticed",
         ),
