@@ -30,6 +30,7 @@ Salesflare has a contact named :data:`HOSTILE` (``<img src=x onerror=alert(1)>``
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
@@ -69,6 +70,7 @@ HELD_BATCH = 10
 SCREENSHOTS_ENV = "SYNCD_SCREENSHOTS"
 #: how long a browser step may wait for the page (generous: two CPU hogs may run beside)
 STEP_MS = 60_000
+expect.set_options(timeout=STEP_MS)
 
 __all__ = [
     "HOSTILE",
@@ -239,6 +241,7 @@ class ConsoleDaemon:
                 connector = "xero"
                 client_id = "sandbox-client"
                 client_secret = "sandbox-secret"
+                tenant = "Demo Company (UK)"
                 api_url = "{xero}"
                 identity_url = "{xero}"
                 login_url = "{xero}"
@@ -273,6 +276,18 @@ class ConsoleDaemon:
         lines = ["email,first_name,last_name"]
         lines += [f"{prefix}{i}@example.com,First{i},Last{i}" for i in range(count)]
         self.held_source.write_text("\n".join(lines) + "\n")
+
+    def edit_held_people(self, first_name: str) -> None:
+        """Give every record of the held sync's source a new first name (keeping the ids the
+        CSV connector gave them): its next run updates them all, HELD_BATCH at a time."""
+        with self.held_source.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert rows, "the held source is empty"
+        with self.held_source.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "first_name": first_name})
 
     def hold(self) -> None:
         """The held sync's next run stops after its first write batch (until release())."""

@@ -9,7 +9,6 @@ when its session does (sign-out, expiry), and every stream ends when the daemon 
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 from aiohttp import web
@@ -88,9 +87,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             if event is None or _session_ended(request, session):
                 break
             await response.write(event.sse())
-    except (ConnectionResetError, asyncio.CancelledError):
-        subscription.close()
-        raise
+    except ConnectionError:
+        pass  # the client went away: nothing to answer
     finally:
         subscription.close()
         if session is not None:
