@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import re
 
-from browser_support import (  # noqa: F401 - fixtures
+from browser_support import (
     HOSTILE,
     ConsoleDaemon,
     browser,
     console,
+    http_json,
     page,
     screenshot,
     sign_in,
 )
-from browser_support import http_json
 from playwright.sync_api import Browser, Page, expect
 
 from syncd.testing.daemon import wait_until
+
+__all__ = ["browser", "console", "page"]  # the fixtures, for pytest
 
 SYNC = "xero-salesflare"
 PATH = f"/syncs/{SYNC}"
@@ -85,7 +87,7 @@ def test_the_health_view_finds_an_excluded_contact_with_its_reason(
     screenshot(page, "sync-health")
     # its record id leads to the explanation
     row.locator("a").click()
-    verdict = page.locator("#explain .verdict")
+    verdict = page.locator("#explain article.contact .summary")
     expect(verdict).to_contain_text("excluded (side a (xero) record")
     expect(page.locator("#explain article.contact")).to_have_attribute("data-status", "excluded")
 
