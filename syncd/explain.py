@@ -25,6 +25,7 @@ from syncd.config import SyncConfig
 from syncd.connector import Connector, RemoteRecord
 from syncd.contact import display, normalise_email
 from syncd.engine.fields import FieldPair, SideFields, build_pairs, value_hash
+from syncd.health import ISSUE_COLUMNS
 from syncd.redact import redact
 from syncd.store import Store
 from syncd.timefmt import issue_json, rfc3339
@@ -52,17 +53,6 @@ STATUS_WORDS = {
 }
 
 
-ISSUE_COLUMNS = (
-    "side",
-    "record_id",
-    "kind",
-    "email",
-    "reason",
-    "attempts",
-    "first_seen",
-    "last_seen",
-    "next_attempt_at",
-)
 DECISION_COLUMNS = ("side", "record_id", "kind", "email", "reason", "run_id", "decided_at")
 
 
@@ -356,10 +346,12 @@ async def live_values(
         for side in SIDES
     }
     targets = explanation["contacts"][:3]
-    if not targets and explanation["by"] == "email":
-        targets = [
-            {"email": explanation["query"], "sides": {s: {"record_id": None} for s in SIDES}}
-        ]
+    if not targets:
+        # nothing known: ask both apps for the email, or for a record with that id
+        by_email = explanation["by"] == "email"
+        email = normalise_email(explanation["query"]) if by_email else None
+        record_id = None if by_email else explanation["query"]
+        targets = [{"email": email, "sides": {s: {"record_id": record_id} for s in SIDES}}]
         explanation["contacts_live"] = targets
     for side in SIDES:
         connector: Connector | None = None

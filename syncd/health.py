@@ -14,27 +14,45 @@ from typing import Any
 from syncd.store import Store
 from syncd.timefmt import issue_json, rfc3339
 
-#: the kinds of the health view, in the order it shows them
-KINDS = ("failed", "ambiguous", "excluded", "filtered")
+#: the columns of a record issue as the API shows it (``GET .../errors``)
+ISSUE_COLUMNS = (
+    "side",
+    "record_id",
+    "kind",
+    "email",
+    "reason",
+    "attempts",
+    "first_seen",
+    "last_seen",
+    "next_attempt_at",
+)
 #: records listed per kind (the counts are always complete)
 LIST_LIMIT = 500
 
 
 def health_on_store(store: Store, sync: str, limit: int = LIST_LIMIT) -> dict[str, Any]:
-    """Counts and lists of a sync's records that are not in sync, with the number in sync."""
-    issues = [issue_json(i) for i in store.list_issues(sync)]
+    """Counts and lists of a sync's records that are not in sync, with the number in sync.
+
+    The counts are complete; each list holds at most ``limit`` records (a first merge of a
+    messy address book may exclude tens of thousands), failing ones soonest retry first."""
+    counts: dict[str, int] = {}
+    for table in ("record_issue", "record_decision"):
+        for kind, count in store.rows(
+            f"SELECT kind, COUNT(*) FROM {table} WHERE sync = ? GROUP BY kind", (sync,)
+        ):
+            counts[str(kind)] = int(count)
+    lists: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("failed", "ambiguous", "excluded"):
+        order = "next_attempt_at IS NULL, next_attempt_at, " if kind == "failed" else ""
+        rows = store.rows(
+            f"SELECT {', '.join(ISSUE_COLUMNS)} FROM record_issue WHERE sync = ? AND kind = ?"
+            f" ORDER BY {order}side, record_id LIMIT ?",
+            (sync, kind, limit),
+        )
+        lists[kind] = [issue_json(dict(zip(ISSUE_COLUMNS, row, strict=True))) for row in rows]
     decisions = [
         {**d, "decided_at": rfc3339(d["decided_at"])} for d in store.list_decisions(sync, limit)
     ]
-    counts = store.count_issues(sync)
-    counts.update(store.count_decisions(sync))
-    lists: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
-    for issue in issues:
-        if issue["kind"] in lists and len(lists[issue["kind"]]) < limit:
-            lists[issue["kind"]].append(issue)
-    lists["filtered"] = decisions
-    # failing first by the soonest retry: what is retried next comes first
-    lists["failed"].sort(key=lambda i: (i.get("next_attempt_at") or "", i["side"], i["record_id"]))
     return {
         "sync": sync,
         "counts": {
@@ -47,7 +65,7 @@ def health_on_store(store: Store, sync: str, limit: int = LIST_LIMIT) -> dict[st
         "failing": lists["failed"],
         "ambiguous": lists["ambiguous"],
         "excluded": lists["excluded"],
-        "filtered": lists["filtered"],
+        "filtered": decisions,
         "limit": limit,
     }
 

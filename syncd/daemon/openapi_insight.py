@@ -202,9 +202,9 @@ SCHEMAS: dict[str, Any] = {
             "contacts_live": _array(
                 _obj(
                     {
-                        "email": _STRING,
+                        "email": _NULLABLE_STRING,
                         "sides": _obj(
-                            {s: _obj({"record_id": {"type": "null"}}) for s in ("a", "b")}
+                            {s: _obj({"record_id": _NULLABLE_STRING}) for s in ("a", "b")}
                         ),
                         "live": _ref("LiveValues"),
                     }
