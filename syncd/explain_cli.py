@@ -34,7 +34,8 @@ def explanation_lines(result: Mapping[str, Any]) -> list[str]:
     if not result["contacts"]:
         lines.append(f"  {result['summary']}")
     for contact in result["contacts"]:
-        lines.append(f"  {contact['status_words'].upper()}: {contact['summary']}")
+        summary = contact["summary"]
+        lines.append(f"  {summary[:1].upper()}{summary[1:]}")
         rows = []
         for side in ("a", "b"):
             info = contact["sides"][side]
@@ -70,6 +71,8 @@ def live_lines(live: Mapping[str, Any], apps: Mapping[str, str]) -> list[str]:
         if row["a"] or row["b"]
     ]
     header = [" ", "FIELD", f"A ({apps['a']})", f"B ({apps['b']})"]
+    if any(row[0] != " " for row in rows):
+        notes.insert(0, "≠ marks the fields whose values differ")
     return [*table(rows, header), *notes]
 
 

@@ -188,3 +188,22 @@ def test_a_retry_without_the_csrf_token_is_refused(console: ConsoleDaemon, page:
     )
     assert answer.status == 403
     assert "CSRF" in answer.json()["error"]["message"]
+
+
+def test_a_sync_that_needs_authorisation_says_what_to_do(
+    console: ConsoleDaemon, page: Page
+) -> None:
+    sign_in(page, console, "/syncs/xero-login")
+    message = page.locator("#sync-head .message")
+    expect(message).to_contain_text("This sync needs authorisation.")
+    expect(page.get_by_role("link", name="Connect to Xero")).to_have_attribute(
+        "href", "/syncs/xero-login/connect/a"
+    )
+    screenshot(page, "sync-needs-auth")
+
+
+def test_an_unknown_sync_is_a_404_page(console: ConsoleDaemon, page: Page) -> None:
+    sign_in(page, console)
+    answer = page.goto(console.url + "/syncs/nope")
+    assert answer is not None and answer.status == 404
+    expect(page.locator("main")).to_contain_text("There is no sync named 'nope'.")

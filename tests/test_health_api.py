@@ -195,10 +195,11 @@ def test_the_cli_explains_as_the_api_does(setup: tuple[DaemonProcess, Path]) -> 
     assert json.loads(done.stdout)["contacts"] == explain(daemon, "bob@example.com")["contacts"]
     text = syncd_explain(config, "c2")
     assert text.returncode == 0, text.stderr
-    assert "EXCLUDED: excluded (side a (csv) record c2): no email address" in text.stdout
+    assert "  Excluded (side a (csv) record c2): no email address" in text.stdout
     live = syncd_explain(config, "ann@example.com", "--live")
     assert live.returncode == 0, live.stderr
-    assert "IN SYNC" in live.stdout and "first_name" in live.stdout and "Ann" in live.stdout
+    assert "  In sync: side a (csv) record c1 ⇄ side b (csv) record" in live.stdout
+    assert "first_name" in live.stdout and "Ann" in live.stdout
 
 
 def test_the_cli_exit_status_tells_unknown_and_bad_input(setup: tuple[DaemonProcess, Path]) -> None:
