@@ -256,8 +256,10 @@ class Store:
             check_same_thread=False,
         )
         self._link_indexes: dict[str, LinkIndexCache] = {}
-        #: syncs known to have rows in ``record_decision``
-        self._decided: set[str] = set()
+        #: the (side, record id) of every ``record_decision`` row, per sync, with the data
+        #: version they were read at: a commit that syncs 100,000 records deletes only the
+        #: decisions that exist (most syncs have no rules, so none ever)
+        self._decision_keys: dict[str, tuple[int, set[tuple[str, str]]]] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -308,7 +310,7 @@ class Store:
     def reset_sync(self, sync: str) -> None:
         """Forget everything about a sync (its file was removed and re-added under a new pair)."""
         self._link_indexes.pop(sync, None)
-        self._decided.discard(sync)
+        self._decision_keys.pop(sync, None)
         with self.db.atomic():
             for model in (Link, RecordIssue, RecordDecision, PendingWrite, Journal):
                 model.delete().where(model.sync == sync).execute()
@@ -438,19 +440,23 @@ class Store:
         so that one commit serves both. ``decisions`` are records that did not travel and are
         no issue (``kind`` ``filtered``: no rule matched), for ``syncd explain``."""
         stamp = now()
-        with self.db.atomic():
-            # drops first: a surviving link may take over a dropped link's record id
-            for link_id in drop_links:
-                Link.delete().where(Link.id == link_id).execute()
-            self._save_links(sync, links, stamp, run_id)
-            self._record_issues(sync, issues, stamp, run_id)
-            if issues:
-                self._forget_decisions(sync, [(i.side, i.record_id) for i in issues])
-            self._record_decisions(sync, decisions, stamp, run_id)
-            self._resolve_issues(sync, resolved)
-            self._delete_pending(pending_done)
-            self._delete_journal(sync, journal_done)
-            self._insert_journal(sync, journal, run_id, stamp)
+        try:
+            with self.db.atomic():
+                # drops first: a surviving link may take over a dropped link's record id
+                for link_id in drop_links:
+                    Link.delete().where(Link.id == link_id).execute()
+                self._save_links(sync, links, stamp, run_id)
+                self._record_issues(sync, issues, stamp, run_id)
+                if issues:
+                    self._forget_decisions(sync, [(i.side, i.record_id) for i in issues])
+                self._record_decisions(sync, decisions, stamp, run_id)
+                self._resolve_issues(sync, resolved)
+                self._delete_pending(pending_done)
+                self._delete_journal(sync, journal_done)
+                self._insert_journal(sync, journal, run_id, stamp)
+        except BaseException:
+            self._decision_keys.pop(sync, None)  # it was kept as if the commit went through
+            raise
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -521,34 +527,41 @@ class Store:
                 for d in decisions
             ],
         )
-        self._decided.add(sync)
+        self._decided_keys(sync).update((d.side, d.record_id) for d in decisions)
 
     def _forget_decisions(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
         """A record that synced (or became an issue) has no standing decision any more."""
-        if not records or not self._has_decisions(sync):
+        if not records:
             return
-        self.db.cursor().executemany(
-            "DELETE FROM record_decision WHERE sync = ? AND side = ? AND record_id = ?",
-            [(sync, side, rid) for side, rid in records],
-        )
+        keys = self._decided_keys(sync)
+        if not keys:
+            return
+        gone = [(side, rid) for side, rid in records if (side, rid) in keys]
+        if gone:
+            self.db.cursor().executemany(
+                "DELETE FROM record_decision WHERE sync = ? AND side = ? AND record_id = ?",
+                [(sync, side, rid) for side, rid in gone],
+            )
+            keys.difference_update(gone)
 
-    def _has_decisions(self, sync: str) -> bool:
-        """Whether ``sync`` has decisions at all (most syncs have no rules, so none ever)."""
-        if sync in self._decided:
-            return True
-        row = self.db.execute_sql(
-            "SELECT 1 FROM record_decision WHERE sync = ? LIMIT 1", (sync,)
-        ).fetchone()
-        if row is not None:
-            self._decided.add(sync)
-        return row is not None
+    def _decided_keys(self, sync: str) -> set[tuple[str, str]]:
+        """The records of ``sync`` with a decision (read again when another process wrote)."""
+        version = self._data_version()
+        cached = self._decision_keys.get(sync)
+        if cached is None or cached[0] != version:
+            rows = self.db.execute_sql(
+                "SELECT side, record_id FROM record_decision WHERE sync = ?", (sync,)
+            ).fetchall()
+            cached = self._decision_keys[sync] = (version, {(str(a), str(b)) for a, b in rows})
+        return cached[1]
 
     def drop_stale_decisions(self, sync: str, run_id: int | None) -> None:
         """Forget the decisions of unlinked records that run ``run_id`` (which listed both
         sides in full) did not make again: such a record is planned in every run, so it is
         gone, or was decided otherwise. A linked record's decision stands until it syncs."""
-        if not self._has_decisions(sync):
+        if not self._decided_keys(sync):
             return
+        self._decision_keys.pop(sync, None)  # read again when next needed
         self.db.execute_sql(
             "DELETE FROM record_decision WHERE sync = ? AND (run_id IS NULL OR run_id != ?)"
             " AND NOT EXISTS (SELECT 1 FROM link WHERE link.sync = record_decision.sync AND"
