@@ -345,6 +345,7 @@ class _Planner:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
         journaled = self.journal_bases(link, records, current)
         outgoing: dict[str, dict[str, FieldValue] | None] = {"a": None, "b": None}
+        filtered = len(self.out.filtered)
         #: a side that sends only the fields it changed since a crashed run's journaled write
         journal_only = {"a": False, "b": False}
         for source in SIDES:
@@ -429,6 +430,10 @@ class _Planner:
                 old_email_hash=current[target].get(EMAIL),
                 before={key: current[target].get(key) for key in writes[target]},
             )
+        if pair.writes:
+            # the pair is written, which settles both records: a side whose changes no rule
+            # let through needs no decision of its own (it would be deleted at the commit)
+            del self.out.filtered[filtered:]
         for side in SIDES:
             pair.base[side] = encode_base(_after(current[side], writes[side]))
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
