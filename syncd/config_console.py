@@ -29,7 +29,7 @@ def base_path(value: Any, path: Path) -> str:
     if text in ("", "/"):
         return ""
     text = text.rstrip("/")
-    if not _BASE_PATH.fullmatch(text):
+    if not _BASE_PATH.fullmatch(text) or any(p in (".", "..") for p in text.split("/")):
         raise ConfigError(
             path,
             "api.base_path",

@@ -9,10 +9,10 @@ Use from a test module::
         sign_in(page, console)
         ...
 
-``browser`` (session) is Chromium; ``console`` (module) the daemon with its sandboxes; ``page``
-(function) a fresh browser context (its own cookies) that fails the test on any JavaScript
-dialog (an ``alert`` means a script ran that should not have), any uncaught page error, or any
-Content-Security-Policy violation. The browser must be installed (``make test`` runs
+``browser`` (module: see its docstring) is Chromium; ``console`` (module) the daemon with its
+sandboxes; ``page`` (function) a fresh browser context (its own cookies) that fails the test on
+any JavaScript dialog (an ``alert`` means a script ran that should not have), any uncaught page
+error, or any Content-Security-Policy violation. The browser must be installed (``make test`` runs
 contrib/install-browser.sh): a missing browser fails, it never skips.
 
 The daemon's syncs (``ConsoleDaemon``):
@@ -86,8 +86,11 @@ __all__ = [
 # --- the browser --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium, for one test module: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which asyncio tests (and asyncio.run) must not find there, so it is
+    closed at the end of every module that uses it."""
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: run `make browser` (contrib/install-browser.sh installs "
@@ -132,12 +135,13 @@ def shots_dir() -> Path:
     return path
 
 
-def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
-    """``name.png`` in the screenshot directory (and in ``$SYNCD_SCREENSHOTS`` when set)."""
+def screenshot(page: Page, name: str, full_page: bool = True, docs: bool = False) -> Path:
+    """``name.png`` in the screenshot directory; a ``docs`` one also in ``$SYNCD_SCREENSHOTS``
+    when set (``SYNCD_SCREENSHOTS=docs/console`` renews the pictures of docs/console.md)."""
     path = shots_dir() / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     extra = os.environ.get(SCREENSHOTS_ENV)
-    if extra:
+    if extra and docs:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / path.name)
     return path

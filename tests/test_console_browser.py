@@ -36,7 +36,7 @@ def test_sign_in_with_the_token_shows_every_sync_with_its_apps_and_state(
     page.goto(console.url + "/")
     expect(page).to_have_url(re.compile(r"/signin$"))
     expect(page.get_by_role("heading", name="Sign in to syncd")).to_be_visible()
-    screenshot(page, "signin")
+    screenshot(page, "signin", docs=True)
     page.get_by_label("API token").fill("not-the-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not the API token")
@@ -58,7 +58,7 @@ def test_sign_in_with_the_token_shows_every_sync_with_its_apps_and_state(
     idle = both.evaluate("el => getComputedStyle(el).borderLeftColor")
     needs = login.evaluate("el => getComputedStyle(el).borderLeftColor")
     assert idle != needs
-    screenshot(page, "overview")
+    screenshot(page, "overview", docs=True)
 
 
 def test_syncd_console_prints_a_one_time_link_that_signs_in(
@@ -115,7 +115,7 @@ def test_run_now_moves_the_progress_bar_to_its_end_and_shows_the_run_without_a_r
     )
     expect(held.locator('[data-field="state-word"]')).to_have_text("Running")
     expect(held.get_by_role("button", name="Run now")).to_be_disabled()
-    screenshot(page, "overview-running")
+    screenshot(page, "overview-running", docs=True)
     console.release()
     expect(progress).to_have_attribute("data-done", "yes")
     expect(text).to_have_text(re.compile(rf"^finished · .* written {HELD_RECORDS} of"))
@@ -227,11 +227,11 @@ def test_connect_xero_from_the_needs_auth_card_through_the_consent_page(
     sign_in(page, console)
     login = page.locator('li[data-sync="xero-login"]')
     expect(login.locator('[data-field="message"]')).to_contain_text("needs authorisation")
-    screenshot(page, "needs-auth")
+    screenshot(page, "needs-auth", docs=True)
     login.get_by_role("link", name="Connect to Xero").click()
     # the sandbox's consent page, then back to the daemon's /oauth/callback
     expect(page.get_by_role("heading", name="Xero sandbox")).to_be_visible()
-    screenshot(page, "xero-consent")
+    screenshot(page, "xero-consent", docs=True)
     page.get_by_role("button", name="Allow access").click()
     expect(page).to_have_url(re.compile(r"/oauth/callback\?"))
     callback = page.url
@@ -265,7 +265,7 @@ def test_the_plugins_page_lists_distributions_connectors_and_sandboxes(
     expect(row).to_contain_text("0.1.0")
     expect(row.locator("td").nth(2)).to_have_text("xero")  # its connectors
     expect(row.locator("td").nth(3)).to_have_text("xero")  # its sandboxes
-    screenshot(page, "plugins")
+    screenshot(page, "plugins", docs=True)
 
 
 def test_on_a_phone_in_dark_mode_the_overview_fits_and_is_keyboard_navigable(
@@ -289,6 +289,6 @@ def test_on_a_phone_in_dark_mode_the_overview_fits_and_is_keyboard_navigable(
             tab.keyboard.press("Tab")
             seen.append(tab.evaluate("document.activeElement.textContent.trim()"))
         assert "Plugins" in seen and "Run now" in seen, seen
-        screenshot(tab, "overview-phone-dark")
+        screenshot(tab, "overview-phone-dark", docs=True)
     finally:
         context.close()

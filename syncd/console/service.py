@@ -1,5 +1,5 @@
 """What the console's pages ask the daemon for: the same service objects and the same JSON
-shapes as the JSON API (:class:`syncd.daemon.api.Api`), never the store directly (design.md §3.4).
+shapes as the JSON API (``syncd.daemon.api.Api``), never the store directly (design.md §3.4).
 
 Every page module gets one :class:`ConsoleService` (``state(request).service``). Add a method
 here when a page needs something new, built on the scheduler, the API's helpers and the store's
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from syncd.daemon.scheduler import AlreadyRunning, ShuttingDown, SyncSlot, UnknownSync
 from syncd.redact import redact
@@ -18,7 +18,6 @@ from syncd.timefmt import issue_json, run_json
 
 if TYPE_CHECKING:
     from syncd.connector import Connector
-    from syncd.daemon.api import Api
     from syncd.daemon.service import Daemon
 
 __all__ = ["AlreadyRunning", "ConsoleService", "ShuttingDown", "SideView", "UnknownSync"]
@@ -54,8 +53,19 @@ def account_label(connector_class: type[Connector], settings: dict[str, Any]) ->
     return redact(label) if label else None
 
 
+class ApiShapes(Protocol):
+    """What the console takes from :class:`syncd.daemon.api.Api` (which hands itself in: the
+    console never imports the API module, so that the two stay apart)."""
+
+    def summary(self, slot: SyncSlot) -> dict[str, Any]: ...
+
+    async def detail(self, slot: SyncSlot) -> dict[str, Any]: ...
+
+    async def _json_body(self, request: Any, keys: tuple[str, ...]) -> dict[str, Any]: ...
+
+
 class ConsoleService:
-    def __init__(self, daemon: Daemon, api: Api) -> None:
+    def __init__(self, daemon: Daemon, api: ApiShapes) -> None:
         self.daemon = daemon
         self.api = api
 
@@ -140,9 +150,8 @@ class ConsoleService:
     # --- plugins ----------------------------------------------------------------------------
 
     def plugins(self) -> dict[str, Any]:
-        from syncd.daemon.api import plugins_json
-
-        return plugins_json(self.daemon.plugins)
+        """``GET /api/v1/plugins``'s answer."""
+        return dict(self.daemon.plugins.as_json())
 
     # --- authorisation ----------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from syncd.console.web import STATE_KEY, ConsoleState, current_session
 from syncd.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from syncd.daemon.api import Api
+    from syncd.console.service import ApiShapes
     from syncd.daemon.service import Daemon
 
 HERE = Path(__file__).resolve().parent
@@ -26,7 +26,7 @@ STATIC = HERE / "static"
 STATIC_MAX_AGE = 3600
 
 
-def setup_console(app: web.Application, daemon: Daemon, api: Api) -> None:
+def setup_console(app: web.Application, daemon: Daemon, api: ApiShapes) -> None:
     config = daemon.config.daemon if daemon.config is not None else None
     lifetime = config.session_lifetime if config is not None else 7 * 86400.0
     path = config.state_dir / SESSIONS_FILE if config is not None else None

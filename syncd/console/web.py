@@ -40,9 +40,9 @@ CSRF_HEADER = "X-CSRF-Token"
 #: paths the console does not own (the JSON API keeps its own middlewares and bearer token)
 API_PREFIXES = ("/api/",)
 API_PATHS = frozenset({"/healthz", "/metrics"})
-#: console paths that need no session
-OPEN_PATHS = frozenset({"/signin", "/oauth/callback"})
-OPEN_PREFIXES = ("/static/",)
+#: console paths that need no session: /signin, /oauth/callback (the app sends the browser back
+#: without the Strict cookie; the state and a nonce cookie guard it) and /static/; every other
+#: page is wrapped in requires_session
 
 #: the Content-Security-Policy of every console page: nothing inline, nothing from elsewhere
 CSP = (
