@@ -67,7 +67,7 @@ def test_the_sync_page_shows_settings_fields_rules_and_runs(
     chart = page.locator("#history svg.runs-chart")
     expect(chart).to_be_visible()
     expect(chart.locator("rect.bar.created").first).to_be_attached()
-    screenshot(page, "sync-page")
+    screenshot(page, "sync-page", docs=True)
     page.set_viewport_size({"width": 390, "height": 844})
     expect(page.get_by_role("button", name="Run now")).to_be_visible()
     screenshot(page, "sync-page-phone")
@@ -114,7 +114,7 @@ def test_a_contact_looked_up_by_email_gets_the_right_explanation(
     expect(first_name.locator("td").nth(1)).to_have_text(HOSTILE)
     expect(first_name).to_have_class("same")
     expect(page.locator("#explain img")).to_have_count(0)
-    screenshot(page, "sync-explain-live")
+    screenshot(page, "sync-explain-live", docs=True)
     # someone syncd never saw
     page.get_by_label("Email address or record id").fill("nobody@example.com")
     page.get_by_role("button", name="Explain", exact=True).click()
@@ -137,7 +137,7 @@ def test_retry_now_retries_a_refused_record_and_the_run_shows_up_without_a_reloa
     expect(failing).to_contain_text("salesflare refused the create")
     expect(failing).to_contain_text("must be a valid email")
     expect(failing.locator("td").nth(4)).to_have_text("1")  # attempts
-    screenshot(page, "sync-failing")
+    screenshot(page, "sync-failing", docs=True)
     page.get_by_role("button", name=f"Retry now {REFUSED}").click()
     notice = page.locator("#live")
     expect(notice).to_contain_text(re.compile(r"1 record retried by run \d+, started now"))
