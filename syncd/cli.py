@@ -27,6 +27,7 @@ from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
 from syncd.engine.model import Plan
+from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
 from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
@@ -126,6 +127,8 @@ def cli(
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
 add_daemon_commands(cli)
+# "why did this contact not sync?" (syncd/explain_cli.py)
+cli.add_command(explain_command)
 
 
 # --- sync ---------------------------------------------------------------------------------
