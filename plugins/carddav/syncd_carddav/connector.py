@@ -31,9 +31,19 @@ from syncd.connector import (
     shared_budget,
 )
 from syncd_carddav import vcard
-from syncd_carddav.dav import CARD, DAV, Dav, DavError, InvalidSyncToken, Member, SyncUnsupported
+from syncd_carddav.dav import (
+    CARD,
+    DAV,
+    Dav,
+    DavError,
+    InvalidSyncToken,
+    Member,
+    SyncUnsupported,
+)
+from syncd_carddav.dav import classify as dav_classify
 from syncd_carddav.discovery import AddressBook, choose, discover
 from syncd_carddav.mirror import Entry, Mirror
+from syncd_carddav.servers import basic_auth
 
 log = logging.getLogger("syncd.carddav")
 
@@ -103,6 +113,8 @@ class CardDavConnector(Connector):
         custom_fields=True,
     )
     fields = tuple(FieldSpec(name, canonical) for name, canonical in vcard.FIELDS)
+    #: cards per addressbook-multiget REPORT
+    multiget_chunk = MULTIGET_CHUNK
 
     def __init__(self, settings: Any, context: ConnectorContext) -> None:
         super().__init__(settings, context)
@@ -137,14 +149,14 @@ class CardDavConnector(Connector):
             f"carddav:{urlsplit(url).netloc}:{user or ''}",
             lambda: RateBudget(calls=1_000_000, period=1, concurrency=concurrency),
         )
-        auth = None
+        headers = {"User-Agent": "syncd-carddav/0.1"}
         if user is not None:
-            auth = aiohttp.BasicAuth(str(user), str(self.config.get("password") or ""))
+            headers["Authorization"] = basic_auth(str(user), str(self.config.get("password") or ""))
         self.http = DavHttp(
             base_url=url,
             budget=budget,
-            headers={"User-Agent": "syncd-carddav/0.1"},
-            basic_auth=auth,
+            headers=headers,
+            classify=dav_classify,
             ssl=self._ssl(),
             pool=concurrency,
         )
@@ -294,7 +306,8 @@ class CardDavConnector(Connector):
         """The bodies of ``ids`` through ``addressbook-multiget``, chunk by chunk."""
         assert self.dav is not None
         dav = self.dav
-        chunks = [ids[i : i + MULTIGET_CHUNK] for i in range(0, len(ids), MULTIGET_CHUNK)]
+        size = self.multiget_chunk
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
 
         async def one(chunk: list[str]) -> None:
             hrefs = [urlsplit(self._card_url(book, cid)).path for cid in chunk]
@@ -326,7 +339,9 @@ class CardDavConnector(Connector):
         await asyncio.to_thread(mirror.save)
         return results
 
-    async def _create_one(self, book: AddressBook, mirror: Mirror, write: RecordWrite) -> WriteResult:
+    async def _create_one(
+        self, book: AddressBook, mirror: Mirror, write: RecordWrite
+    ) -> WriteResult:
         assert self.dav is not None
         uid = vcard.uid_for(write.key)
         cid = f"{uid}.vcf"
@@ -364,7 +379,9 @@ class CardDavConnector(Connector):
         await asyncio.to_thread(mirror.save)
         return results
 
-    async def _update_one(self, book: AddressBook, mirror: Mirror, write: RecordWrite) -> WriteResult:
+    async def _update_one(
+        self, book: AddressBook, mirror: Mirror, write: RecordWrite
+    ) -> WriteResult:
         assert self.dav is not None and write.id is not None
         cid = write.id
         entry = mirror.entries.get(cid)
@@ -434,19 +451,17 @@ class CardDavConnector(Connector):
 
 
 class DavHttp(HttpClient):
-    """syncd's HTTP client with what a self-hosted server needs: basic auth, its own TLS trust,
+    """syncd's HTTP client with what a self-hosted server needs: its own TLS trust
     and a connection pool of the configured size (connections are kept alive and reused)."""
 
     def __init__(
         self,
         *,
-        basic_auth: aiohttp.BasicAuth | None,
         ssl: ssl.SSLContext | bool,
         pool: int,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._basic_auth = basic_auth
         self._ssl = ssl
         self._pool = pool
 
@@ -456,7 +471,6 @@ class DavHttp(HttpClient):
             self._session = aiohttp.ClientSession(
                 timeout=self.timeout,
                 headers=dict(self.headers),
-                auth=self._basic_auth,
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._pool),
             )
         return self._session
@@ -467,7 +481,9 @@ class DavHttp(HttpClient):
 
 def _record(cid: str, entry: Entry) -> RemoteRecord:
     if entry.data is None:
-        return RemoteRecord(cid, {}, error=entry.error or "not a readable vCard", version=entry.etag)
+        return RemoteRecord(
+            cid, {}, error=entry.error or "not a readable vCard", version=entry.etag
+        )
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.data.items()}
     return RemoteRecord(cid, data, version=entry.etag)
 
@@ -481,7 +497,7 @@ def _parse_members(
         if member.status == 404:
             out.append((cid, None))
             continue
-        element = member.props.get("{%s}address-data" % CARD)
+        element = member.props.get(f"{{{CARD}}}address-data")
         body = element.text if element is not None else None
         etag = _etag(member)
         if not body:
@@ -516,8 +532,8 @@ def _etag(member: Member) -> str | None:
 
 
 def _is_collection(member: Member) -> bool:
-    element = member.props.get("{%s}resourcetype" % DAV)
-    return element is not None and element.find("{%s}collection" % DAV) is not None
+    element = member.props.get(f"{{{DAV}}}resourcetype")
+    return element is not None and element.find(f"{{{DAV}}}collection") is not None
 
 
 def _is_card(href: str) -> bool:

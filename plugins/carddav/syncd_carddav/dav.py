@@ -148,6 +148,25 @@ def _error_condition(response: HttpResponse) -> str | None:
     return None
 
 
+class DavPrecondition(Exception):
+    """A 403/409 naming a DAV precondition (RFC 4918 16): not a refusal of the credentials."""
+
+    def __init__(self, condition: str, response: HttpResponse) -> None:
+        super().__init__(f"HTTP {response.status} {condition}")
+        self.condition = condition
+        self.response = response
+
+
+def classify(response: HttpResponse) -> Exception | None:
+    """For the shared client's ``classify=``: a 403 that names a DAV precondition (an expired
+    sync-token, a report the server does not support) is that, not a refused password."""
+    if response.status in (403, 409):
+        condition = _error_condition(response)
+        if condition:
+            return DavPrecondition(condition, response)
+    return None
+
+
 class InvalidSyncToken(Exception):
     """The server no longer knows the sync-token (RFC 6578 3.2): list in full."""
 
@@ -189,12 +208,17 @@ class Dav:
         return parse_multistatus(response.body).members
 
     async def sync_collection(self, collection: str, token: str) -> Multistatus:
-        response = await self.http.request(
-            "REPORT",
-            collection,
-            data=sync_collection_body(token),
-            headers={**XML_HEADERS, "Depth": "1"},
-        )
+        try:
+            response = await self.http.request(
+                "REPORT",
+                collection,
+                data=sync_collection_body(token),
+                headers={**XML_HEADERS, "Depth": "1"},
+            )
+        except DavPrecondition as exc:
+            if exc.condition == "valid-sync-token":
+                raise InvalidSyncToken(str(exc)) from None
+            raise SyncUnsupported(str(exc)) from None
         if response.status == 207:
             return parse_multistatus(response.body, urlsplit(collection).path)
         condition = _error_condition(response)

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
 from syncd.connector import ConnectorConfigError
-
 from syncd_carddav.dav import CARD, DAV, Dav, Member
 
-_ADDRESSBOOK = "{%s}addressbook" % CARD
+_ADDRESSBOOK = f"{{{CARD}}}addressbook"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class AddressBook:
 
 
 def _is_addressbook(member: Member) -> bool:
-    element = member.props.get("{%s}resourcetype" % DAV)
+    element = member.props.get(f"{{{DAV}}}resourcetype")
     return element is not None and element.find(_ADDRESSBOOK) is not None
 
 
@@ -105,7 +104,7 @@ def choose(books: list[AddressBook], wanted: str | None, url: str) -> AddressBoo
         for book in books:
             if book.name and book.name.casefold() == needle.casefold():
                 return book
-        path = unquote(needle).strip("/")
+        path = unquote(urlsplit(needle).path if "://" in needle else needle).strip("/")
         for book in books:
             book_path = unquote(book.path).strip("/")
             if book_path == path or book_path.rsplit("/", 1)[-1] == path:

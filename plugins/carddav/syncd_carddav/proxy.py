@@ -46,7 +46,11 @@ PROXY_COUNTS = web.AppKey("proxy_counts", Counts)
 
 
 def make_proxy(
-    upstream: Callable[[], str], *, without_sync: bool = False, strip_sync_token: bool = False
+    upstream: Callable[[], str],
+    *,
+    without_sync: bool = False,
+    strip_sync_token: bool = False,
+    mangle: Callable[[bytes], bytes] | None = None,
 ) -> web.Application:
     """An application forwarding every request to ``upstream()`` (a URL root)."""
     counts = Counts()
@@ -65,6 +69,8 @@ def make_proxy(
         if not sessions:
             sessions.append(aiohttp.ClientSession(auto_decompress=False))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        if mangle is not None or strip_sync_token:
+            headers["Accept-Encoding"] = "identity"  # the proxy edits what it passes on
         async with sessions[0].request(
             request.method,
             upstream().rstrip("/") + request.rel_url.raw_path_qs,
@@ -73,6 +79,8 @@ def make_proxy(
             allow_redirects=False,
         ) as answer:
             payload = await answer.read()
+        if mangle is not None:
+            payload = mangle(payload)
         if strip_sync_token and b"sync-token" in payload:
             payload = _strip_sync_token(payload)
         counts.bytes_received += len(payload)

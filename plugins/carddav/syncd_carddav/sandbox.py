@@ -37,7 +37,12 @@ def sample_cards(seed: int, count: int = 30) -> list[tuple[str, str]]:
     for n in range(count):
         person = shared_at(seed, n)
         if person is not None:
-            first, last, email, org = person.first_name, person.last_name, person.email, person.company
+            first, last, email, org = (
+                person.first_name,
+                person.last_name,
+                person.email,
+                person.company,
+            )
         else:
             first = rng.choice(("Ada", "Ben", "Cleo", "Dev", "Eve", "Finn", "Gia", "Hal"))
             last = rng.choice(("Marsh", "Okafor", "Lund", "Reyes", "Szabo", "Tran", "Vos"))

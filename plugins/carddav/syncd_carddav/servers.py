@@ -8,10 +8,14 @@ print that they listen: a state, never a pause.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
+import subprocess
 import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +30,37 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def wait_for_port(port: int, deadline: float) -> None:
+    """Until 127.0.0.1:``port`` accepts a connection (some servers say they listen a moment
+    before they do)."""
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+async def await_port(port: int, deadline: float) -> None:
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
 
 
 class ServerMissing(RuntimeError):
@@ -68,6 +103,7 @@ class DavServer:
         )
         try:
             await asyncio.wait_for(self._listening(), STARTUP_TIMEOUT)
+            await await_port(self.port, time.monotonic() + STARTUP_TIMEOUT)
         except BaseException:
             await self.stop()
             raise
@@ -119,7 +155,9 @@ class DavServer:
     # --- making address books and cards over HTTP (as a phone or a web UI would) ------------
 
     def session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(auth=aiohttp.BasicAuth(self.user, self.password))
+        return aiohttp.ClientSession(
+            headers={"Authorization": basic_auth(self.user, self.password)}
+        )
 
     async def make_addressbook(self, name: str, display: str | None = None) -> str:
         """Create an address book under the user's home (extended MKCOL); returns its URL."""
@@ -166,7 +204,10 @@ class DavServer:
                 raise RuntimeError(f"DELETE {name}: HTTP {response.status}")
 
     async def card_names(self, book_url: str) -> list[str]:
-        body = '<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/></d:prop></d:propfind>'
+        body = (
+            '<?xml version="1.0"?><d:propfind xmlns:d="DAV:">'
+            "<d:prop><d:getetag/></d:prop></d:propfind>"
+        )
         async with (
             self.session() as session,
             session.request(
@@ -275,3 +316,51 @@ def sample_card(uid: str | None = None, **fields: str) -> str:
         lines.append(f"TEL;TYPE=CELL:{fields['cell']}")
     lines.append("END:VCARD")
     return "\r\n".join(lines) + "\r\n"
+
+
+class Running:
+    """A server started without an event loop (a test session's, a benchmark's): the same
+    command, awaited the same way (until it prints that it listens)."""
+
+    def __init__(self, server: DavServer) -> None:
+        self.server = server
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> DavServer:
+        server = self.server
+        server.folder.mkdir(parents=True, exist_ok=True)
+        server.port = server.port or free_port()
+        self.popen = subprocess.Popen(
+            server.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        stdout = self.popen.stdout
+        assert stdout is not None
+        for line in iter(stdout.readline, b""):
+            server.log.append(line.decode("utf-8", "replace"))
+            if b"Listening on" in line:
+                break
+        else:
+            self.popen.wait()
+            raise RuntimeError(f"{server.kind} exited before listening:\n" + "".join(server.log))
+        wait_for_port(server.port, time.monotonic() + STARTUP_TIMEOUT)
+
+        def drain() -> None:
+            for line in iter(stdout.readline, b""):
+                server.log.append(line.decode("utf-8", "replace"))
+                del server.log[:-200]
+
+        threading.Thread(target=drain, daemon=True).start()
+        return server
+
+    def __exit__(self, *exc: object) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()

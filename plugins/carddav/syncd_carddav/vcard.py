@@ -1,4 +1,4 @@
-"""vCard 3.0/4.0 ⇄ the connector's flat fields, through ``vobject``, keeping what syncd does not map.
+"""vCard 3.0/4.0 ⇄ the connector's fields, through ``vobject``, keeping what syncd does not map.
 
 Reading parses a card with ``vobject`` and picks the mapped properties (see ``FIELDS``). Writing
 never re-serialises a whole card: the card is split into its content lines (folded lines kept as
@@ -97,14 +97,14 @@ def newline_of(text: str) -> str:
 # --- escaping and folding -----------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def escape(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\")
-        .replace(",", "\\,")
-        .replace(";", "\\;")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-    )
+    """A text value as a vCard holds it: \\ , ; escaped, line breaks as \\n, and the control
+    characters a content line cannot hold left out."""
+    value = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\n", "\\n")
 
 
 def fold(line: str, newline: str) -> str:
@@ -180,9 +180,9 @@ def pick_tel(lines: Sequence[Any], kind: str) -> int | None:
     candidates = []
     for i, line in enumerate(lines):
         types = _types(line)
-        if kind == "cell" and "cell" in types:
-            candidates.append(i)
-        elif kind == "tel" and "cell" not in types and (types & {"work", "voice"} or not types):
+        if (kind == "cell" and "cell" in types) or (
+            kind == "tel" and "cell" not in types and (types & {"work", "voice"} or not types)
+        ):
             candidates.append(i)
     if not candidates:
         return None
@@ -432,7 +432,9 @@ class CardEditor:
                 parts[1] = _value(data, "given")
             self._set_structured("N", parts, 5, keep_empty=True)
         if _set(data, "tel"):
-            head = "TEL;TYPE=WORK,VOICE" if self.version.startswith("3") else 'TEL;TYPE="work,voice"'
+            head = (
+                "TEL;TYPE=WORK,VOICE" if self.version.startswith("3") else 'TEL;TYPE="work,voice"'
+            )
             self._set_picked("TEL", "tel", _esc(_value(data, "tel")), head)
         if _set(data, "cell"):
             head = "TEL;TYPE=CELL" if self.version.startswith("3") else "TEL;TYPE=cell"
@@ -449,7 +451,21 @@ class CardEditor:
                 name = "X-" + key[len(CUSTOM) :].upper()
                 self._set_single(name, _esc(_value(data, key)))
         if not self._indexes("FN"):  # FN is required: cleared, it is made from the rest
-            self._set_single("FN", escape(derived_fn(data)))
+            self._set_single("FN", escape(derived_fn({**self._current(), **data})))
+
+    def _current(self) -> dict[str, RawValue]:
+        """The names, organisation and email the card holds now (to make an FN from)."""
+        current: dict[str, RawValue] = {}
+        for key, name, index in (("family", "N", 0), ("given", "N", 1), ("org", "ORG", 0)):
+            found = self._indexes(name)
+            if found:
+                parts = _split_components(_split_value(self.lines[found[0]].unfolded)[1])
+                if index < len(parts) and parts[index]:
+                    current[key] = _unescape(parts[index])
+        emails = self._indexes("EMAIL")
+        if emails:
+            current["email"] = _split_value(self.lines[emails[0]].unfolded)[1].strip() or None
+        return current
 
     def _set_structured(
         self, name: str, parts: Mapping[int, str | None], size: int, keep_empty: bool = False
@@ -497,6 +513,10 @@ class CardEditor:
         head = "ADR;TYPE=WORK" if self.version.startswith("3") else "ADR;TYPE=work"
         self._insert(self._make(head, ";".join(components)))
         self.picks["adr"] = len(found)
+
+
+def _unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
 
 
 def _esc(value: str | None) -> str | None:
