@@ -359,15 +359,16 @@ class CardDavConnector(Connector):
                 except vcard.VCardError as exc:
                     return WriteResult(write.key, error=f"{cid} exists and is unreadable: {exc}")
                 if found.uid == uid:
-                    etag = existing.headers.get("ETag")
+                    etag = _header(existing, "etag")
                     mirror.put(cid, Entry(url, etag, existing.text, found.data, found.picks))
-                    return WriteResult(write.key, cid, version=etag, stored=_stored(write, found))
+                    stored = _stored(write, found, created=True)
+                    return WriteResult(write.key, cid, version=etag, stored=stored)
             return WriteResult(write.key, error=f"{cid} already exists on the server (HTTP 412)")
         if response.status not in (200, 201, 204):
             return WriteResult(write.key, error=_refusal("PUT", response))
-        etag = response.headers.get("ETag")
+        etag = _header(response, "etag")
         mirror.put(cid, Entry(url, etag, body, parsed.data, parsed.picks))
-        return WriteResult(write.key, cid, version=etag, stored=_stored(write, parsed))
+        return WriteResult(write.key, cid, version=etag, stored=_stored(write, parsed, True))
 
     async def update(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         book = await self._address_book()
@@ -396,7 +397,7 @@ class CardDavConnector(Connector):
                 found = vcard.parse(current.text)
             except vcard.VCardError as exc:
                 return WriteResult(write.key, cid, error=f"{cid} is not a readable vCard: {exc}")
-            entry = Entry(url, current.headers.get("ETag"), current.text, found.data, found.picks)
+            entry = Entry(url, _header(current, "etag"), current.text, found.data, found.picks)
         if entry.data is None:
             return WriteResult(write.key, cid, error=f"{cid} is not a readable vCard")
         body = vcard.edit(entry.body or "", entry.picks, write.data)
@@ -419,7 +420,7 @@ class CardDavConnector(Connector):
             return WriteResult(write.key, cid, error=f"{cid} is no longer on the server")
         if response.status not in (200, 201, 204):
             return WriteResult(write.key, cid, error=_refusal("PUT", response))
-        etag = response.headers.get("ETag")
+        etag = _header(response, "etag")
         mirror.put(cid, Entry(url, etag, body, parsed.data, parsed.picks))
         return WriteResult(write.key, cid, version=etag, stored=_stored(write, parsed))
 
@@ -512,7 +513,9 @@ def _parse_members(
     return out
 
 
-def _stored(write: RecordWrite, parsed: vcard.Parsed) -> dict[str, vcard.RawValue] | None:
+def _stored(
+    write: RecordWrite, parsed: vcard.Parsed, created: bool = False
+) -> dict[str, vcard.RawValue] | None:
     """What the server holds where it is not what was sent (a derived FN, trimmed text)."""
     stored: dict[str, vcard.RawValue] = {}
     for key, sent in write.data.items():
@@ -522,9 +525,16 @@ def _stored(write: RecordWrite, parsed: vcard.Parsed) -> dict[str, vcard.RawValu
                 stored[key] = held
         elif (sent or None) != held:
             stored[key] = held
-    if "fn" not in write.data and parsed.data.get("fn"):
+    if created and "fn" not in write.data and parsed.data.get("fn"):
         stored["fn"] = parsed.data["fn"]
     return stored or None
+
+
+def _header(response: HttpResponse, name: str) -> str | None:
+    for key, value in response.headers.items():
+        if key.lower() == name:
+            return value
+    return None
 
 
 def _etag(member: Member) -> str | None:
