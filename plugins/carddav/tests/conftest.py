@@ -97,8 +97,10 @@ async def proxy() -> AsyncIterator[MakeProxy]:
     sync, as some servers do)."""
     servers: list[SandboxServer] = []
 
-    async def make(server: DavServer, **options: Any) -> Proxy:
-        running = SandboxServer(make_proxy(lambda: server.url, **options))
+    async def make(server: DavServer, middlewares: Any = (), **options: Any) -> Proxy:
+        app = make_proxy(lambda: server.url, **options)
+        app.middlewares.extend(middlewares)
+        running = SandboxServer(app)
         await running.start()
         servers.append(running)
         return Proxy(running)
