@@ -1,10 +1,11 @@
 """vCard 3.0/4.0 ⇄ the connector's fields, through ``vobject``, keeping what syncd does not map.
 
-Reading parses a card with ``vobject`` and picks the mapped properties (see ``FIELDS``). Writing
-never re-serialises a whole card: the card is split into its content lines (folded lines kept as
-they are), and only the lines of the properties being changed are replaced, added or removed, so
-that PHOTO, the other EMAIL and TEL entries, X- properties and properties syncd has never heard
-of survive byte for byte.
+Reading parses a card's content lines with ``vobject``'s parser and picks the mapped properties
+(see ``FIELDS``); building ``vobject``'s whole component tree would cost eight times as much.
+Writing never re-serialises a whole card: the card is split into its content lines (folded lines
+kept as they are), and only the lines of the properties being changed are replaced, added or
+removed, so that PHOTO, the other EMAIL and TEL entries, X- properties and properties syncd has
+never heard of survive byte for byte.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import vobject
+import vobject.base  # type: ignore[import-untyped]
 
 RawValue = str | tuple[str, ...] | frozenset[str] | list[str] | None
 
@@ -136,14 +136,22 @@ class Parsed:
     picks: dict[str, int]
 
 
-def _types(line: Any) -> set[str]:
+@dataclass(slots=True)
+class Prop:
+    """One parsed content line: parameters by upper-case name, the raw (escaped) value."""
+
+    params: dict[str, list[str]]
+    value: str
+
+
+def _types(line: Prop) -> set[str]:
     found: set[str] = set()
     for value in line.params.get("TYPE", []):
         found.update(v.strip().lower() for v in str(value).split(",") if v.strip())
     return found
 
 
-def _pref(line: Any) -> int:
+def _pref(line: Prop) -> int:
     """The preference of a line: 4.0's PREF=1..100 (1 most preferred) or 3.0's TYPE=pref."""
     values = line.params.get("PREF")
     if values:
@@ -154,27 +162,25 @@ def _pref(line: Any) -> int:
     return 1 if "pref" in _types(line) else 101
 
 
-def _text(value: Any) -> str | None:
-    if isinstance(value, list):
-        value = ",".join(str(v) for v in value)
-    text = str(value).strip() if value is not None else ""
+def _text(value: str | None) -> str | None:
+    text = _unescape(value).strip() if value is not None else ""
     return text or None
 
 
-def _tel_value(line: Any) -> str | None:
+def _tel_value(line: Prop) -> str | None:
     text = _text(line.value)
     if text and text.lower().startswith("tel:"):
         text = text[4:]
     return text
 
 
-def pick_email(lines: Sequence[Any]) -> int | None:
+def pick_email(lines: Sequence[Prop]) -> int | None:
     if not lines:
         return None
     return min(range(len(lines)), key=lambda i: (_pref(lines[i]), i))
 
 
-def pick_tel(lines: Sequence[Any], kind: str) -> int | None:
+def pick_tel(lines: Sequence[Prop], kind: str) -> int | None:
     """``cell``: the first cell TEL; ``tel``: the first work or voice TEL that is not a cell
     (preferred ones first)."""
     candidates = []
@@ -189,7 +195,7 @@ def pick_tel(lines: Sequence[Any], kind: str) -> int | None:
     return min(candidates, key=lambda i: (_pref(lines[i]), i))
 
 
-def pick_adr(lines: Sequence[Any]) -> int | None:
+def pick_adr(lines: Sequence[Prop]) -> int | None:
     for wanted in ("work", "home"):
         for i, line in enumerate(lines):
             if wanted in _types(line):
@@ -197,83 +203,108 @@ def pick_adr(lines: Sequence[Any]) -> int | None:
     return 0 if lines else None
 
 
+def _properties(text: str) -> dict[str, list[Prop]]:
+    """The content lines of one VCARD, parsed by ``vobject``'s content-line parser, by
+    upper-case name; :class:`VCardError` when the text is not one vCard."""
+    lines = split_lines(text)
+    if not lines:
+        raise VCardError("empty")
+    first = lines[0].unfolded.strip().upper()
+    if not first.startswith("BEGIN:"):
+        raise VCardError("does not start with BEGIN:VCARD")
+    if first != "BEGIN:VCARD":
+        raise VCardError(f"a {first[6:]} component, not a VCARD")
+    if lines[-1].unfolded.strip().upper() != "END:VCARD":
+        raise VCardError("no END:VCARD at the end")
+    props: dict[str, list[Prop]] = {}
+    depth = 0
+    for line in lines[1:-1]:
+        try:
+            name, params, value, _group = vobject.base.parseLine(line.unfolded)
+        except Exception as exc:  # vobject's ParseError, and whatever a broken line raises
+            raise VCardError(_one_line(exc) or type(exc).__name__) from None
+        name = name.upper()
+        if name == "BEGIN":
+            depth += 1  # an embedded component (a 2.1 AGENT): not this card's properties
+            continue
+        if name == "END":
+            depth -= 1
+            continue
+        if depth:
+            continue
+        by_name: dict[str, list[str]] = {}
+        for param in params:
+            if len(param) == 1:  # a bare 2.1 parameter (EMAIL;INTERNET:) is a TYPE
+                by_name.setdefault("TYPE", []).append(str(param[0]))
+            else:
+                by_name.setdefault(str(param[0]).upper(), []).extend(str(v) for v in param[1:])
+        props.setdefault(name, []).append(Prop(by_name, value))
+    if "VERSION" not in props:
+        raise VCardError("no VERSION")
+    return props
+
+
 def parse(text: str) -> Parsed:
     """Read a card's mapped fields; :class:`VCardError` when it is not a readable vCard."""
-    try:
-        card = vobject.readOne(text, ignoreUnreadable=False)
-    except Exception as exc:  # vobject raises ParseError, but also ValueError and friends
-        raise VCardError(_one_line(exc) or type(exc).__name__) from None
-    if card.name.upper() != "VCARD":
-        raise VCardError(f"a {card.name} component, not a VCARD")
-    contents: dict[str, list[Any]] = card.contents
+    contents = _properties(text)
     data: dict[str, RawValue] = {}
     picks: dict[str, int] = {}
 
-    def first(name: str) -> Any:
+    def first(name: str) -> Prop | None:
         lines = contents.get(name)
         return lines[0] if lines else None
 
-    emails = contents.get("email", [])
+    emails = contents.get("EMAIL", [])
     at = pick_email(emails)
     if at is not None:
         data["email"] = _text(emails[at].value)
         picks["email"] = at
-    fn = first("fn")
+    fn = first("FN")
     if fn is not None:
         data["fn"] = _text(fn.value)
-    n = first("n")
+    n = first("N")
     if n is not None:
-        value = n.value
-        if isinstance(value, vobject.vcard.Name):
-            data["given"] = _text(value.given)
-            data["family"] = _text(value.family)
-        else:
-            parts = str(value).split(";")
-            data["family"] = _text(parts[0]) if parts else None
-            data["given"] = _text(parts[1]) if len(parts) > 1 else None
-    org = first("org")
+        parts = _split_components(n.value)
+        data["family"] = _text(parts[0]) if parts else None
+        data["given"] = _text(parts[1]) if len(parts) > 1 else None
+    org = first("ORG")
     if org is not None:
-        value = org.value
-        data["org"] = _text(value[0] if isinstance(value, list) and value else value)
-    title = first("title")
+        data["org"] = _text(_split_components(org.value)[0])
+    title = first("TITLE")
     if title is not None:
         data["title"] = _text(title.value)
-    tels = contents.get("tel", [])
+    tels = contents.get("TEL", [])
     for kind in ("tel", "cell"):
         at = pick_tel(tels, kind)
         if at is not None:
             data[kind] = _tel_value(tels[at])
             picks[kind] = at
-    url = first("url")
+    url = first("URL")
     if url is not None:
         data["url"] = _text(url.value)
-    adrs = contents.get("adr", [])
+    adrs = contents.get("ADR", [])
     at = pick_adr(adrs)
     if at is not None:
         picks["adr"] = at
-        value = adrs[at].value
-        if isinstance(value, vobject.vcard.Address):
-            data["adr_street"] = _text(value.street)
-            data["adr_city"] = _text(value.city)
-            data["adr_region"] = _text(value.region)
-            data["adr_postal_code"] = _text(value.code)
-            data["adr_country"] = _text(value.country)
-    categories: list[str] = []
-    for line in contents.get("categories", []):
-        value = line.value
-        for item in value if isinstance(value, list) else str(value).split(","):
-            item = str(item).strip()
-            if item and item not in categories:
-                categories.append(item)
-    if "categories" in contents:
+        parts = _split_components(adrs[at].value)
+        parts += [""] * (7 - len(parts))
+        for key, index in ADR_INDEX.items():
+            data[key] = _text(parts[index])
+    if "CATEGORIES" in contents:
+        categories: list[str] = []
+        for line in contents["CATEGORIES"]:
+            for item in _split_components(line.value, ","):
+                tag = _unescape(item).strip()
+                if tag and tag not in categories:
+                    categories.append(tag)
         data["categories"] = tuple(categories)
-    note = first("note")
+    note = first("NOTE")
     if note is not None:
         data["note"] = _text(note.value)
     for name, lines in contents.items():
-        if name.startswith("x-") and lines:
-            data[CUSTOM + name[2:]] = _text(lines[0].value)
-    uid = first("uid")
+        if name.startswith("X-") and lines:
+            data[CUSTOM + name[2:].lower()] = _text(lines[0].value)
+    uid = first("UID")
     return Parsed(data, _text(uid.value) if uid is not None else None, picks)
 
 

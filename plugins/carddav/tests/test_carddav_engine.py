@@ -196,23 +196,12 @@ async def test_a_phone_edit_between_read_and_write_is_reported_then_merged(
     """The phone saves the card while syncd is about to write it: the server refuses syncd's
     PUT (412), the run reports it, and the next run reads the phone's version and merges."""
     book = await new_book(radicale)
-    [ada] = (
-        await xero_call(
-            xero,
-            "POST",
-            "/_sandbox/xero/contacts",
-            {
-                "Contacts": [
-                    {
-                        "Name": "Ada Lovelace",
-                        "FirstName": "Ada",
-                        "LastName": "Lovelace",
-                        "EmailAddress": "ada@example.com",
-                    }
-                ]
-            },
-        )  # fmt: skip
-    )["Contacts"]
+    people = [
+        {"Name": "Ada Lovelace", "FirstName": "Ada", "LastName": "Lovelace",
+         "EmailAddress": "ada@example.com"},
+    ]  # fmt: skip
+    body = await xero_call(xero, "POST", "/_sandbox/xero/contacts", {"Contacts": people})
+    [ada] = body["Contacts"]
     edits = {"armed": False}
 
     @web.middleware
