@@ -4,6 +4,7 @@ benchmark), can refuse WebDAV sync (to play a server without ``sync-collection``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,10 +37,31 @@ class Counts:
     bytes_sent: int = 0  # by the client, request lines and headers left out
     bytes_received: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
+    #: time the server took to answer, summed over requests (in parallel ones add up)
+    server_seconds: float = 0.0
+    #: time with at least one request at the server (the server's share of the wall time)
+    busy_seconds: float = 0.0
+    _in_flight: int = 0
+    _busy_since: float = 0.0
 
     def reset(self) -> None:
         self.requests = self.bytes_sent = self.bytes_received = 0
+        self.server_seconds = self.busy_seconds = 0.0
         self.by_method.clear()
+
+    def started(self) -> float:
+        now = time.monotonic()
+        if self._in_flight == 0:
+            self._busy_since = now
+        self._in_flight += 1
+        return now
+
+    def finished(self, began: float) -> None:
+        now = time.monotonic()
+        self.server_seconds += now - began
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self.busy_seconds += now - self._busy_since
 
 
 PROXY_COUNTS = web.AppKey("proxy_counts", Counts)
@@ -71,14 +93,18 @@ def make_proxy(
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         if mangle is not None or strip_sync_token:
             headers["Accept-Encoding"] = "identity"  # the proxy edits what it passes on
-        async with sessions[0].request(
-            request.method,
-            upstream().rstrip("/") + request.rel_url.raw_path_qs,
-            headers=headers,
-            data=body or None,
-            allow_redirects=False,
-        ) as answer:
-            payload = await answer.read()
+        began = counts.started()
+        try:
+            async with sessions[0].request(
+                request.method,
+                upstream().rstrip("/") + request.rel_url.raw_path_qs,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+            ) as answer:
+                payload = await answer.read()
+        finally:
+            counts.finished(began)
         if mangle is not None:
             payload = mangle(payload)
         if strip_sync_token and b"sync-token" in payload:

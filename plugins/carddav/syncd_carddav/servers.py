@@ -124,7 +124,8 @@ class DavServer:
     async def _keep_reading(self) -> None:
         # a full pipe would stall the server: keep its output (the last lines, for failures)
         assert self.process is not None and self.process.stdout is not None
-        while line := await self.process.stdout.readline():
+        stdout = self.process.stdout
+        while line := await stdout.readline():
             self.log.append(line.decode("utf-8", "replace"))
             del self.log[:-200]
 
@@ -351,7 +352,7 @@ class Running:
         def drain() -> None:
             for line in iter(stdout.readline, b""):
                 server.log.append(line.decode("utf-8", "replace"))
-                del server.log[:-200]
+                del server.log[:-5000]
 
         threading.Thread(target=drain, daemon=True).start()
         return server
