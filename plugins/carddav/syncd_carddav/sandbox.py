@@ -8,6 +8,7 @@ every request to it. The account is ``demo`` / ``demo-sandbox-pass``; the addres
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import click
 from aiohttp import web
 
 from syncd.sample_people import shared_at
@@ -69,7 +71,22 @@ def sample_cards(seed: int, count: int = 30) -> list[tuple[str, str]]:
     return cards
 
 
+class SandboxError(click.ClickException):
+    """Why the sandbox cannot start (exit status 2, one line, no traceback)."""
+
+    exit_code = 2
+
+
 def make_app(seed: int | None, options: dict[str, Any]) -> web.Application:
+    if importlib.util.find_spec("radicale") is None:
+        raise SandboxError(
+            "the carddav sandbox runs Radicale, which is not installed: "
+            "pip install 'syncd-carddav[sandbox]'"
+        )
+    try:
+        count = int(options.get("count", 30))
+    except ValueError:
+        raise SandboxError(f"--option count= expects a number, got {options['count']!r}") from None
     holder: dict[str, Radicale] = {}
     app = make_proxy(lambda: holder["server"].url)
 
@@ -81,7 +98,7 @@ def make_app(seed: int | None, options: dict[str, Any]) -> web.Application:
             holder["server"] = server
             book = await server.make_addressbook(BOOK, "Contacts")
             if seed is not None:
-                for name, body in sample_cards(seed, int(options.get("count", 30))):
+                for name, body in sample_cards(seed, count):
                     await server.put_card(book, name, body)
             yield
         finally:
