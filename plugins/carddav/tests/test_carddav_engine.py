@@ -232,6 +232,8 @@ async def test_a_phone_edit_between_read_and_write_is_reported_then_merged(
     assert refused.counts["failed"] == 1 and not edits["armed"], str(refused)
     errors = await syncd.run("errors", "xero-carddav", "--json")
     assert "412" in errors.stdout
+    for output in (refused.stdout, refused.stderr, errors.stdout, errors.stderr):
+        assert radicale.password not in output  # the secret is never shown
 
     # the refused record waits (syncd's backoff, 5 minutes) for the next scheduled run: let
     # that time pass

@@ -193,3 +193,10 @@ def test_any_text_survives_an_edit_and_a_parse(
     assert again.data.get("note") == expected_note
     assert again.data.get("categories", ()) == tuple(tags)
     assert unmapped(vcard.edit(CARD_30, parsed.picks, data)) == unmapped(CARD_30)
+
+
+def test_the_sandbox_refuses_a_bad_option_in_one_line() -> None:
+    from syncd_carddav.sandbox import SandboxError, make_app
+
+    with pytest.raises(SandboxError, match="count= expects a number"):
+        make_app(None, {"count": "many"})
