@@ -32,14 +32,15 @@ def _ulimits() -> list[str]:
 
 
 def podman(
-    *args: str, check: bool = True, timeout: float = 600
+    *args: str, check: bool = True, timeout: float = 600, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["podman", "--runtime", RUNTIME, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -2,7 +2,8 @@
 # `make image-test`: installs podman, runc and debootstrap (Debian's packages) when missing,
 # builds the images (contrib/image/build.sh: cached debootstrap bases, the real Dockerfile, a
 # systemd machine) and runs tests_image/ against them. Not part of `make test`; .ci/run runs
-# it after `make test` when the tools can be installed. PYTEST_ARGS go to pytest.
+# it after `make test` when the tools can be installed. Arguments (PYTEST_ARGS) go to pytest
+# instead of tests_image.
 set -eu
 cd "$(dirname "$0")/../.."
 VENV=${VENV:-.venv}
@@ -38,6 +39,7 @@ printf '%s\n' "$built" | sed 's/^/image-test: /' >&2
 
 start=$(date +%s)
 status=0
-"$VENV/bin/pytest" -q -p no:cacheprovider --timeout 900 -rA tests_image "$@" || status=$?
+[ $# -gt 0 ] || set -- tests_image
+"$VENV/bin/pytest" -q -p no:cacheprovider --timeout 900 -rA "$@" || status=$?
 say "tests took $(($(date +%s) - start))s"
 exit $status
