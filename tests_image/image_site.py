@@ -57,13 +57,21 @@ class Site:
         path.chmod(0o600)
         return path
 
-    def args(self, *extra: str) -> list[str]:
+    def args(self, *extra: str, published: bool = False) -> list[str]:
+        """The mounts; the API on the host's loopback port ``self.port``: published from the
+        image's 0.0.0.0:8765 on podman's bridge network, or (the default, cheaper) listening
+        on it directly with ``--network host``."""
+        network = (
+            ["--network", "bridge", "-p", f"127.0.0.1:{self.port}:8765"]
+            if published
+            else ["--network", "host", "-e", f"SYNCD_API_LISTEN=127.0.0.1:{self.port}"]
+        )
         return [
             "-v", f"{self.config}:/config:ro",
             "-v", f"{self.data}:/data",
             "-v", f"{self.csv}:/csv",
             "-v", f"{self.secrets}:/run/secrets:ro",
-            "-e", f"SYNCD_API_LISTEN=127.0.0.1:{self.port}",
+            *network,
             *extra,
         ]  # fmt: skip
 

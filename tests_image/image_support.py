@@ -51,8 +51,8 @@ def podman(
 
 
 def run_args() -> list[str]:
-    """What every ``podman run`` here needs: the host network (no bridge here) and limits."""
-    return ["--network", "host", *_ulimits()]
+    """What every ``podman run`` here needs: limits runc may set (the network: see Site.args)."""
+    return _ulimits()
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:

@@ -66,7 +66,8 @@ def machine(images: Images) -> Iterator[Machine]:
     podman("rm", "-f", "-t", "0", name, check=False)
     port = free_port()
     podman(
-        "run", "-d", "--name", name, "--privileged", "--systemd=always", *run_args(),
+        "run", "-d", "--name", name, "--privileged", "--systemd=always", "--network", "host",
+        *run_args(),
         images.systemd_image,
     )  # fmt: skip
     box = Machine(name, port)

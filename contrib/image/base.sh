@@ -109,7 +109,11 @@ SRC
             /usr/share/doc/*/changelog* /usr/share/man/* /usr/share/info/*
         find /usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
         find / -xdev -name __pycache__ -type d -prune -exec rm -rf {} +
-    '
+    ' >>"$cache/debootstrap-$kind.log" 2>&1 || {
+        say "updating the tree failed; the end of $cache/debootstrap-$kind.log:"
+        tail -20 "$cache/debootstrap-$kind.log" >&2
+        exit 1
+    }
     : >"$root/etc/resolv.conf"
     printf 'syncd-base\n' >"$root/etc/hostname"
     if [ "$kind" = systemd ]; then
@@ -117,7 +121,7 @@ SRC
         chroot "$root" systemctl mask getty@tty1.service console-getty.service \
             systemd-udevd.service systemd-udevd-control.socket systemd-udevd-kernel.socket \
             systemd-resolved.service systemd-timesyncd.service >/dev/null 2>&1 || true
-        chroot "$root" systemctl set-default multi-user.target >/dev/null
+        chroot "$root" systemctl set-default multi-user.target >/dev/null 2>&1
     fi
     tar --numeric-owner --one-file-system -C "$root" -czf "$tarball.tmp" .
     mv "$tarball.tmp" "$tarball"
