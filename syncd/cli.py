@@ -31,6 +31,7 @@ from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
 from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
+from syncd.state_owner import hand_back_after
 from syncd.store import Store
 from syncd.store.lock import SyncBusy
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, run_json
@@ -123,6 +124,7 @@ def cli(
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else load_plugins()
     configure_logging(log_format, log_level or "warning")
     ctx.obj = Context(config_directory(config_dir), state_dir, log_format, log_level, plugins)
+    ctx.call_on_close(functools.partial(hand_back_after, ctx.obj))
 
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
