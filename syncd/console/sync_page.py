@@ -27,6 +27,7 @@ from syncd.console.web import (
 )
 from syncd.console.words import (
     app_name,
+    duration_words,
     mapping_table,
     rules_in_words,
     settings_in_words,
@@ -89,6 +90,7 @@ async def sync_page(request: web.Request) -> web.Response:
             "outcome_words": OUTCOME_WORDS,
             "apps": {side: app_name(sync, side) for side in ("a", "b")},
             "settings": settings_in_words(sync),
+            "interval_words": duration_words(sync.interval),
             "mapping": mapping_table(sync),
             "rule_sets": rules_in_words(sync),
             "health": await insight.health(name),
