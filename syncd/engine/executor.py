@@ -48,6 +48,7 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
+from syncd.engine import journal as history
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import (
     SIDES,
@@ -64,6 +65,7 @@ from syncd.logs import get_logger
 from syncd.redact import redact
 from syncd.store import (
     IssueRow,
+    JournalResult,
     JournalRow,
     LinkIndex,
     LinkRow,
@@ -257,6 +259,10 @@ class SyncRun:
         self.journaled: set[tuple[str, str]] = set()
         #: records a create of this run linked (the new record, and its source)
         self.linked_by_create: set[tuple[str, str]] = set()
+        #: the plan's input while writing (what the journal reads the values before from)
+        self.inp: PlanInput | None = None
+        self.pair_keys = frozenset(p.key for p in self.pairs)
+        store.set_history(sync.name, sync.history_days)
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -380,6 +386,7 @@ class SyncRun:
             rules_b_to_a=sync.rules_b_to_a,
             journal=journal,
         )
+        self.inp = inp
         gone = self._journal_gone(inp)
         the_plan = await self._plan(inp)
         if self.options.dry_run or not all(i.complete or not i.readable for i in (inp.a, inp.b)):
@@ -413,6 +420,8 @@ class SyncRun:
                 self.store.drop_stale_issues, sync.name, ("excluded", "ambiguous"), self.run_id
             )
         await self._advance_cursors(inp, complete, first_run)
+        # the daemon runs every sync: each run forgets its history past history_days
+        await self.store.run(self.store.prune_journal, sync.name, sync.history_days)
         return the_plan
 
     async def _apply_new_records(self, the_plan: Plan, inp: PlanInput) -> None:
@@ -713,7 +722,7 @@ class SyncRun:
             f'{{"t":{target_base},"s":{pair.base.get(source) or "{}"},'
             f'"b":{before},"w":{_keys_json(tuple(write.values))},"o":{other_way}}}'
         )
-        return JournalRow(
+        row = JournalRow(
             target,
             kind,
             write.record_id,
@@ -722,7 +731,40 @@ class SyncRun:
             sent.data,
             packed,
             self.run_id,
+            write.email,
         )
+        if self.store.keeps_history(self.sync.name):
+            reason, special = history.write_reasons(self.inp, pair, write, self.pair_keys)
+            names = self.app_names[target]
+            was = history.before_values(self.inp, target, write.record_id, sent.data)
+            row.reason = reason
+            row.detail = history.detail(names, write.values, was, special)
+        return row
+
+    def _archive_row(self, pair: PairPlan, side: str, rid: str) -> JournalRow:
+        """The journal entry of an archive the deletion policy sends to ``side``."""
+        deleted = other(side)
+        row = JournalRow(
+            side,
+            "archive",
+            rid,
+            pair.link.record_id(deleted),
+            f"{self.run_id}:{side}:{rid}:archive",
+            {},
+            run_id=self.run_id,
+        )
+        if self.store.keeps_history(self.sync.name):
+            row.reason = history.DELETION.format(policy=self.sync.deletions, deleted=deleted)
+            if self.inp is not None:
+                record = self.inp.side(side).get(rid)
+                if record is not None:
+                    email = self.fields[side].value(record.raw, "email")
+                    row.email = email if isinstance(email, str) else None
+                    # what the record held: an undo can make it again from this
+                    row.detail = history.detail(
+                        self.app_names[side], self.app_names[side], dict(record.raw), {}
+                    )
+        return row
 
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():
@@ -785,7 +827,8 @@ class SyncRun:
             results = await self._send(connector.update, writes, side, [w.key for w in writes])
             _crash_point("sent")
             issues = []
-            for (pair, write), result in zip(chunk, results, strict=True):
+            answers = []
+            for (pair, write), result, rw in zip(chunk, results, writes, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok:
                     self.counts[f"updated_{side}"] += 1
@@ -793,7 +836,9 @@ class SyncRun:
                         pair.fp[side] = self.fields[side].version_fingerprint(result.version)
                     if result.stored:
                         self._take_stored(pair, side, result)
+                        answers.append(JournalResult(rw.key, stored=result.stored))
                 else:
+                    answers.append(JournalResult(rw.key, "failed"))
                     failed.add(id(pair))
                     if write.old_email_hash and "email" in write.values:
                         # the record keeps its old email: no create may take it now
@@ -801,7 +846,11 @@ class SyncRun:
                     issues.append(self._failure(pair, side, write.record_id or "", write, result))
             # a pair with another write still to come is committed after that one
             await self._commit_pairs(
-                [p for p, _ in chunk if pending_ops[id(p)] == 0], failed, (), issues
+                [p for p, _ in chunk if pending_ops[id(p)] == 0],
+                failed,
+                (),
+                issues,
+                journal_results=answers,
             )
             _crash_point("committed")
             self._progress(len(chunk))
@@ -883,6 +932,7 @@ class SyncRun:
             issues = []
             done_keys = []
             created = []
+            answers = []
             for row, (pair, write), result in zip(pending, chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok and result.id and self._linked_elsewhere(side, result.id):
@@ -902,7 +952,11 @@ class SyncRun:
                     if result.stored:
                         self._take_stored(pair, side, result)
                     done_keys.append(row.key)
+                    answers.append(
+                        JournalResult(row.key, "confirmed", result.id, result.stored or None)
+                    )
                 else:
+                    answers.append(JournalResult(row.key, "refused"))
                     failed.add(id(pair))
                     source = other(side)
                     issues.append(self._failure(pair, source, write.source_id or "", write, result))
@@ -914,6 +968,7 @@ class SyncRun:
                 issues,
                 pending_done=done_keys,
                 partial={id(p) for p in created if pending_ops[id(p)] > 0},
+                journal_results=answers,
             )
             _crash_point("committed")
             self._progress(len(chunk))
@@ -935,8 +990,7 @@ class SyncRun:
             chunk = pairs[start : start + size]
             ids = [pair.link.record_id(side) or "" for pair in chunk]
             journal = [
-                JournalRow(side, "archive", rid, pair.link.record_id(other(side)), None, {})
-                for pair, rid in zip(chunk, ids, strict=True)
+                self._archive_row(pair, side, rid) for pair, rid in zip(chunk, ids, strict=True)
             ]
             await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
             self.journaled.update((side, rid) for rid in ids)
@@ -944,11 +998,13 @@ class SyncRun:
             results = await self._send(connector.archive, ids, side, ids)
             _crash_point("sent")
             issues = []
-            for pair, result in zip(chunk, results, strict=True):
+            answers = []
+            for pair, result, row in zip(chunk, results, journal, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok:
                     self.counts[f"archived_{side}"] += 1
                 else:
+                    answers.append(JournalResult(row.key or "", "failed"))
                     failed.add(id(pair))
                     self.counts["failed"] += 1
                     self.failed_ids[side].add(result.key)
@@ -957,7 +1013,7 @@ class SyncRun:
                             side, result.key, "failed", redact(f"archive refused: {result.error}")
                         )
                     )
-            await self._commit_pairs(chunk, failed, (), issues)
+            await self._commit_pairs(chunk, failed, (), issues, journal_results=answers)
             _crash_point("committed")
             self._progress(len(chunk))
 
@@ -996,6 +1052,7 @@ class SyncRun:
         issues: Sequence[IssueRow] = (),
         pending_done: Sequence[str] = (),
         partial: set[int] | None = None,
+        journal_results: Sequence[JournalResult] = (),
     ) -> None:
         """Commit the links of ``pairs``: final bases where everything succeeded; otherwise only
         the ids (a create that went through is never forgotten) with the old bases, so that the
@@ -1045,6 +1102,7 @@ class SyncRun:
             run_id=self.run_id,
             drop_links=drops,
             journal_done=settled,
+            journal_results=journal_results,
         )
 
     # --- cursors ----------------------------------------------------------------------------

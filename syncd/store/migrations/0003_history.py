@@ -1,0 +1,66 @@
+"""The journal kept as history (issue 15), and the review queue for deletions.
+
+The journal of ``0002_journal`` held only writes whose outcome was not committed yet. It now
+keeps every write for the sync's ``history_days``: per row, the record's email, why the write
+was made, the values the target held before (as listed when planned) and what the app stored
+where it said so, and the write's outcome (``pending`` until the app answers and the outcome
+is committed; ``confirmed``; ``failed``, an update or archive the app refused or that never
+answered; ``refused``, a create the app refused; ``superseded``, settled by a later run).
+Only ``pending`` and ``failed`` rows are what a crash leaves behind (read by the next run).
+
+``review`` holds the deletions that ``deletions = "review"`` (or ``on_mass_deletion =
+"review"``) keeps back until a person approves or rejects them.
+
+Plain types only: the same schema works on PostgreSQL.
+"""
+
+from typing import Any
+
+from peewee import CharField, DateTimeField, IntegerField, Model, TextField
+
+
+def up(migrator: Any, db: Any) -> None:
+    for column, kind in (
+        ("email", "VARCHAR(255)"),
+        ("reason", "TEXT"),
+        ("detail", "TEXT"),
+        ("stored", "TEXT"),
+        ("outcome", "VARCHAR(16) NOT NULL DEFAULT 'pending'"),
+        ("settled_at", "DATETIME"),
+    ):
+        db.execute_sql(f"ALTER TABLE journal ADD COLUMN {column} {kind}")
+    db.execute_sql("CREATE INDEX journal_sync_outcome ON journal (sync, outcome)")
+    db.execute_sql("CREATE INDEX journal_sync_run ON journal (sync, run_id)")
+    db.execute_sql("CREATE INDEX journal_sync_created ON journal (sync, created_at)")
+
+    class Review(Model):
+        sync = CharField()
+        link_id = IntegerField()
+        deleted_side = CharField()
+        deleted_id = CharField(null=True)
+        survivor_side = CharField()
+        survivor_id = CharField(null=True)
+        email = CharField(null=True)
+        action = CharField()
+        why = TextField()
+        state = CharField(default="held")
+        run_id = IntegerField(null=True)
+        detected_at = DateTimeField()
+        decided_at = DateTimeField(null=True)
+        note = TextField(null=True)
+
+        class Meta:
+            database = db
+            legacy_table_names = False
+            table_name = "review"
+            indexes = ((("sync", "state"), False), (("sync", "link_id"), False))
+
+    db.create_tables([Review])
+
+
+def down(migrator: Any, db: Any) -> None:
+    db.execute_sql("DROP TABLE IF EXISTS review")
+    for index in ("journal_sync_outcome", "journal_sync_run", "journal_sync_created"):
+        db.execute_sql(f"DROP INDEX IF EXISTS {index}")
+    for column in ("email", "reason", "detail", "stored", "outcome", "settled_at"):
+        db.execute_sql(f"ALTER TABLE journal DROP COLUMN {column}")
