@@ -61,7 +61,8 @@ def journal_rows(state: Path) -> list[tuple[str, str, str]]:
     db = sqlite3.connect(state / "syncd.db")
     try:
         return db.execute(
-            "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed') ORDER BY id"
+            "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
+            " ORDER BY id"
         ).fetchall()
     finally:
         db.close()

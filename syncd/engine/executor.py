@@ -49,6 +49,7 @@ from syncd.connector import (
     WriteResult,
 )
 from syncd.engine import journal as history
+from syncd.engine import review
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import (
     SIDES,
@@ -245,6 +246,7 @@ class SyncRun:
                 "failed",
                 "excluded",
                 "ambiguous",
+                "held",
             )
         }
         self.run_id: int | None = None
@@ -368,6 +370,8 @@ class SyncRun:
         self.counts["read_b"] = sides["b"].count()
         self.counts["unchanged"] = len(sides["a"].unchanged) + len(sides["b"].unchanged)
         links = await self._links_to_plan(sides)
+        held = await review.open_entries(self.store, sync.name)
+        links = await review.links_of_held(self.store, sync.name, links, held)
         inp = PlanInput(
             pairs=self.pairs,
             a=sides["a"],
@@ -385,6 +389,7 @@ class SyncRun:
             rules_a_to_b=sync.rules_a_to_b,
             rules_b_to_a=sync.rules_b_to_a,
             journal=journal,
+            on_mass_deletion=sync.on_mass_deletion,
         )
         self.inp = inp
         gone = self._journal_gone(inp)
@@ -399,8 +404,11 @@ class SyncRun:
         self._count_plan(the_plan)
         if the_plan.guard and not self.options.force:
             raise RunStopped("failed", the_plan.guard)
+        self.counts["held"] = len(the_plan.held)
         if self.options.dry_run:
             return the_plan
+        if held or the_plan.held:
+            await review.keep_queue(self.store, sync.name, inp, the_plan, held, self.run_id)
 
         if the_plan.issues:
             await self.store.run(

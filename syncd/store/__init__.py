@@ -23,7 +23,6 @@ from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
 from syncd.redact import redact
-
 from syncd.store.models import (
     ALL_MODELS,
     Journal,
