@@ -697,7 +697,7 @@ class SyncRun:
         }
         done = [p.key for p in pending if (other(p.side), p.source_id) in linked]
         if done:
-            await self.store.run(self.store.remove_pending, done)
+            await self.store.run(self.store.remove_pending, done, self.sync.name)
 
     def _journal_gone(self, inp: PlanInput) -> list[tuple[str, str]]:
         """Journaled records a full listing no longer shows (deleted since): their entries

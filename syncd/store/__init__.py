@@ -612,7 +612,10 @@ class Store:
                     [(when, key) for key in keys],
                 )
             else:
-                cursor.executemany("DELETE FROM journal WHERE key = ?", [(key,) for key in keys])
+                cursor.executemany(
+                    "DELETE FROM journal WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(key,) for key in keys],
+                )
 
     # --- the journal ------------------------------------------------------------------------
 
