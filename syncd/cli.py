@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from syncd import __version__, cli_output
+from syncd.cli_history import add_history_commands
 from syncd.cli_output import duration, plural
 from syncd.config import Config, ConfigError, config_directory, load_config
 from syncd.config_values import format_seconds
@@ -126,6 +127,8 @@ def cli(
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
 add_daemon_commands(cli)
+# changes, undo, review (syncd/cli_history.py)
+add_history_commands(cli)
 
 
 # --- sync ---------------------------------------------------------------------------------
