@@ -216,7 +216,7 @@ async def test_undo_of_a_run_that_does_not_exist_or_wrote_nothing_is_refused(
     run = await sync_once(sync, state)
     with pytest.raises(UndoError, match="no run 99"):
         await undo(sync, state, 99)
-    with pytest.raises(UndoError, match="no journaled write for nobody@x.com"):
+    with pytest.raises(UndoError, match=r"no journaled write for nobody@x\.com"):
         await undo(sync, state, run.run_id or 0, record="nobody@x.com")
 
 

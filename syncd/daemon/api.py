@@ -32,6 +32,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import ConfigError
+from syncd.daemon.history_api import CHANGES_QUERY, HistoryProblem, HistoryRoutes
 from syncd.daemon.metrics import CONTENT_TYPE
 from syncd.daemon.openapi import document
 from syncd.daemon.scheduler import (
@@ -60,7 +61,10 @@ MAX_BODY = 16 * 1024
 TRIGGER_FLAGS = ("full", "force")
 UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
 #: the query parameters a path takes; any other is a 400 (a typo must not pass for a default)
-QUERY_PARAMETERS = {"/api/v1/syncs/{name}/runs": ("limit",)}
+QUERY_PARAMETERS = {
+    "/api/v1/syncs/{name}/runs": ("limit",),
+    "/api/v1/syncs/{name}/changes": CHANGES_QUERY,
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -179,6 +183,9 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/reload", api.reload)
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
+    # changes, undo, review (issue 15; syncd/daemon/history_api.py)
+    for method, path, handler in HistoryRoutes(api).routes():
+        app.router.add_route(method, path, api.answering(handler))
     return app
 
 
@@ -264,6 +271,18 @@ class Api:
         if len(values) > 1 or not digits or not 1 <= int(raw) <= MAX_RUNS:
             raise ApiError(400, "bad_request", f"limit must be one number from 1 to {MAX_RUNS}")
         return int(raw)
+
+    def answering(self, handler: Callable[[web.Request], Awaitable[Any]]) -> Handler:
+        """A handler that returns the data of a 200 (or raises a ``HistoryProblem``)."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                data = await handler(request)
+            except HistoryProblem as exc:
+                raise ApiError(exc.status, exc.code, exc.message) from None
+            return reply(data)
+
+        return answer
 
     # --- endpoints ----------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from syncd.timefmt import rfc3339
+
 if TYPE_CHECKING:
     from syncd.store import Store
 
@@ -94,7 +96,7 @@ def _decode(row: Sequence[Any]) -> Change:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.replace(tzinfo=UTC).isoformat()
+    return rfc3339(value)
 
 
 def query_changes(
