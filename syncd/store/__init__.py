@@ -280,6 +280,8 @@ class Store:
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: days each sync keeps its journal (``history_days``); 0 keeps only what a crash needs
         self._history: dict[str, int] = {}
+        #: when each sync's journal was last pruned by this process
+        self._pruned: dict[str, datetime] = {}
 
     def set_history(self, sync: str, days: int) -> None:
         self._history[sync] = days
@@ -680,7 +682,8 @@ class Store:
         cursor.executemany(
             "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
             " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
-            " THEN ? ELSE settled_at END WHERE key = ? AND sync = ?",
+            # by key alone (its index): a key names one write (a run's id, or random)
+            " THEN ? ELSE settled_at END WHERE key = ?",
             [
                 (
                     r.outcome,
@@ -689,7 +692,6 @@ class Store:
                     r.outcome,
                     when,
                     r.key,
-                    sync,
                 )
                 for r in results
             ],
@@ -746,10 +748,16 @@ class Store:
             [(run_id, when, sync, side, rid) for side, rid in records],
         )
 
-    def prune_journal(self, sync: str, days: int) -> int:
+    def prune_journal(self, sync: str, days: int, every: float = 3600.0) -> int:
         """Forget settled entries older than ``days`` (unsettled ones stay: a crash needs
-        them); with ``days`` 0, every settled entry. Returns how many went."""
-        cutoff = _sql_time(now() - timedelta(days=days))
+        them); with ``days`` 0, every settled entry. Done at most once per ``every`` seconds
+        per sync in a process (each run asks; most are a minute apart). Returns how many went."""
+        stamp = now()
+        last = self._pruned.get(sync)
+        if last is not None and (stamp - last).total_seconds() < every:
+            return 0
+        self._pruned[sync] = stamp
+        cutoff = _sql_time(stamp - timedelta(days=days))
         with self.db.atomic():
             cursor = self.db.execute_sql(
                 "DELETE FROM journal WHERE sync = ? AND created_at < ?"
