@@ -210,3 +210,27 @@ async def test_no_secret_gets_into_the_journal(tmp_path: Path, plugins: Plugins)
         [update] = await changes(sync, state)
         [notes] = update["fields"]
         assert notes["sent"] == "api key *** here" and notes["before"] == "old ***"
+
+
+def test_history_days_and_on_mass_deletion_in_the_config(tmp_path: Path, plugins: Plugins) -> None:
+    from support import write_sync
+
+    from syncd.config import ConfigError, load_config
+
+    (tmp_path / "syncd.toml").write_text("[defaults]\nhistory_days = 7\n")
+    body = '[a]\nconnector = "memory"\naccount = "x"\n[b]\nconnector = "memory"\naccount = "y"\n'
+    write_sync(tmp_path, "inherits", body)
+    write_sync(tmp_path, "own", 'history_days = 0\ndeletions = "review"\n' + body)
+    config = load_config(tmp_path, plugins)
+    assert config.sync("inherits").history_days == 7
+    assert config.sync("own").history_days == 0 and config.sync("own").deletions == "review"
+    assert config.sync("own").on_mass_deletion == "stop"
+    for line, message in (
+        ("history_days = -1", "history_days: must be from 0 (off) to 3650, got -1"),
+        ('history_days = "90"', "history_days: expected a whole number of days, got a string"),
+        ('on_mass_deletion = "archive"', "on_mass_deletion: must be one of stop, review"),
+    ):
+        write_sync(tmp_path, "own", f"{line}\n{body}")
+        with pytest.raises(ConfigError) as caught:
+            load_config(tmp_path, plugins)
+        assert message in str(caught.value), str(caught.value)
