@@ -234,3 +234,36 @@ async def test_undoing_many_creates_stops_at_the_mass_deletion_guard(
     forced = await undo(sync, state, merge.run_id or 0, force=True)
     assert forced.counts["archived_b"] == 30
     assert by_email("mem-b") == {}
+
+
+async def test_undo_of_a_deletion_policy_archive_makes_the_survivor_again(
+    tmp_path: Path, plugins: Plugins
+) -> None:
+    a, b = app("mem-a"), app("mem-b")
+    for person in ({"email": "old@x.com", "first_name": "Olga"}, {"email": "keep@x.com"}):
+        a.add(dict(person))
+        b.add(dict(person))
+    sync = memory_sync(tmp_path, plugins, extra='deletions = "archive"')
+    state = tmp_path / "state"
+    await sync_once(sync, state)
+    a.delete(by_email("mem-a")["old@x.com"][0])
+    store = Store(state)
+    await store.aopen()
+    try:
+        archived = await run_sync(sync, store, RunOptions(full=True))
+    finally:
+        await store.aclose()
+    assert archived.counts["archived_b"] == 1 and "old@x.com" not in by_email("mem-b")
+    undone = await undo(sync, state, archived.run_id or 0)
+    assert undone.counts["created_b"] == 1
+    assert by_email("mem-b")["old@x.com"][1]["first_name"] == "Olga"
+    # the person stays deleted on a: the next runs neither archive b's copy again nor revive a's
+    for _ in range(2):
+        store = Store(state)
+        await store.aopen()
+        try:
+            quiet = await run_sync(sync, store, RunOptions(full=True))
+        finally:
+            await store.aclose()
+        assert quiet.counts["archived_b"] == quiet.counts["created_a"] == 0
+    assert "old@x.com" in by_email("mem-b") and "old@x.com" not in by_email("mem-a")

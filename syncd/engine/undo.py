@@ -602,7 +602,9 @@ class _Undo:
                 self.counts[f"created_{side}"] += 1
                 if link is not None:
                     setattr(link, f"{side}_id", result.id)
-                    link.state = "linked"
+                    # a deletion policy's archive: the partner was deleted, and stays so (the
+                    # record made again is a survivor); an undo's archive: both are there again
+                    link.state = f"gone_{other(side)}" if link.state == "archived" else "linked"
                     link.set_base(side, hashes(view))
                     setattr(link, f"fp_{side}", None)
                     links.append(link)
