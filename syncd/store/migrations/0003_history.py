@@ -20,15 +20,15 @@ from peewee import CharField, DateTimeField, IntegerField, Model, TextField
 
 
 def up(migrator: Any, db: Any) -> None:
-    for column, kind in (
-        ("email", "VARCHAR(255)"),
-        ("reason", "TEXT"),
-        ("detail", "TEXT"),
-        ("stored", "TEXT"),
-        ("outcome", "VARCHAR(16) NOT NULL DEFAULT 'pending'"),
-        ("settled_at", "DATETIME"),
-    ):
-        db.execute_sql(f"ALTER TABLE journal ADD COLUMN {column} {kind}")
+    # the entries a crash left before this migration are unsettled: outcome "pending"
+    migrator.migrate(
+        migrator.add_column("journal", "email", CharField(null=True)),
+        migrator.add_column("journal", "reason", TextField(null=True)),
+        migrator.add_column("journal", "detail", TextField(null=True)),
+        migrator.add_column("journal", "stored", TextField(null=True)),
+        migrator.add_column("journal", "outcome", CharField(default="pending")),
+        migrator.add_column("journal", "settled_at", DateTimeField(null=True)),
+    )
     # only the unsettled entries (a crash's), which every run reads: a partial index stays
     # small however long the history, and settling an entry takes it out
     db.execute_sql(
@@ -66,5 +66,9 @@ def down(migrator: Any, db: Any) -> None:
     db.execute_sql("DROP TABLE IF EXISTS review")
     for index in ("journal_unsettled", "journal_sync_run"):
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")
-    for column in ("email", "reason", "detail", "stored", "outcome", "settled_at"):
-        db.execute_sql(f"ALTER TABLE journal DROP COLUMN {column}")
+    migrator.migrate(
+        *(
+            migrator.drop_column("journal", column)
+            for column in ("email", "reason", "detail", "stored", "outcome", "settled_at")
+        )
+    )
