@@ -636,7 +636,7 @@ class Store:
             # history off: only the hashes a crash needs, no value, deleted once settled
             self.db.cursor().executemany(
                 "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
-                " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+                " hashes, created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, 'pending')",
                 [
                     (sync, run_id, r.side, r.kind, r.record_id, r.source_id, r.key, r.packed, when)
                     for r in rows
@@ -646,8 +646,8 @@ class Store:
         encode = _SENT_ENCODER.encode
         self.db.cursor().executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
-            " hashes, created_at, email, reason, detail) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " hashes, created_at, email, reason, detail, outcome) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             [
                 (
                     sync,

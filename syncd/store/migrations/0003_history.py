@@ -16,7 +16,7 @@ Plain types only: the same schema works on PostgreSQL.
 
 from typing import Any
 
-from peewee import CharField, DateTimeField, IntegerField, Model, TextField
+from peewee import SQL, CharField, DateTimeField, IntegerField, Model, TextField
 
 
 def up(migrator: Any, db: Any) -> None:
@@ -26,7 +26,11 @@ def up(migrator: Any, db: Any) -> None:
         migrator.add_column("journal", "reason", TextField(null=True)),
         migrator.add_column("journal", "detail", TextField(null=True)),
         migrator.add_column("journal", "stored", TextField(null=True)),
-        migrator.add_column("journal", "outcome", CharField(default="pending")),
+        migrator.add_column(
+            "journal",
+            "outcome",
+            CharField(default="pending", constraints=[SQL("DEFAULT 'pending'")]),
+        ),
         migrator.add_column("journal", "settled_at", DateTimeField(null=True)),
     )
     # only the unsettled entries (a crash's), which every run reads: a partial index stays
