@@ -10,6 +10,7 @@ that an undo can send them back exactly as they were.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -74,19 +75,29 @@ def detail(
 ) -> str | None:
     """The ``detail`` JSON text of a journal row: per app field, its view key where the name
     differs (``k``), the value before (``b``, an update's), its own reason (``r``)."""
-    names: dict[str, str] = {}
-    for key in keys:
-        name = app_names.get(key)
-        if name is not None and name != key:
-            names[name] = key
+    names = _renamed(tuple(app_names.items()), tuple(keys))
+    if before is None and not reasons:
+        return names or None  # most creates: nothing but the names, made once per key set
     out: dict[str, Any] = {}
     if names:
-        out["k"] = names
+        out["k"] = json.loads(names)[_K]
     if before is not None:
         out["b"] = dict(before)
     if reasons:
         out["r"] = {app_names.get(key, key): why for key, why in reasons.items()}
     return _ENCODE(out) if out else None
+
+
+_K = "k"
+
+
+@functools.lru_cache(maxsize=512)
+def _renamed(app_names: tuple[tuple[str, str], ...], keys: tuple[str, ...]) -> str:
+    """``{"k": {app field: view key}}`` for the keys whose app field is named otherwise, as
+    JSON text ("" when none is): most writes of a run share a handful of key sets."""
+    names = dict(app_names)
+    found = {names[k]: k for k in keys if k in names and names[k] != k}
+    return _ENCODE({_K: found}) if found else ""
 
 
 def before_values(inp: PlanInput | None, side: str, record_id: str | None, names: Any) -> Any:

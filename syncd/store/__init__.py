@@ -472,7 +472,8 @@ class Store:
             self._record_issues(sync, issues, stamp, run_id)
             self._resolve_issues(sync, resolved)
             self._journal_results(sync, journal_results, stamp)
-            self._delete_pending(pending_done, sync)
+            answered = {r.key for r in journal_results if r.outcome is not None}
+            self._delete_pending(pending_done, sync, answered)
             self._delete_journal(sync, journal_done, run_id, stamp)
             self._insert_journal(sync, journal, run_id, stamp)
         self._cached(sync, links, drop_links)
@@ -601,17 +602,20 @@ class Store:
         with self.db.atomic():
             self._delete_pending(keys, sync)
 
-    def _delete_pending(self, keys: Sequence[str], sync: str | None = None) -> None:
+    def _delete_pending(
+        self, keys: Sequence[str], sync: str | None = None, answered: set[str] | None = None
+    ) -> None:
         if keys:
             cursor = self.db.cursor()
             cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
-            # a create's journal entry is settled with its pending entry (kept as history)
+            # a create's journal entry is settled with its pending entry (kept as history),
+            # unless the app's answer settled it already
             if sync is not None and self.keeps_history(sync):
                 when = _sql_time(now())
                 cursor.executemany(
-                    "UPDATE journal SET outcome = 'superseded', settled_at = ? WHERE key = ?"
-                    " AND outcome IN ('pending', 'failed')",
-                    [(when, key) for key in keys],
+                    "UPDATE journal SET outcome = 'superseded', settled_at = ?, hashes = ''"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(when, key) for key in keys if not answered or key not in answered],
                 )
             else:
                 cursor.executemany(
@@ -682,8 +686,10 @@ class Store:
         cursor.executemany(
             "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
             " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
+            # a settled entry's hashes served only a crash: dropped, the history is the values
+            " THEN ? ELSE settled_at END, hashes = CASE WHEN ? IN ('confirmed', 'refused')"
             # by key alone (its index): a key names one write (a run's id, or random)
-            " THEN ? ELSE settled_at END WHERE key = ?",
+            " THEN '' ELSE hashes END WHERE key = ?",
             [
                 (
                     r.outcome,
@@ -691,6 +697,7 @@ class Store:
                     None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
                     r.outcome,
                     when,
+                    r.outcome,
                     r.key,
                 )
                 for r in results
@@ -743,7 +750,7 @@ class Store:
         when = _sql_time(stamp or now())
         self.db.cursor().executemany(
             "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
-            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?, hashes = ''"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
         )
