@@ -88,6 +88,8 @@ async def test_each_write_records_why_and_what_it_replaced(
     assert reasons["first_name"] == "created from side a"
     assert create["record_id"] == by_email("mem-b")["new@x.com"]
     assert {c["outcome"] for c in found.values()} == {"confirmed"}
+    # what a crash would need is gone once settled: the history is the values
+    assert rows(state, "SELECT count(*) FROM journal_hashes") == [(0,)]
 
     # a deletion the policy sends on is journaled with the policy as its reason
     sync = memory_sync(tmp_path, plugins, extra='winner = "a"\ndeletions = "archive"')

@@ -341,6 +341,9 @@ class Store:
         with self.db.atomic():
             for model in (Link, RecordIssue, PendingWrite, Journal, Review):
                 model.delete().where(model.sync == sync).execute()
+            self.db.execute_sql(
+                "DELETE FROM journal_hashes WHERE journal_id NOT IN (SELECT id FROM journal)"
+            )
             SyncState.delete().where(SyncState.sync == sync).execute()
 
     # --- links ------------------------------------------------------------------------------
@@ -612,10 +615,16 @@ class Store:
             # unless the app's answer settled it already
             if sync is not None and self.keeps_history(sync):
                 when = _sql_time(now())
+                open_keys = [key for key in keys if not answered or key not in answered]
                 cursor.executemany(
-                    "UPDATE journal SET outcome = 'superseded', settled_at = ?, hashes = ''"
+                    "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed'))",
+                    [(key,) for key in open_keys],
+                )
+                cursor.executemany(
+                    "UPDATE journal SET outcome = 'superseded', settled_at = ?"
                     " WHERE key = ? AND outcome IN ('pending', 'failed')",
-                    [(when, key) for key in keys if not answered or key not in answered],
+                    [(when, key) for key in open_keys],
                 )
             else:
                 cursor.executemany(
@@ -648,10 +657,13 @@ class Store:
             )
             return
         encode = _SENT_ENCODER.encode
-        self.db.cursor().executemany(
+        cursor = self.db.cursor()
+        # the hashes a crash needs go to journal_hashes, deleted once the entry is settled, so
+        # that the history kept is only the values (and the space of the hashes is reused)
+        cursor.executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
             " hashes, created_at, email, reason, detail, outcome) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')",
             [
                 (
                     sync,
@@ -663,7 +675,6 @@ class Store:
                     r.key,
                     # contact values only; a connector's secret never gets in (rule 12)
                     redact(encode(r.sent)),
-                    r.packed,
                     when,
                     r.email,
                     r.reason,
@@ -671,6 +682,13 @@ class Store:
                 )
                 for r in rows
             ],
+        )
+        # inside this transaction nobody else inserts: the new ids are the last len(rows)
+        last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
+        first = last - len(rows) + 1
+        cursor.executemany(
+            "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
+            [(first + i, r.packed) for i, r in enumerate(rows)],
         )
 
     def _journal_results(
@@ -683,13 +701,16 @@ class Store:
             return
         cursor = self.db.cursor()
         when = _sql_time(stamp)
+        # a settled entry's hashes served only a crash: dropped, the history is the values
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?)",
+            [(r.key,) for r in results if r.outcome in ("confirmed", "refused")],
+        )
         cursor.executemany(
             "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
             " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
-            # a settled entry's hashes served only a crash: dropped, the history is the values
-            " THEN ? ELSE settled_at END, hashes = CASE WHEN ? IN ('confirmed', 'refused')"
             # by key alone (its index): a key names one write (a run's id, or random)
-            " THEN '' ELSE hashes END WHERE key = ?",
+            " THEN ? ELSE settled_at END WHERE key = ?",
             [
                 (
                     r.outcome,
@@ -697,7 +718,6 @@ class Store:
                     None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
                     r.outcome,
                     when,
-                    r.outcome,
                     r.key,
                 )
                 for r in results
@@ -707,8 +727,10 @@ class Store:
     def load_journal(self, sync: str) -> list[JournalRow]:
         """Every entry of ``sync`` whose outcome was never committed, newest first."""
         cursor = self.db.execute_sql(
-            "SELECT side, kind, record_id, source_id, key, sent, hashes, run_id FROM journal"
-            " WHERE sync = ? AND outcome IN ('pending', 'failed') ORDER BY id DESC",
+            "SELECT j.side, j.kind, j.record_id, j.source_id, j.key, j.sent,"
+            " CASE WHEN j.hashes = '' THEN COALESCE(h.hashes, '{}') ELSE j.hashes END, j.run_id"
+            " FROM journal j LEFT JOIN journal_hashes h ON h.journal_id = j.id"
+            " WHERE j.sync = ? AND j.outcome IN ('pending', 'failed') ORDER BY j.id DESC",
             (sync,),
         )
         rows = []
@@ -748,9 +770,15 @@ class Store:
             )
             return
         when = _sql_time(stamp or now())
-        self.db.cursor().executemany(
+        cursor = self.db.cursor()
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+            " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed'))",
+            [(sync, side, rid) for side, rid in records],
+        )
+        cursor.executemany(
             "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
-            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?, hashes = ''"
+            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
         )

@@ -40,6 +40,12 @@ def up(migrator: Any, db: Any) -> None:
     )
     # an undo and `syncd changes --run` read one run's entries
     db.execute_sql("CREATE INDEX journal_sync_run ON journal (sync, run_id)")
+    # the hashes of an unsettled entry (what a crash needs), deleted when it is settled: the
+    # history keeps only the values (an entry from before this migration keeps its own)
+    db.execute_sql(
+        "CREATE TABLE journal_hashes"
+        " (journal_id INTEGER NOT NULL PRIMARY KEY, hashes TEXT NOT NULL)"
+    )
 
     class Review(Model):
         sync = CharField()
@@ -68,6 +74,7 @@ def up(migrator: Any, db: Any) -> None:
 
 def down(migrator: Any, db: Any) -> None:
     db.execute_sql("DROP TABLE IF EXISTS review")
+    db.execute_sql("DROP TABLE IF EXISTS journal_hashes")
     for index in ("journal_unsettled", "journal_sync_run"):
         db.execute_sql(f"DROP INDEX IF EXISTS {index}")
     migrator.migrate(
