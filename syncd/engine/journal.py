@@ -104,8 +104,14 @@ def before_values(inp: PlanInput | None, side: str, record_id: str | None, names
     """The app's values of ``names`` on record ``record_id`` as listed when planned."""
     if inp is None or record_id is None:
         return None
-    record = inp.side(side).get(record_id)
-    if record is None:
-        return None
-    raw = record.raw
+    info = inp.side(side)
+    # the raw record as listed (never made into an engine record: that would fingerprint it)
+    record = info.records.get(record_id)
+    if record is not None:
+        raw = record.raw
+    else:
+        remote = info.unchanged.get(record_id)
+        if remote is None:
+            return None
+        raw = remote.data
     return {name: raw.get(name) for name in names}
