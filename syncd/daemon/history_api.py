@@ -153,12 +153,14 @@ class HistoryRoutes:
                 chosen[key] = []
             elif (
                 isinstance(value, list)
-                and 0 < len(value) <= 1000
+                and 0 < len(value) <= 100
                 and all(_whole(i) is not None for i in value)
             ):
                 chosen[key] = [int(i) for i in value]
             else:
-                raise _error(400, "bad_request", f'{key} must be a list of review ids, or "all"')
+                raise _error(
+                    400, "bad_request", f'{key} must be a list of up to 100 review ids, or "all"'
+                )
         if chosen["approve"] is None and chosen["reject"] is None:
             raise _error(400, "bad_request", "say what to approve or reject")
         store = self.api.daemon.store

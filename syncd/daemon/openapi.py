@@ -651,7 +651,12 @@ SCHEMAS.update(
                 key: {
                     "anyOf": [
                         {"type": "string", "const": "all"},
-                        {"type": "array", "items": INTEGER, "minItems": 1, "maxItems": 1000},
+                        {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1, "maximum": 2**31},
+                            "minItems": 1,
+                            "maxItems": 100,
+                        },
                     ]
                 }
                 for key in ("approve", "reject")
