@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from syncd import __version__, cli_output
+from syncd.cli_history import add_history_commands
 from syncd.cli_output import duration, plural
 from syncd.config import Config, ConfigError, config_directory, load_config
 from syncd.config_values import format_seconds
@@ -131,6 +132,8 @@ def cli(
 add_daemon_commands(cli)
 # "why did this contact not sync?" (syncd/explain_cli.py)
 cli.add_command(explain_command)
+# changes, undo, review (syncd/cli_history.py)
+add_history_commands(cli)
 
 
 # --- sync ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import ConfigError
+from syncd.daemon.history_api import CHANGES_QUERY, HistoryProblem, HistoryRoutes
 from syncd.daemon.hooks import ROUTE_NAME as HOOK_ROUTE
 from syncd.daemon.hooks import add_routes as add_hook_routes
 from syncd.daemon.metrics import CONTENT_TYPE
@@ -69,6 +70,7 @@ QUERY_PARAMETERS = {
     "/api/v1/syncs/{name}/runs": ("limit",),
     "/api/v1/syncs/{name}/explain": ("record", "live"),
     "/api/v1/events": ("last_event_id",),
+    "/api/v1/syncs/{name}/changes": CHANGES_QUERY,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -208,6 +210,9 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/syncs/{name}/retry", api.retry)
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
+    # changes, undo, review (issue 15; syncd/daemon/history_api.py)
+    for method, path, handler in HistoryRoutes(api).routes():
+        app.router.add_route(method, path, api.answering(handler))
     add_hook_routes(app, lambda: daemon.hooks)
     setup_console(app, daemon, api)  # the web console at / and GET /api/v1/events
     return app
@@ -296,6 +301,18 @@ class Api:
         if len(values) > 1 or not digits or not 1 <= int(raw) <= MAX_RUNS:
             raise ApiError(400, "bad_request", f"limit must be one number from 1 to {MAX_RUNS}")
         return int(raw)
+
+    def answering(self, handler: Callable[[web.Request], Awaitable[Any]]) -> Handler:
+        """A handler that returns the data of a 200 (or raises a ``HistoryProblem``)."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                data = await handler(request)
+            except HistoryProblem as exc:
+                raise ApiError(exc.status, exc.code, exc.message) from None
+            return reply(data)
+
+        return answer
 
     # --- endpoints ----------------------------------------------------------------------------
 

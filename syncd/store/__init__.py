@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
+from syncd.redact import redact
 from syncd.store.models import (
     ALL_MODELS,
     Journal,
@@ -30,6 +31,7 @@ from syncd.store.models import (
     PendingWrite,
     RecordDecision,
     RecordIssue,
+    Review,
     Run,
     SyncState,
     database,
@@ -196,6 +198,12 @@ class JournalRow:
     sent: dict[str, Any]
     packed: str = "{}"
     run_id: int | None = None
+    #: kept as history (issue 15): the record's email, why it was written, and ``detail``: the
+    #: JSON text of, per app field, its view key (``k``), the value before (``b``) and a reason
+    #: of its own where it differs from the row's (``r``)
+    email: str | None = None
+    reason: str | None = None
+    detail: str | None = None
 
     def bases(self) -> tuple[dict[str, str], dict[str, str]]:
         """The target's and the source's bases as the run planned them once written."""
@@ -218,6 +226,21 @@ class JournalRow:
                 if k not in found and k not in skip and source.get(k) == h:
                     found[k] = (h, h, h)
         return found
+
+
+@dataclass(slots=True)
+class JournalResult:
+    """What the app answered to one journaled write (by its key): the outcome (``None``: left
+    as it is, settled with its record), the id a create made, what the app stored."""
+
+    key: str
+    outcome: str | None = None
+    record_id: str | None = None
+    stored: dict[str, Any] | None = None
+
+
+#: journal outcomes a crash leaves behind: what the next run reads (rule 4)
+UNSETTLED = ("pending", "failed")
 
 
 @dataclass
@@ -260,6 +283,16 @@ class Store:
         #: version they were read at: a commit that syncs 100,000 records deletes only the
         #: decisions that exist (most syncs have no rules, so none ever)
         self._decision_keys: dict[str, tuple[int, set[tuple[str, str]]]] = {}
+        #: days each sync keeps its journal (``history_days``); 0 keeps only what a crash needs
+        self._history: dict[str, int] = {}
+        #: when each sync's journal was last pruned by this process
+        self._pruned: dict[str, datetime] = {}
+
+    def set_history(self, sync: str, days: int) -> None:
+        self._history[sync] = days
+
+    def keeps_history(self, sync: str) -> bool:
+        return self._history.get(sync, 90) > 0
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -312,8 +345,11 @@ class Store:
         self._link_indexes.pop(sync, None)
         self._decision_keys.pop(sync, None)
         with self.db.atomic():
-            for model in (Link, RecordIssue, RecordDecision, PendingWrite, Journal):
+            for model in (Link, RecordIssue, RecordDecision, PendingWrite, Journal, Review):
                 model.delete().where(model.sync == sync).execute()
+            self.db.execute_sql(
+                "DELETE FROM journal_hashes WHERE journal_id NOT IN (SELECT id FROM journal)"
+            )
             SyncState.delete().where(SyncState.sync == sync).execute()
 
     # --- links ------------------------------------------------------------------------------
@@ -433,6 +469,7 @@ class Store:
         journal_done: Sequence[tuple[str, str]] = (),
         journal: Sequence[JournalRow] = (),
         decisions: Sequence[IssueRow] = (),
+        journal_results: Sequence[JournalResult] = (),
     ) -> None:
         """Record the outcome of one batch atomically: links, issues, finished pending writes,
         the journal entries of the records whose outcome this commits (``journal_done``: side,
@@ -451,8 +488,10 @@ class Store:
                     self._forget_decisions(sync, [(i.side, i.record_id) for i in issues])
                 self._record_decisions(sync, decisions, stamp, run_id)
                 self._resolve_issues(sync, resolved)
-                self._delete_pending(pending_done)
-                self._delete_journal(sync, journal_done)
+                self._journal_results(sync, journal_results, stamp)
+                answered = {r.key for r in journal_results if r.outcome is not None}
+                self._delete_pending(pending_done, sync, answered)
+                self._delete_journal(sync, journal_done, run_id, stamp)
                 self._insert_journal(sync, journal, run_id, stamp)
         except BaseException:
             self._decision_keys.pop(sync, None)  # it was kept as if the commit went through
@@ -681,16 +720,36 @@ class Store:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
         return [PendingRow(p.side, p.source_id, p.key, p.email) for p in query]
 
-    def remove_pending(self, keys: Sequence[str]) -> None:
+    def remove_pending(self, keys: Sequence[str], sync: str | None = None) -> None:
         with self.db.atomic():
-            self._delete_pending(keys)
+            self._delete_pending(keys, sync)
 
-    def _delete_pending(self, keys: Sequence[str]) -> None:
+    def _delete_pending(
+        self, keys: Sequence[str], sync: str | None = None, answered: set[str] | None = None
+    ) -> None:
         if keys:
             cursor = self.db.cursor()
             cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
-            # a create's journal entry goes with its pending entry
-            cursor.executemany("DELETE FROM journal WHERE key = ?", [(key,) for key in keys])
+            # a create's journal entry is settled with its pending entry (kept as history),
+            # unless the app's answer settled it already
+            if sync is not None and self.keeps_history(sync):
+                when = _sql_time(now())
+                open_keys = [key for key in keys if not answered or key not in answered]
+                cursor.executemany(
+                    "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed'))",
+                    [(key,) for key in open_keys],
+                )
+                cursor.executemany(
+                    "UPDATE journal SET outcome = 'superseded', settled_at = ?"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(when, key) for key in open_keys],
+                )
+            else:
+                cursor.executemany(
+                    "DELETE FROM journal WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(key,) for key in keys],
+                )
 
     # --- the journal ------------------------------------------------------------------------
 
@@ -705,9 +764,25 @@ class Store:
         if not rows:
             return
         when = _sql_time(stamp)
-        self.db.cursor().executemany(
+        if not self.keeps_history(sync):
+            # history off: only the hashes a crash needs, no value, deleted once settled
+            self.db.cursor().executemany(
+                "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
+                " hashes, created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, 'pending')",
+                [
+                    (sync, run_id, r.side, r.kind, r.record_id, r.source_id, r.key, r.packed, when)
+                    for r in rows
+                ],
+            )
+            return
+        encode = _SENT_ENCODER.encode
+        cursor = self.db.cursor()
+        # the hashes a crash needs go to journal_hashes, deleted once the entry is settled, so
+        # that the history kept is only the values (and the space of the hashes is reused)
+        cursor.executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
-            " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " hashes, created_at, email, reason, detail, outcome) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')",
             [
                 (
                     sync,
@@ -717,19 +792,64 @@ class Store:
                     r.record_id,
                     r.source_id,
                     r.key,
-                    _SENT_ENCODER.encode(r.sent),
-                    r.packed,
+                    # contact values only; a connector's secret never gets in (rule 12)
+                    redact(encode(r.sent)),
                     when,
+                    r.email,
+                    r.reason,
+                    None if r.detail is None else redact(r.detail),
                 )
                 for r in rows
+            ],
+        )
+        # inside this transaction nobody else inserts: the new ids are the last len(rows)
+        last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
+        first = last - len(rows) + 1
+        cursor.executemany(
+            "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
+            [(first + i, r.packed) for i, r in enumerate(rows)],
+        )
+
+    def _journal_results(
+        self, sync: str, results: Sequence[JournalResult], stamp: datetime
+    ) -> None:
+        if not results:
+            return
+        if not self.keeps_history(sync):
+            # a create's entry goes with its pending entry; nothing else is kept
+            return
+        cursor = self.db.cursor()
+        when = _sql_time(stamp)
+        # a settled entry's hashes served only a crash: dropped, the history is the values
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?)",
+            [(r.key,) for r in results if r.outcome in ("confirmed", "refused")],
+        )
+        cursor.executemany(
+            "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
+            " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
+            # by key alone (its index): a key names one write (a run's id, or random)
+            " THEN ? ELSE settled_at END WHERE key = ?",
+            [
+                (
+                    r.outcome,
+                    r.record_id,
+                    None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
+                    r.outcome,
+                    when,
+                    r.key,
+                )
+                for r in results
             ],
         )
 
     def load_journal(self, sync: str) -> list[JournalRow]:
         """Every entry of ``sync`` whose outcome was never committed, newest first."""
         cursor = self.db.execute_sql(
-            "SELECT side, kind, record_id, source_id, key, sent, hashes, run_id FROM journal"
-            " WHERE sync = ? ORDER BY id DESC",
+            "SELECT j.side, j.kind, j.record_id, j.source_id, j.key, j.sent,"
+            " CASE WHEN j.hashes = '' THEN COALESCE(h.hashes, '{}') ELSE j.hashes END, j.run_id"
+            " FROM journal j LEFT JOIN journal_hashes h ON h.journal_id = j.id"
+            " WHERE j.sync = ? AND j.outcome IN ('pending', 'failed') ORDER BY j.id DESC",
             (sync,),
         )
         rows = []
@@ -740,18 +860,65 @@ class Store:
         return rows
 
     def count_journal(self, sync: str) -> int:
-        return int(Journal.select().where(Journal.sync == sync).count())
+        """Entries whose outcome was never committed (what a crash left behind)."""
+        return int(
+            Journal.select()
+            .where((Journal.sync == sync) & Journal.outcome.in_(list(UNSETTLED)))
+            .count()
+        )
 
     def remove_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
         with self.db.atomic():
-            self._delete_journal(sync, records)
+            self._delete_journal(sync, records, None, now())
 
-    def _delete_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
-        if records:
+    def _delete_journal(
+        self,
+        sync: str,
+        records: Sequence[tuple[str, str]],
+        run_id: int | None = None,
+        stamp: datetime | None = None,
+    ) -> None:
+        """Settle the entries of these records: their outcome is committed now. Kept as
+        history (``confirmed`` where this run sent them, else ``superseded``) or deleted."""
+        if not records:
+            return
+        if not self.keeps_history(sync):
             self.db.cursor().executemany(
                 "DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ?",
                 [(sync, side, rid) for side, rid in records],
             )
+            return
+        when = _sql_time(stamp or now())
+        cursor = self.db.cursor()
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+            " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed'))",
+            [(sync, side, rid) for side, rid in records],
+        )
+        cursor.executemany(
+            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
+            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
+            [(run_id, when, sync, side, rid) for side, rid in records],
+        )
+
+    def prune_journal(self, sync: str, days: int, every: float = 3600.0) -> int:
+        """Forget settled entries older than ``days`` (unsettled ones stay: a crash needs
+        them); with ``days`` 0, every settled entry. Done at most once per ``every`` seconds
+        per sync in a process (each run asks; most are a minute apart). Returns how many went."""
+        stamp = now()
+        last = self._pruned.get(sync)
+        if last is not None and (stamp - last).total_seconds() < every:
+            return 0
+        self._pruned[sync] = stamp
+        cutoff = _sql_time(stamp - timedelta(days=days))
+        with self.db.atomic():
+            cursor = self.db.execute_sql(
+                "DELETE FROM journal WHERE sync = ? AND created_at < ?"
+                " AND outcome NOT IN ('pending', 'failed')",
+                (sync, cutoff),
+            )
+        return int(cursor.rowcount)
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -846,6 +1013,7 @@ def _run_row(run: Run) -> RunRow:
 __all__ = [
     "ALL_MODELS",
     "IssueRow",
+    "JournalResult",
     "JournalRow",
     "LinkIndex",
     "LinkRow",
