@@ -40,7 +40,7 @@ from syncd.console.service import AlreadyRunning, ShuttingDown, UnknownSync
 from syncd.console.web import ConsoleError, checks_csrf, done, form, render, requires_session, state
 from syncd.contact import CANONICAL_FIELDS
 from syncd.logs import get_logger
-from syncd.redact import redact
+from syncd.redact import redact, redact_data
 
 log = get_logger("syncd.console")
 
@@ -504,8 +504,8 @@ async def _set_top(request: web.Request, name: str, values: dict[str, Any]) -> N
 @requires_session
 @checks_csrf
 async def preview(request: web.Request) -> web.Response:
-    from syncd.cli import result_json
     from syncd.engine.executor import RunOptions, run_sync
+    from syncd.run_json import result_json
 
     name = request.match_info["name"]
     initial = (await form(request)).get("initial", "")
@@ -520,9 +520,7 @@ async def preview(request: web.Request) -> web.Response:
     result = await run_sync(
         slot.config, _daemon(request).store, RunOptions(dry_run=True, trigger="console")
     )
-    data = result_json(result)
-    if data.get("message"):
-        data["message"] = redact(str(data["message"]))
+    data = redact_data(result_json(result))
     sides = state(request).service.sides(slot)
     return render(
         request,
