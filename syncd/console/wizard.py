@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import tomlkit
 from aiohttp import web
 
 from syncd.config import SYNC_NAME
@@ -321,7 +322,7 @@ async def _save(request: web.Request, name: str, new: bool) -> web.StreamRespons
         for (side, key), temp in pending.items():
             where = keep_target(side, key) if final else temp
             sides[side][key] = reference(where)
-        document = read_document(path) if path.exists() else doc
+        document = read_document(path) if path.exists() else tomlkit.document()
         apply(document, parsed.top, sides, parsed.fields, parsed.rules)
         return dumps(document)
 
@@ -348,10 +349,10 @@ async def _save(request: web.Request, name: str, new: bool) -> web.StreamRespons
                 errors.setdefault(f"{side}.connector", []).append(refusal)
         if errors or general:
             return _again(request, name, classes, parsed, expected, new, errors, general, 400)
+        text = await asyncio.to_thread(build, True)
         for (side, key), temp in pending.items():
             await asyncio.to_thread(keep_secret, temp, keep_target(side, key))
         pending.clear()
-        text = await asyncio.to_thread(build, True)
         if not writable(_config_dir(request)):
             context = _again_context(request, name, classes, parsed, expected, new, {}, [])
             context["toml"] = text
