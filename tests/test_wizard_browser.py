@@ -226,6 +226,17 @@ def test_an_edit_keeps_a_persons_comments_and_a_bad_value_is_refused_next_to_its
     expect(problem).to_contain_text("soon")
     screenshot(page, "wizard-bad-value", docs=True)
     assert path.read_bytes() == before
+    # a bad regex in a rule: flagged next to its field
+    page.fill('[name="interval"]', "2h")
+    page.select_option('[name="r0.c0.field"]', "email")
+    page.select_option('[name="r0.c0.op"]', "matches")
+    page.fill('[name="r0.c0.value"]', "([a-z")
+    page.select_option('[name="r0.t0.kind"]', "add_tag")
+    page.fill('[name="r0.t0.value"]', "odd")
+    expect(page.locator('[data-rule="0"] [data-sentence]')).to_contain_text('email matches "([a-z"')
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator('[id="err-r0.c0.value"]')).to_contain_text("regular expression")
+    assert path.read_bytes() == before
 
 
 def test_a_concurrent_edit_is_refused_not_lost(empty: EmptyConsole, page: Page) -> None:
