@@ -26,10 +26,12 @@ from syncd.connector import NeedsReauth
 from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
+from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
 from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
 from syncd.run_json import result_json
+from syncd.state_owner import hand_back_after
 from syncd.store import Store
 from syncd.store.lock import SyncBusy
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, run_json
@@ -122,10 +124,13 @@ def cli(
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else load_plugins()
     configure_logging(log_format, log_level or "warning")
     ctx.obj = Context(config_directory(config_dir), state_dir, log_format, log_level, plugins)
+    ctx.call_on_close(functools.partial(hand_back_after, ctx.obj))
 
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
 add_daemon_commands(cli)
+# "why did this contact not sync?" (syncd/explain_cli.py)
+cli.add_command(explain_command)
 
 
 # --- sync ---------------------------------------------------------------------------------

@@ -206,7 +206,8 @@ def test_an_edit_keeps_a_persons_comments_and_a_bad_value_is_refused_next_to_its
 ) -> None:
     path = write_hand_sync(empty, "backup")
     sign_in(page, empty)
-    page.goto(empty.url + "/syncs/backup/edit")
+    page.goto(empty.url + "/syncs/backup")
+    page.locator("#manage").get_by_role("link", name="Edit").click()
     page.fill('[name="interval"]', "2h")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".notice")).to_contain_text("Saved syncs/backup.toml")
@@ -297,7 +298,8 @@ def test_a_read_only_config_directory_offers_the_toml_to_copy(
 def test_disable_and_delete_with_the_choice_of_links(empty: EmptyConsole, page: Page) -> None:
     path = write_hand_sync(empty, "gone")
     sign_in(page, empty)
-    page.goto(empty.url + "/syncs/gone/setup")
+    page.goto(empty.url + "/syncs/gone")
+    page.locator("#manage").get_by_role("link", name="Preview, disable or enable").click()
     page.get_by_role("button", name="Disable").click()
     expect(page.locator(".notice")).to_contain_text("Disabled gone")
     assert "enabled = false" in path.read_text()

@@ -20,6 +20,7 @@ worker thread, which a large run keeps busy, and ``syncd status`` must stay quic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -45,6 +46,8 @@ from syncd.daemon.scheduler import (
     last_run_json,
     utcnow,
 )
+from syncd.explain import ExplainError, explain_contact
+from syncd.health import health_on_store, parse_retry_request, retry_message, retry_on_store
 from syncd.logs import get_logger
 from syncd.redact import redact, redact_data
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, rfc3339, run_json
@@ -64,6 +67,7 @@ UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
 #: the query parameters a path takes; any other is a 400 (a typo must not pass for a default)
 QUERY_PARAMETERS = {
     "/api/v1/syncs/{name}/runs": ("limit",),
+    "/api/v1/syncs/{name}/explain": ("record", "live"),
     "/api/v1/events": ("last_event_id",),
 }
 
@@ -199,6 +203,9 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/syncs/{name}/pause", api.pause)
     app.router.add_post("/api/v1/syncs/{name}/resume", api.resume)
     app.router.add_post("/api/v1/reload", api.reload)
+    get("/api/v1/syncs/{name}/health", api.health)
+    get("/api/v1/syncs/{name}/explain", api.explain)
+    app.router.add_post("/api/v1/syncs/{name}/retry", api.retry)
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
     add_hook_routes(app, lambda: daemon.hooks)
@@ -432,6 +439,44 @@ class Api:
                 422, "config_error", f"{exc} (the previous config keeps running)"
             ) from None
         return reply(changes)
+
+    # --- health, retry, explain (syncd/health.py, syncd/explain.py) ---------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        store = self.daemon.store
+        return reply(await store.run(health_on_store, store, slot.name))
+
+    async def retry(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        try:
+            records, run = parse_retry_request(await self._json_body(request, ("records", "run")))
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        store = self.daemon.store
+        done = await store.run(retry_on_store, store, slot.name, records)
+        run_id = None
+        if run and done["retried"]:
+            with contextlib.suppress(AlreadyRunning, ShuttingDown):
+                run_id = (await self.daemon.scheduler.trigger(slot.name)).run_id
+        message = retry_message(done["retried"], run_id, slot.current is not None)
+        return reply({"sync": slot.name, **done, "run_id": run_id, "message": message})
+
+    async def explain(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        records = request.query.getall("record", [])
+        lives = request.query.getall("live", [])
+        if len(records) != 1:
+            raise ApiError(400, "bad_request", "record must be given once: an email or a record id")
+        if len(lives) > 1 or (lives and lives[0] not in ("true", "false")):
+            raise ApiError(400, "bad_request", "live must be true or false")
+        try:
+            result = await explain_contact(
+                self.daemon.store, slot.config, records[0], live=lives == ["true"]
+            )
+        except ExplainError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        return reply(result)
 
     async def plugins(self, request: web.Request) -> web.Response:
         return reply(plugins_json(self.daemon.plugins))

@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from syncd import __version__
+from syncd.daemon import openapi_insight
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX
 
 #: what every ``…_at`` field looks like (:func:`syncd.timefmt.rfc3339`)
@@ -284,6 +285,7 @@ SCHEMAS["SyncDetail"]["properties"].update(
     }
 )
 SCHEMAS["SyncDetail"]["required"] = list(SCHEMAS["SyncDetail"]["properties"])
+SCHEMAS.update(openapi_insight.SCHEMAS)  # health, retry, explain
 
 ERROR_WHEN = {
     "400": "A bad request: a query parameter the path does not take, a body that is not a JSON "
@@ -369,11 +371,13 @@ SYNC_OPERATIONS = (
     "triggerSync",
     "pauseSync",
     "resumeSync",
+    "getSyncHealth",
+    "retryRecords",
 )
 
 
 def _paths() -> dict[str, Any]:
-    return {
+    return openapi_insight.paths() | {
         "/healthz": {
             "get": _op(
                 "health",

@@ -420,9 +420,13 @@ class SyncRun:
         if self.options.dry_run:
             return the_plan
 
-        if the_plan.issues:
+        if the_plan.issues or the_plan.filtered:
             await self.store.run(
-                self.store.commit_outcomes, sync.name, issues=the_plan.issues, run_id=self.run_id
+                self.store.commit_outcomes,
+                sync.name,
+                issues=the_plan.issues,
+                run_id=self.run_id,
+                decisions=the_plan.filtered,
             )
         for info in (inp.a, inp.b):
             info.forget_views()  # the plan holds what it writes; a first merge needs the room
@@ -437,6 +441,7 @@ class SyncRun:
             await self.store.run(
                 self.store.drop_stale_issues, sync.name, ("excluded", "ambiguous"), self.run_id
             )
+            await self.store.run(self.store.drop_stale_decisions, sync.name, self.run_id)
         if targets is None:
             await self._advance_cursors(inp, complete, first_run)
         return the_plan
@@ -449,12 +454,13 @@ class SyncRun:
             before = queue.remaining
             part = await asyncio.to_thread(queue.next_slice, NEW_RECORDS_SLICE)
             self._count_plan(part, consumed=before - queue.remaining)
-            if part.issues:
+            if part.issues or part.filtered:
                 await self.store.run(
                     self.store.commit_outcomes,
                     self.sync.name,
                     issues=part.issues,
                     run_id=self.run_id,
+                    decisions=part.filtered,
                 )
             await self._apply(part)
             for side, rid in part.covered:

@@ -315,6 +315,8 @@ class NewRecordQueue(Protocol):
 class Plan:
     pairs: list[PairPlan] = field(default_factory=list)
     issues: list[IssueRow] = field(default_factory=list)
+    #: records that did not travel because no rule of their direction matched (``filtered``)
+    filtered: list[IssueRow] = field(default_factory=list)
     #: records that synced cleanly this run: their old issues are resolved
     resolved: list[tuple[str, str]] = field(default_factory=list)
     #: why the run must stop unless forced (rule 7), or None
@@ -335,6 +337,7 @@ class Plan:
             part = queue.next_slice(queue.remaining)
             self.pairs.extend(part.pairs)
             self.issues.extend(part.issues)
+            self.filtered.extend(part.filtered)
             self.resolved.extend(part.resolved)
 
     def writes(self, side: str, create: bool) -> list[tuple[PairPlan, Write]]:

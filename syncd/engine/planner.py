@@ -46,7 +46,7 @@ from syncd.engine.model import (
     Write,
     other,
 )
-from syncd.engine.rules import apply_actions, matching_rules
+from syncd.engine.rules import apply_actions, matching_rules, why_no_rule_matched
 from syncd.store import IssueRow, LinkRow, encode_base
 
 EMAIL = "email"
@@ -122,8 +122,10 @@ class _Planner:
         sent = {key: values.get(key) for key in self.travelling[to]}
         if not self.inp.rules(to):
             return sent
-        rules = matching_rules(self.inp.rules(to), self.rule_values(source, record))
+        tested = self.rule_values(source, record)
+        rules = matching_rules(self.inp.rules(to), tested)
         if rules is None:
+            self.filtered(source, record, to, tested)
             return None
         if not rules:
             return sent
@@ -343,6 +345,7 @@ class _Planner:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
         journaled = self.journal_bases(link, records, current)
         outgoing: dict[str, dict[str, FieldValue] | None] = {"a": None, "b": None}
+        filtered = len(self.out.filtered)
         #: a side that sends only the fields it changed since a crashed run's journaled write
         journal_only = {"a": False, "b": False}
         for source in SIDES:
@@ -427,6 +430,10 @@ class _Planner:
                 old_email_hash=current[target].get(EMAIL),
                 before={key: current[target].get(key) for key in writes[target]},
             )
+        if pair.writes:
+            # the pair is written, which settles both records: a side whose changes no rule
+            # let through needs no decision of its own (it would be deleted at the commit)
+            del self.out.filtered[filtered:]
         for side in SIDES:
             pair.base[side] = encode_base(_after(current[side], writes[side]))
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
@@ -823,6 +830,19 @@ class _Planner:
 
     def issue(self, side: str, record: SideRecord, kind: str, reason: str) -> None:
         self.out.issues.append(IssueRow(side, record.id, kind, reason, self.email_of(side, record)))
+
+    def filtered(
+        self, source: str, record: SideRecord, to: str, tested: dict[str, FieldValue]
+    ) -> None:
+        """Remember that ``record`` did not travel to ``to``: no rule of that direction
+        matched (``syncd explain`` tells which condition failed). Only filtered records pay."""
+        reason = (
+            f"not sent to side {to}: no rule of {source}-to-{to} matched; "
+            + why_no_rule_matched(self.inp.rules(to), tested)
+        )
+        self.out.filtered.append(
+            IssueRow(source, record.id, "filtered", reason, self.email_of(source, record))
+        )
 
     def resolve(self, side: str, record: SideRecord) -> None:
         self.out.resolved.append((side, record.id))

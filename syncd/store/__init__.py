@@ -28,6 +28,7 @@ from syncd.store.models import (
     KeyValue,
     Link,
     PendingWrite,
+    RecordDecision,
     RecordIssue,
     Run,
     SyncState,
@@ -255,6 +256,10 @@ class Store:
             check_same_thread=False,
         )
         self._link_indexes: dict[str, LinkIndexCache] = {}
+        #: the (side, record id) of every ``record_decision`` row, per sync, with the data
+        #: version they were read at: a commit that syncs 100,000 records deletes only the
+        #: decisions that exist (most syncs have no rules, so none ever)
+        self._decision_keys: dict[str, tuple[int, set[tuple[str, str]]]] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -305,8 +310,9 @@ class Store:
     def reset_sync(self, sync: str) -> None:
         """Forget everything about a sync (its file was removed and re-added under a new pair)."""
         self._link_indexes.pop(sync, None)
+        self._decision_keys.pop(sync, None)
         with self.db.atomic():
-            for model in (Link, RecordIssue, PendingWrite, Journal):
+            for model in (Link, RecordIssue, RecordDecision, PendingWrite, Journal):
                 model.delete().where(model.sync == sync).execute()
             SyncState.delete().where(SyncState.sync == sync).execute()
 
@@ -380,7 +386,9 @@ class Store:
         for row in saved:
             cache.put(row)
 
-    def _save_links(self, sync: str, rows: Iterable[LinkRow], stamp: datetime) -> None:
+    def _save_links(
+        self, sync: str, rows: Iterable[LinkRow], stamp: datetime, run_id: int | None = None
+    ) -> None:
         updates = []
         # a first merge inserts 150,000 links: one cursor, the time stamp formatted once
         # (as sqlite3's datetime adapter would), no query builder
@@ -400,8 +408,8 @@ class Store:
             if row.id is None:
                 cursor.execute(
                     "INSERT INTO link (a_id, b_id, state, base_a, base_b, fp_a, fp_b, updated_at,"
-                    " sync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values, sync),
+                    " sync, linked_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, sync, run_id),
                 )
                 row.id = cursor.lastrowid
             else:
@@ -424,22 +432,31 @@ class Store:
         drop_links: Sequence[int] = (),
         journal_done: Sequence[tuple[str, str]] = (),
         journal: Sequence[JournalRow] = (),
+        decisions: Sequence[IssueRow] = (),
     ) -> None:
         """Record the outcome of one batch atomically: links, issues, finished pending writes,
         the journal entries of the records whose outcome this commits (``journal_done``: side,
         record id) and, last, the journal of the writes about to be sent next (``journal``),
-        so that one commit serves both."""
+        so that one commit serves both. ``decisions`` are records that did not travel and are
+        no issue (``kind`` ``filtered``: no rule matched), for ``syncd explain``."""
         stamp = now()
-        with self.db.atomic():
-            # drops first: a surviving link may take over a dropped link's record id
-            for link_id in drop_links:
-                Link.delete().where(Link.id == link_id).execute()
-            self._save_links(sync, links, stamp)
-            self._record_issues(sync, issues, stamp, run_id)
-            self._resolve_issues(sync, resolved)
-            self._delete_pending(pending_done)
-            self._delete_journal(sync, journal_done)
-            self._insert_journal(sync, journal, run_id, stamp)
+        try:
+            with self.db.atomic():
+                # drops first: a surviving link may take over a dropped link's record id
+                for link_id in drop_links:
+                    Link.delete().where(Link.id == link_id).execute()
+                self._save_links(sync, links, stamp, run_id)
+                self._record_issues(sync, issues, stamp, run_id)
+                if issues:
+                    self._forget_decisions(sync, [(i.side, i.record_id) for i in issues])
+                self._record_decisions(sync, decisions, stamp, run_id)
+                self._resolve_issues(sync, resolved)
+                self._delete_pending(pending_done)
+                self._delete_journal(sync, journal_done)
+                self._insert_journal(sync, journal, run_id, stamp)
+        except BaseException:
+            self._decision_keys.pop(sync, None)  # it was kept as if the commit went through
+            raise
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -482,6 +499,7 @@ class Store:
     def _resolve_issues(self, sync: str, resolved: Sequence[tuple[str, str]]) -> None:
         if not resolved:
             return
+        self._forget_decisions(sync, resolved)
         # few records have issues; most runs resolve thousands of records that have none
         existing = set(
             self.db.execute_sql(
@@ -493,6 +511,80 @@ class Store:
             self.db.cursor().executemany(
                 "DELETE FROM record_issue WHERE sync = ? AND side = ? AND record_id = ?", gone
             )
+
+    def _record_decisions(
+        self, sync: str, decisions: Sequence[IssueRow], stamp: datetime, run_id: int | None
+    ) -> None:
+        if not decisions:
+            return
+        when = _sql_time(stamp)
+        # one statement for all: a filter may leave most of a first merge's records behind
+        self.db.cursor().executemany(
+            "INSERT OR REPLACE INTO record_decision (sync, side, record_id, kind, email, reason,"
+            " run_id, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (sync, d.side, d.record_id, d.kind, d.email, d.reason, run_id, when)
+                for d in decisions
+            ],
+        )
+        self._decided_keys(sync).update((d.side, d.record_id) for d in decisions)
+
+    def _forget_decisions(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
+        """A record that synced (or became an issue) has no standing decision any more."""
+        if not records:
+            return
+        keys = self._decided_keys(sync)
+        if not keys:
+            return
+        gone = [(side, rid) for side, rid in records if (side, rid) in keys]
+        if gone:
+            self.db.cursor().executemany(
+                "DELETE FROM record_decision WHERE sync = ? AND side = ? AND record_id = ?",
+                [(sync, side, rid) for side, rid in gone],
+            )
+            keys.difference_update(gone)
+
+    def _decided_keys(self, sync: str) -> set[tuple[str, str]]:
+        """The records of ``sync`` with a decision (read again when another process wrote)."""
+        version = self._data_version()
+        cached = self._decision_keys.get(sync)
+        if cached is None or cached[0] != version:
+            rows = self.db.execute_sql(
+                "SELECT side, record_id FROM record_decision WHERE sync = ?", (sync,)
+            ).fetchall()
+            cached = self._decision_keys[sync] = (version, {(str(a), str(b)) for a, b in rows})
+        return cached[1]
+
+    def drop_stale_decisions(self, sync: str, run_id: int | None) -> None:
+        """Forget the decisions of unlinked records that run ``run_id`` (which listed both
+        sides in full) did not make again: such a record is planned in every run, so it is
+        gone, or was decided otherwise. A linked record's decision stands until it syncs."""
+        if not self._decided_keys(sync):
+            return
+        self._decision_keys.pop(sync, None)  # read again when next needed
+        self.db.execute_sql(
+            "DELETE FROM record_decision WHERE sync = ? AND (run_id IS NULL OR run_id != ?)"
+            " AND NOT EXISTS (SELECT 1 FROM link WHERE link.sync = record_decision.sync AND"
+            " ((record_decision.side = 'a' AND link.a_id = record_decision.record_id) OR"
+            " (record_decision.side = 'b' AND link.b_id = record_decision.record_id)))",
+            (sync, run_id),
+        )
+
+    def list_decisions(self, sync: str, limit: int | None = None) -> list[dict[str, Any]]:
+        query = (
+            RecordDecision.select()
+            .where(RecordDecision.sync == sync)
+            .order_by(RecordDecision.side, RecordDecision.record_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_decision_json(row) for row in query]
+
+    def count_decisions(self, sync: str) -> dict[str, int]:
+        cursor = self.db.execute_sql(
+            "SELECT kind, COUNT(*) FROM record_decision WHERE sync = ? GROUP BY kind", (sync,)
+        )
+        return {str(kind): int(count) for kind, count in cursor.fetchall()}
 
     def drop_stale_issues(self, sync: str, kinds: Sequence[str], run_id: int | None) -> None:
         """Forget the issues of the given kinds that run ``run_id`` did not report again
@@ -523,6 +615,33 @@ class Store:
             }
             for row in query
         ]
+
+    def reset_backoff(self, sync: str, records: Sequence[tuple[str, str]] | None = None) -> int:
+        """ "Retry now": the failing records (all of the sync's when ``records`` is None) are
+        no longer backed off, and a new refusal waits the first backoff step again. Returns
+        how many records were reset."""
+        with self.db.atomic():
+            if records is None:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND kind = 'failed'",
+                    (sync,),
+                )
+                return int(cursor.rowcount)
+            count = 0
+            for side, record_id in records:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND side = ? AND record_id = ? AND kind = 'failed'",
+                    (sync, side, record_id),
+                )
+                count += int(cursor.rowcount)
+            return count
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-only query (for :mod:`syncd.explain`, which looks records up
+        by what it has: an email hash in a base, a record id on either side)."""
+        return [tuple(row) for row in self.db.execute_sql(sql, tuple(params)).fetchall()]
 
     def backed_off(self, sync: str) -> set[tuple[str, str]]:
         """Records refused recently enough that they are not to be tried yet."""
@@ -696,6 +815,18 @@ _SENT_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_json_default)
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=UTC).isoformat()
+
+
+def _decision_json(row: RecordDecision) -> dict[str, Any]:
+    return {
+        "side": row.side,
+        "record_id": row.record_id,
+        "kind": row.kind,
+        "email": row.email,
+        "reason": row.reason,
+        "run_id": row.run_id,
+        "decided_at": _iso(row.decided_at),
+    }
 
 
 def _run_row(run: Run) -> RunRow:

@@ -53,6 +53,8 @@ class Link(Base):
     fp_a = CharField(null=True)
     fp_b = CharField(null=True)
     updated_at = DateTimeField()
+    #: the run that made the link (``None``: made before it was recorded)
+    linked_run = IntegerField(null=True)
 
 
 class Run(Base):
@@ -85,6 +87,25 @@ class RecordIssue(Base):
     attempts = IntegerField(default=1)
     next_attempt_at = DateTimeField(null=True)
     run_id = IntegerField(null=True)
+
+
+class RecordDecision(Base):
+    id = AutoField()
+
+    """The last decision about a record that neither synced nor is an issue: ``filtered`` (no
+    rule of its direction matched). Replaced by the next decision, deleted once it syncs."""
+
+    sync = CharField()
+    side = CharField()
+    record_id = CharField()
+    kind = CharField()
+    email = CharField(null=True)
+    reason = TextField()
+    run_id = IntegerField(null=True)
+    decided_at = DateTimeField()
+
+    class Meta:
+        table_name = "record_decision"
 
 
 class PendingWrite(Base):
@@ -139,4 +160,13 @@ class KeyValue(Base):
     updated_at = DateTimeField()
 
 
-ALL_MODELS = (SyncState, Link, Run, RecordIssue, PendingWrite, Journal, KeyValue)
+ALL_MODELS = (
+    SyncState,
+    Link,
+    Run,
+    RecordIssue,
+    RecordDecision,
+    PendingWrite,
+    Journal,
+    KeyValue,
+)
