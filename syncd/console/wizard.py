@@ -45,6 +45,9 @@ from syncd.redact import redact, redact_data
 
 log = get_logger("syncd.console")
 
+#: how long the connection check of one side may take before saving
+CHECK_TIMEOUT = 60.0
+
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/new-sync", choose_apps, name="console.wizard_apps", allow_head=False)
@@ -279,14 +282,19 @@ async def _check_sides(config: Any, request: web.Request) -> dict[str, str]:
         cls = config.side(side).connector_class
         connector = make_connector(config, side, _daemon(request).store, dry_run=True)
         try:
-            await connector.open()
-            await connector.check()
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                await connector.open()
+                await connector.check()
         except NeedsReauth as exc:
-            if not cls.needs_authorization:
+            if not cls.needs_authorization:  # OAuth apps are connected after saving
                 problems[side] = redact(str(exc))
+        except TimeoutError:
+            problems[side] = (
+                f"{_title(cls)} did not answer within {CHECK_TIMEOUT:.0f} seconds; check the "
+                "address and try again"
+            )
         except Exception as exc:
-            if not cls.needs_authorization:
-                problems[side] = redact(str(exc).splitlines()[0] if str(exc) else repr(exc))
+            problems[side] = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):
                 await connector.close()
