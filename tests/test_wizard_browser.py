@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -168,6 +169,11 @@ def test_a_xero_salesflare_sync_set_up_in_the_browser_previews_and_starts(
     card = page.locator(f'li[data-sync="{SYNC}"]')
     expect(card.locator('[data-field="last-run"] .outcome')).to_have_text("Succeeded")
     screenshot(page, "wizard-5-started", docs=True)
+    # the secrets are in 0600 files under the state directory, referenced from the sync file
+    kept = empty.state / "console-secrets" / f"{SYNC}.b.api_key"
+    assert kept.read_text() == SALESFLARE_KEY
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert "${file:" + str(kept) + "}" in text
     # no secret in any file of the config directory
     for path in all_files(empty.config):
         body = path.read_bytes()
