@@ -214,15 +214,20 @@ def validate(text: str, name: str, plugins: Any, daemon: Any = None) -> list[Con
 
 
 def validate_sync(
-    text: str, name: str, plugins: Any, daemon: Any = None
+    text: str, name: str, plugins: Any, daemon: Any = None, config_dir: Path | None = None
 ) -> tuple[list[ConfigError], Any]:
     """Like :func:`validate`, also giving the loaded :class:`~syncd.config.SyncConfig` when valid
-    (to run each side's connection check with)."""
+    (to run each side's connection check with). With ``config_dir``, relative paths in settings
+    mean what they will mean in the config directory (its entries are linked beside the file)."""
     from syncd.config import load_sync
 
     with tempfile.TemporaryDirectory(prefix="syncd-wizard-") as tmp:
         path = Path(tmp) / "syncs" / f"{name}.toml"
         path.parent.mkdir()
+        if config_dir is not None and config_dir.is_dir():
+            for entry in os.listdir(config_dir):
+                if entry != "syncs":
+                    os.symlink(config_dir / entry, Path(tmp) / entry)
         path.write_text(text, encoding="utf-8")
         try:
             return [], load_sync(path, plugins, daemon)

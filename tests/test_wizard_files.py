@@ -112,3 +112,17 @@ def test_secrets_go_into_0600_files_under_the_state_directory(tmp_path: Path) ->
     assert where.read_text() == "a-long-secret-value"
     assert stat.S_IMODE(where.stat().st_mode) == 0o600
     assert where.is_relative_to(tmp_path)
+
+
+def test_relative_paths_are_checked_against_the_config_directory(tmp_path: Path) -> None:
+    from syncd.config_write import validate_sync
+
+    config = tmp_path / "config"
+    (config / "data").mkdir(parents=True)
+    (config / "data" / "people.csv").mkdir()  # a directory where the file should be
+    text = HAND_WRITTEN.replace('"people.csv"', '"data/people.csv"')
+    problems, _ = validate_sync(text, "backup", load_plugins(), None, config)
+    assert [p.key for p in problems] == ["a.path"]
+    assert "is a directory" in problems[0].message
+    # the same text elsewhere has nothing there: fine
+    assert validate_sync(text, "backup", load_plugins())[0] == []

@@ -344,7 +344,12 @@ async def _save(request: web.Request, name: str, new: bool) -> web.StreamRespons
     try:
         text = await asyncio.to_thread(build, False)
         problems, config = await asyncio.to_thread(
-            validate_sync, text, name, _daemon(request).plugins, _daemon(request).daemon_config
+            validate_sync,
+            text,
+            name,
+            _daemon(request).plugins,
+            _daemon(request).daemon_config,
+            _config_dir(request),
         )
         for problem in problems:
             key = wizard_form.form_key(problem.key or "", parsed) if problem.key else ""
