@@ -27,11 +27,11 @@ from syncd.connector import NeedsReauth
 from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
-from syncd.engine.model import Plan
 from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
 from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
+from syncd.run_json import result_json
 from syncd.state_owner import hand_back_after
 from syncd.store import Store
 from syncd.store.lock import SyncBusy
@@ -187,60 +187,6 @@ def _progress_printer() -> Callable[[int, int], None]:
         click.echo(f"\r  writing [{bar}] {done}/{total}", err=True, nl=False)
 
     return show
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    return {
-        "summary": plan.summary(),
-        "guard": plan.guard,
-        "conflicts": [
-            {
-                "email": c.email,
-                "field": c.field,
-                "a": display(c.value_a),
-                "b": display(c.value_b),
-                "winner": c.winner,
-            }
-            for c in plan.conflicts
-        ],
-        "issues": [
-            {
-                "side": i.side,
-                "record_id": i.record_id,
-                "kind": i.kind,
-                "email": i.email,
-                "reason": i.reason,
-            }
-            for i in plan.issues
-        ],
-        "creates": {
-            side: [
-                {"from": w.source_id, "email": w.email} for _, w in plan.writes(side, create=True)
-            ]
-            for side in ("a", "b")
-        },
-        "updates": {
-            side: [
-                {"id": w.record_id, "email": w.email, "fields": sorted(w.values)}
-                for _, w in plan.writes(side, create=False)
-            ]
-            for side in ("a", "b")
-        },
-    }
-
-
-def result_json(result: RunResult) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "sync": result.sync,
-        "run_id": result.run_id,
-        "outcome": result.outcome,
-        "counts": result.counts,
-        "message": result.message,
-        "duration_seconds": round(result.duration, 3),
-    }
-    if result.outcome == "dry_run" and result.plan is not None:
-        data["plan"] = plan_json(result.plan)
-    return data
 
 
 def print_result(result: RunResult) -> None:

@@ -148,6 +148,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
             "summary": redact(summary),
             "sync": pending.sync,
             "started": started,
+            "setting_up": not started and _disabled(console.service, pending.sync),
         },
     )
     response.del_cookie(OAUTH_COOKIE, path=console.url(CALLBACK_PATH))
@@ -160,7 +161,22 @@ async def _run_now(service: object, name: str) -> bool:
 
     assert isinstance(service, ConsoleService)
     try:
+        if not service.slot(name).config.enabled:
+            return False  # a sync being set up: its first run waits for the wizard's preview
+    except UnknownSync:
+        return False
+    try:
         await asyncio.shield(service.trigger(name))
     except (AlreadyRunning, ShuttingDown, UnknownSync):
         return False
     return True
+
+
+def _disabled(service: object, name: str) -> bool:
+    from syncd.console.service import ConsoleService
+
+    assert isinstance(service, ConsoleService)
+    try:
+        return not service.slot(name).config.enabled
+    except UnknownSync:
+        return False
