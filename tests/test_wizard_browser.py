@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -305,6 +306,16 @@ def test_disable_and_delete_with_the_choice_of_links(empty: EmptyConsole, page: 
     path = write_hand_sync(empty, "gone")
     sign_in(page, empty)
     page.goto(empty.url + "/syncs/gone")
+    # a run first, so that there is history to forget
+    before = (empty.syncs()["gone"].get("last_run") or {}).get("id", 0)
+
+    def ran() -> bool:
+        sync = empty.syncs()["gone"]
+        return (sync.get("last_run") or {}).get("id", 0) > before and sync["state"] != "running"
+
+    page.get_by_role("button", name="Run now").click()
+    wait_until(ran, 60, "a run of gone")
+    page.goto(empty.url + "/syncs/gone")
     page.locator("#manage").get_by_role("link", name="Preview, disable or enable").click()
     page.get_by_role("button", name="Disable").click()
     expect(page.locator(".notice")).to_contain_text("Disabled gone")
@@ -315,6 +326,13 @@ def test_disable_and_delete_with_the_choice_of_links(empty: EmptyConsole, page: 
     page.get_by_label(re.compile("Forget them")).check()
     screenshot(page, "wizard-delete", docs=True)
     page.get_by_role("button", name="Delete gone").click()
-    expect(page.locator(".notice")).to_contain_text("Deleted gone; its links were forgotten")
+    expect(page.locator(".notice")).to_contain_text(
+        "Deleted gone; its links and history were forgotten"
+    )
     assert not path.exists()
     wait_until(lambda: "gone" not in empty.syncs(), 60, "removed")
+    # forgotten means forgotten: no link, journal entry or run of it is left in the database
+    with contextlib.closing(sqlite3.connect(empty.state / "syncd.db")) as db:
+        for table in ("link", "journal", "run", "sync_state"):
+            rows = db.execute(f"SELECT COUNT(*) FROM {table} WHERE sync = 'gone'").fetchone()
+            assert rows == (0,), table

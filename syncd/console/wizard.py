@@ -606,7 +606,11 @@ async def delete(request: web.Request) -> web.StreamResponse:
         raise ConsoleError(400, f"Removed, but the daemon refused the config: {problem}")
     if keep == "forget":
         store = _daemon(request).store
-        await store.run(store.reset_sync, name)
+        await store.run(store.forget_sync, name)
     log.info("sync deleted from the console", sync=name, links=keep)
-    words = "its links and history are kept" if keep == "keep" else "its links were forgotten"
+    words = (
+        "its links and history are kept"
+        if keep == "keep"
+        else "its links and history were forgotten"
+    )
     return done(request, f"Deleted {name}; {words}.", back="/")

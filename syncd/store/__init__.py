@@ -352,6 +352,12 @@ class Store:
             )
             SyncState.delete().where(SyncState.sync == sync).execute()
 
+    def forget_sync(self, sync: str) -> None:
+        """Forget a deleted sync altogether: what :meth:`reset_sync` forgets, and its runs."""
+        self.reset_sync(sync)
+        with self.db.atomic():
+            Run.delete().where(Run.sync == sync).execute()
+
     # --- links ------------------------------------------------------------------------------
 
     def load_links(self, sync: str) -> list[LinkRow]:
