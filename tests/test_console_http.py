@@ -6,6 +6,7 @@ The browser's view of the same is tests/test_console_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -115,7 +116,7 @@ class Daemon:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     started = Daemon(tmp_path_factory.mktemp("console-http"))
-    with started.process:
+    with contextlib.closing(started.process):
         started.start()
         yield started
         log = started.process.log_text()
@@ -195,7 +196,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         tmp_path_factory.mktemp("console-proxied"),
         'base_path = "/syncd"\ntrust_proxy = true\n',
     )
-    with started.process:
+    with contextlib.closing(started.process):
         started.start()
         proxy = Proxy(started.url, "/syncd").start()
         try:
@@ -364,7 +365,7 @@ def test_sessions_survive_a_restart_and_end_when_the_token_changes(
     tmp_path: Path,
 ) -> None:
     started = Daemon(tmp_path)
-    with started.process:
+    with contextlib.closing(started.process):
         started.start()
         browser = started.sign_in()
         cookie = browser.cookies.get("syncd_session")
