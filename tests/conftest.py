@@ -36,9 +36,26 @@ def fresh_memory_apps() -> Iterator[None]:
     memory.reset()
 
 
+#: the engine tests run on both stores (issue 17)
+BOTH_STORES = ("test_engine",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "store_kind" in metafunc.fixturenames and module.startswith(BOTH_STORES):
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state")
+def store_kind() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def store(tmp_path: Path, store_kind: str) -> Iterator[Store]:
+    from pg_support import make_store
+
+    s = make_store(tmp_path / "state", store_kind)
     s.open()
     yield s
     s.close()
