@@ -52,6 +52,8 @@ from syncd.config_values import (
 from syncd.config_values import parse_duration as _parse_duration
 from syncd.connector import SettingContext
 from syncd.plugins import Plugins
+from syncd.store.config import load_store_settings
+from syncd.store.engines import StoreSettings
 
 __all__ = [
     "Action",
@@ -128,6 +130,8 @@ class DaemonConfig:
     shutdown_deadline: float = 25.0
     default_interval: float = 600.0
     phone_region: str = "GB"
+    #: ``[store]``: SQLite in state_dir (default) or PostgreSQL shared by several daemons
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 @dataclass
@@ -193,7 +197,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     path = directory / "syncd.toml"
     data = load_toml(path) if os.path.lexists(path) else {}
     problems = Problems()
-    check_keys(data, ("daemon", "api", "defaults"), path, "", problems)
+    check_keys(data, ("daemon", "api", "defaults", "store"), path, "", problems)
     tables: dict[str, dict[str, Any]] = {}
     for name in ("daemon", "api", "defaults"):
         tables[name] = {}
@@ -256,6 +260,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             "phone_region",
             lambda: check_phone_region(defaults["phone_region"], path, "defaults.phone_region"),
         )
+    take("store", lambda: load_store_settings(data.get("store"), path))
     problems.raise_any()
     if "state_dir" in values:
         values["state_dir"] = values["state_dir"].expanduser()

@@ -219,6 +219,9 @@ def print_status(data: dict[str, Any]) -> None:
             notes[sync["name"]] = sync["message"]
         elif sync.get("running_elsewhere"):
             notes[sync["name"]] = f"running in another process ({sync['running_elsewhere']})"
+        elif sync.get("claim") and sync["state"] != "running":
+            claim = sync["claim"]
+            notes[sync["name"]] = f"running on {claim['daemon']} since {_ago(claim['since'], now)}"
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))

@@ -108,6 +108,7 @@ SCHEMAS: dict[str, Any] = {
             "message": NULLABLE_STRING,
         }
     ),
+    "Claim": _obj({"daemon": STRING, "since": NULLABLE_TIME}),
     "Running": _obj(
         {
             "run_id": {"type": ["integer", "null"]},
@@ -131,6 +132,7 @@ SCHEMAS: dict[str, Any] = {
             "next_run_at": NULLABLE_TIME,
             "running": _nullable(_ref("Running")),
             "running_elsewhere": NULLABLE_STRING,
+            "claim": _nullable(_ref("Claim")),
             "message": NULLABLE_STRING,
         }
     ),

@@ -33,7 +33,7 @@ from syncd.daemon.metrics import Metrics
 from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
 from syncd.redact import redact
-from syncd.store import RunRow, Store
+from syncd.store import ClaimInfo, RunRow, Store
 from syncd.store.lock import SyncBusy
 from syncd.timefmt import rfc3339
 
@@ -52,6 +52,12 @@ TRIGGER_WAIT = 30.0
 #: how often OAuth grants of idle syncs are refreshed (Xero's expire after 60 unused days)
 KEEP_ALIVE_EVERY = 86400.0
 KEEP_ALIVE_JOB = "syncd:keep-alive"  # a colon: no sync can have this name
+#: on a shared (PostgreSQL) store: how often the claims of every daemon are read for status
+CLAIMS_JOB = "syncd:claims"
+CLAIMS_EVERY = 5.0
+#: on a shared store, a sync whose last run (by any daemon) started less than this share of
+#: its interval ago is not run again by another daemon's schedule
+SHARED_DUE = 0.8
 
 
 def utcnow() -> datetime:
@@ -192,6 +198,8 @@ class SyncScheduler:
         #: runs of syncs removed from the config, still finishing their current batch
         self._orphans: set[RunHandle] = set()
         self._stopping = False
+        #: on a shared store: which process holds which sync now (every daemon's)
+        self.claims: dict[str, ClaimInfo] = {}
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -214,6 +222,26 @@ class SyncScheduler:
             misfire_grace_time=3600,
             replace_existing=True,
         )
+        if self.store.shared:
+            await self.refresh_claims()
+            self._scheduler.add_job(
+                self.refresh_claims,
+                trigger=IntervalTrigger(seconds=CLAIMS_EVERY, timezone=UTC),
+                id=CLAIMS_JOB,
+                name="read the claims of every daemon",
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
+
+    async def refresh_claims(self) -> None:
+        """Read which process runs which sync (any daemon on the shared store)."""
+        try:
+            self.claims = await self.store.run(self.store.live_claims)
+        except Exception as exc:
+            log.warning("reading the claims failed", error=redact(f"{type(exc).__name__}: {exc}"))
+            return
+        self.metrics.set_claims(self.claims)
 
     async def keep_credentials_alive(self) -> int:
         """Let every connector that needs authorisation refresh what would expire while its sync
@@ -371,6 +399,8 @@ class SyncScheduler:
         if slot.current is not None:
             log.info("run skipped: the sync is already running", sync=name)
             return
+        if self.store.shared and await self._ran_elsewhere(slot):
+            return
         handle = self._launch(slot, "daemon")
         assert handle.task is not None
         try:
@@ -380,6 +410,23 @@ class SyncScheduler:
                 raise  # this job itself is cancelled
             # the run was cancelled by a shutdown past its deadline, and said so itself: not
             # an error of the job for APScheduler to log with a traceback
+
+    async def _ran_elsewhere(self, slot: SyncSlot) -> bool:
+        """Several daemons schedule every sync; whichever comes first runs it, and the others
+        skip it until it is due again (its last run, by anyone, is recent)."""
+        last = await self.store.run(self.store.last_run, slot.name)
+        if last is None:
+            return False
+        started = aware(last.started_at)
+        if started is None:
+            return False
+        if last.outcome == "running" or utcnow() - started < timedelta(
+            seconds=slot.config.interval * SHARED_DUE
+        ):
+            slot.last = LastRun.from_row(last)
+            log.debug("run skipped: another daemon ran the sync recently", sync=slot.name)
+            return True
+        return False
 
     async def trigger(self, name: str, full: bool = False, force: bool = False) -> RunHandle:
         """Start a run now. Raises :class:`UnknownSync`, :class:`AlreadyRunning`."""

@@ -283,9 +283,11 @@ class Store:
         loop = asyncio.get_running_loop()
         # the caller's context (the claim its run writes under) goes along to the store's thread
         context = contextvars.copy_context()
-        return await loop.run_in_executor(
-            self._executor, lambda: context.run(self._call, fn, *args, **kwargs)
-        )
+
+        def call() -> T:
+            return self._call(fn, *args, **kwargs)
+
+        return await loop.run_in_executor(self._executor, context.run, call)
 
     def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.shared and not self.db.is_closed() and not self.db.is_connection_usable():

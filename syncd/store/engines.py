@@ -113,7 +113,7 @@ def qmark_to_format(query: str) -> str:
 def _qmark_cursor_class() -> type:
     import psycopg
 
-    class QmarkCursor(psycopg.Cursor):  # type: ignore[type-arg]
+    class QmarkCursor(psycopg.Cursor):
         """Accepts the store's ``?`` placeholders (peewee's own queries use ``%s``)."""
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
@@ -129,7 +129,7 @@ def _qmark_cursor_class() -> type:
     return QmarkCursor
 
 
-class FencedPostgresqlDatabase(PostgresqlDatabase):  # type: ignore[misc]
+class FencedPostgresqlDatabase(PostgresqlDatabase):
     """PostgreSQL through psycopg 3, with ``?`` placeholders and the claim check at commit."""
 
     def __init__(self, url: str, password: str | None = None, lease_timeout: float = 30.0):
@@ -148,7 +148,6 @@ class FencedPostgresqlDatabase(PostgresqlDatabase):  # type: ignore[misc]
         idle = max(1, int(self.lease_timeout * 1000))
         conn.execute(f"SET idle_in_transaction_session_timeout = {idle}")
         conn.execute("SET TIME ZONE 'UTC'")
-        self._set_server_version(conn)
         return conn
 
     def commit(self) -> None:
