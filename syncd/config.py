@@ -22,6 +22,7 @@ from typing import Any
 
 from syncd.config_errors import ConfigError, Problems
 from syncd.config_files import list_config_directory, load_toml
+from syncd.config_hooks import check_interval_budget, load_hooks
 from syncd.config_rules import (
     DIRECTIONS,
     Action,
@@ -132,6 +133,10 @@ class DaemonConfig:
     phone_region: str = "GB"
     #: ``[store]``: SQLite in state_dir (default) or PostgreSQL shared by several daemons
     store: StoreSettings = field(default_factory=StoreSettings)
+    #: ``[hooks] listen``: a second listener serving only the webhook paths
+    hooks_listen: str | None = None
+    #: ``[hooks] debounce``: how long events are gathered before the run they trigger
+    hooks_debounce: float = 2.0
 
 
 @dataclass
@@ -197,9 +202,9 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     path = directory / "syncd.toml"
     data = load_toml(path) if os.path.lexists(path) else {}
     problems = Problems()
-    check_keys(data, ("daemon", "api", "defaults", "store"), path, "", problems)
+    check_keys(data, ("daemon", "api", "defaults", "hooks", "store"), path, "", problems)
     tables: dict[str, dict[str, Any]] = {}
-    for name in ("daemon", "api", "defaults"):
+    for name in ("daemon", "api", "defaults", "hooks"):
         tables[name] = {}
         with problems.check():
             tables[name] = table(data.get(name, {}), path, name)
@@ -214,7 +219,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     check_keys(api, ("listen", "token"), path, "api.", problems)
     check_keys(defaults, ("interval", "phone_region"), path, "defaults.", problems)
     result = DaemonConfig()
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = load_hooks(tables["hooks"], path, problems)
 
     def take(name: str, fn: Any) -> None:
         with problems.check():
@@ -380,6 +385,9 @@ def load_sync(path: Path, plugins: Plugins, daemon: DaemonConfig | None = None) 
         if "deletions" in values and "direction" in values:
             with problems.check():
                 _check_deletions(a, b, direction, values["deletions"], path)
+        if "interval" in values:
+            with problems.check():
+                check_interval_budget(a, b, values["interval"], path)
         if "rules" in values:
             rules_ab, rules_ba = values["rules"]
             for rules, receiver, rules_key in ((rules_ab, b, "a-to-b"), (rules_ba, a, "b-to-a")):

@@ -65,6 +65,8 @@ __all__ = [
     "Setting",
     "SettingContext",
     "SettingValidator",
+    "WebhookChange",
+    "WebhookReply",
     "WriteResult",
     "http_url",
     "one_character",
@@ -196,6 +198,11 @@ class Capabilities:
     idempotency_keys: bool = False
     #: ``custom.<key>`` fields not listed in ``fields`` can be read and written.
     custom_fields: bool = False
+    #: the app pushes change events: ``webhook_account``, ``verify_webhook`` are implemented
+    #: (see "Webhooks" in docs/writing-a-connector.md)
+    webhooks: bool = False
+    #: ``read_records(ids)`` reads given records in batches (what a webhook-driven run uses)
+    read_by_ids: bool = False
 
     @property
     def write_only(self) -> bool:
@@ -223,6 +230,9 @@ class RemoteRecord:
     #: hashing it; a changed one is still compared field by field. Never a timestamp with
     #: whole-second precision: two edits in one second would share it.
     version: str | None = None
+    #: the app merged this record into another one (Xero's ``MergedToContactID``): the engine
+    #: re-points a link from this record to that one instead of treating it as archived
+    merged_into: str | None = None
 
 
 @dataclass(slots=True)
@@ -264,6 +274,38 @@ class WriteResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class WebhookChange:
+    """One record a webhook delivery says changed. ``tenant`` is the organisation/workspace the
+    event belongs to, where one account (one app registration) serves several: the daemon only
+    hands the change to syncs whose side uses that tenant (``Connector.webhook_tenant``)."""
+
+    record_id: str
+    tenant: str | None = None
+    #: ``create`` or ``update`` (an archive is an update; the read tells what happened)
+    event: str = "update"
+
+
+@dataclass
+class WebhookReply:
+    """What :meth:`Connector.verify_webhook` made of one delivery.
+
+    ``status`` is what the endpoint answers: 200 for a delivery whose signature holds (also a
+    verification request such as Xero's Intent to Receive, which has no changes), 401 for one
+    whose signature is missing or wrong; ``body`` is the answer's body (empty for Xero; a
+    challenge for apps that echo one), ``changes`` the records it names.
+    """
+
+    status: int = 200
+    changes: list[WebhookChange] = field(default_factory=list)
+    body: bytes = b""
+    content_type: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return 200 <= self.status < 300
 
 
 class AuthPrompt(Protocol):
@@ -359,6 +401,43 @@ class Connector(abc.ABC):
     async def lookup_by_email(self, emails: Sequence[str]) -> list[RemoteRecord]:
         """Records whose email is one of ``emails`` (lower-cased), archived ones included."""
         raise NotImplementedError(f"{self.name} cannot look records up by email")
+
+    # --- webhooks (capabilities.webhooks / read_by_ids) ---------------------------------------
+
+    #: the fewest calls one incremental listing costs (to check an ``interval`` against
+    #: :meth:`daily_call_budget`)
+    calls_per_poll: ClassVar[int] = 1
+
+    @classmethod
+    def daily_call_budget(cls, settings: Mapping[str, Any]) -> int | None:
+        """Calls a day the app allows this account, or None when it publishes no limit. syncd
+        refuses an ``interval`` whose polls alone would take more than half of it."""
+        return None
+
+    def webhook_account(self) -> str | None:
+        """The account part of this side's hook path, ``POST /hooks/<connector>/<account>``
+        (Xero: the app's client id, since Xero posts every organisation's events to one URL
+        per app), or None when the settings do not enable webhooks. No I/O: called on every
+        config load."""
+        return None
+
+    async def webhook_tenant(self) -> str | None:
+        """After :meth:`open`: the tenant (organisation) of the account this side syncs, so that
+        events of the account's other tenants are ignored; None when the account has one."""
+        return None
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
+        """Check one delivery's signature over the exact raw ``body`` (in constant time:
+        :func:`hmac.compare_digest`) and name the records it says changed. No I/O, quick: the
+        vendor waits for the answer. Never raise for bad input: answer 401 or 200 without
+        changes."""
+        return WebhookReply(status=401)
+
+    def read_records(self, ids: Sequence[str]) -> AsyncIterator[list[RemoteRecord]]:
+        """Yield pages of the records with these ids, archived ones with ``archived=True`` (a
+        record the app no longer has is simply left out). Batch: as few calls as the app allows
+        (Xero: one ``GET /Contacts?IDs=`` per 50 ids)."""
+        raise NotImplementedError(f"{self.name} cannot read records by id")
 
     @classmethod
     def field_spec(cls, name: str) -> FieldSpec | None:

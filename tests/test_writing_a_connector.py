@@ -100,3 +100,51 @@ def test_the_documented_engine_level_test_passes(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_the_documented_connector_takes_webhooks(tmp_path: Path) -> None:
+    """The "Webhooks" part of the example, against a real daemon: a signed change notice makes
+    a run of just that record, long before the hour's interval; a badly signed one is refused."""
+    import hashlib
+    import hmac
+
+    from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
+    from syncd.testing.webhooks import post_raw
+
+    install_plugin(tmp_path)
+    book = tmp_path / "book.json"
+    book.write_text(json.dumps({"contacts": {"c1": {"mail": "ann@example.com", "given": "Ann"}}}))
+    crm = tmp_path / "crm.csv"
+    crm.write_text("email,first_name\nbob@example.com,Bob\n")
+    config, state, port = tmp_path / "config", tmp_path / "state", free_port()
+    write_daemon_config(config, f"127.0.0.1:{port}", state, extra='[hooks]\ndebounce = "0.2s"\n')
+    write_sync(
+        config,
+        "book-to-crm",
+        f'interval = "1h"\n[a]\nconnector = "jsonbook"\npath = "{book}"\n'
+        'webhook_secret = "${env:BOOK_HOOK}"\n'
+        f'[b]\nconnector = "csv"\npath = "{crm}"\n',
+    )
+    secret = "s3cret-of-the-book"
+    env = {"SYNCD_PLUGIN_MODULES": "syncd_jsonbook.plugin", "PYTHONPATH": str(tmp_path),
+           "BOOK_HOOK": secret}  # fmt: skip
+    with DaemonProcess(config, state, f"127.0.0.1:{port}", env=env) as daemon:
+        daemon.wait_ready()
+        wait_until(lambda: "Ann" in crm.read_text(), 60, "the first run")
+        contacts = json.loads(book.read_text())
+        contacts["contacts"]["c1"]["given"] = "Annabel"
+        book.write_text(json.dumps(contacts))
+        body = json.dumps({"changed": ["c1"]}).encode()
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        url = f"http://127.0.0.1:{port}/hooks/jsonbook/home"
+        assert post_raw(url, body, {"X-Book-Signature": "0" * 64})[0] == 401
+        assert post_raw(url, body, {"X-Book-Signature": signature})[:2] == (200, b"")
+        wait_until(lambda: "Annabel" in crm.read_text(), 60, "the change in crm.csv")
+
+        def webhook_run() -> dict[str, object] | None:
+            runs = daemon.get("/api/v1/syncs/book-to-crm/runs")["runs"]
+            return next((r for r in runs if r["trigger"] == "webhook"), None)
+
+        run = wait_until(webhook_run, 60, "the webhook-driven run")
+        assert wait_until(lambda: daemon.get("/api/v1/syncs/book-to-crm")["state"] == "idle")
+        assert run["trigger"] == "webhook"

@@ -33,6 +33,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import ConfigError
+from syncd.daemon.hooks import ROUTE_NAME as HOOK_ROUTE
+from syncd.daemon.hooks import add_routes as add_hook_routes
 from syncd.daemon.metrics import CONTENT_TYPE
 from syncd.daemon.openapi import document
 from syncd.daemon.scheduler import (
@@ -139,6 +141,9 @@ def auth_middleware(daemon: Daemon) -> Any:
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
             return await handler(request)
+        if request.match_info.route.name == HOOK_ROUTE:
+            # webhooks: the vendor's signature is their authentication (syncd.daemon.hooks)
+            return await handler(request)
         if not token_matches(request.headers.get("Authorization", ""), daemon.token):
             raise ApiError(401, "unauthorized", UNAUTHORIZED)
         return await handler(request)
@@ -180,6 +185,7 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/reload", api.reload)
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
+    add_hook_routes(app, lambda: daemon.hooks)
     return app
 
 
@@ -226,6 +232,7 @@ class Api:
             },
             "running_elsewhere": slot.busy_elsewhere,
             "claim": claim_json(self.daemon.scheduler.claims.get(slot.name)),
+            "webhooks": self.daemon.hooks.status(slot.name),
             "message": slot.last.message
             if slot.last is not None and state in ("failing", "needs_auth")
             else None,

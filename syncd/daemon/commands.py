@@ -222,6 +222,15 @@ def print_status(data: dict[str, Any]) -> None:
         elif sync.get("claim") and sync["state"] != "running":
             claim = sync["claim"]
             notes[sync["name"]] = f"running on {claim['daemon']} since {_ago(claim['since'], now)}"
+        hooks = sync.get("webhooks") or {}
+        if hooks.get("active"):
+            line = (
+                f"webhooks: active, last event {_ago(hooks.get('last_event_at'), now)}, "
+                f"{hooks.get('events_waiting', 0)} waiting"
+            )
+            notes[sync["name"]] = (
+                f"{notes[sync['name']]}\n    {line}" if sync["name"] in notes else line
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))

@@ -73,6 +73,7 @@ STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 NUMBER = {"type": "number"}
 BOOLEAN = {"type": "boolean"}
+EMPTY_TEXT = {"type": "string", "maxLength": 0}
 TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time", "pattern": TIME_PATTERN}
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -133,7 +134,19 @@ SCHEMAS: dict[str, Any] = {
             "running": _nullable(_ref("Running")),
             "running_elsewhere": NULLABLE_STRING,
             "claim": _nullable(_ref("Claim")),
+            "webhooks": _ref("Webhooks"),
             "message": NULLABLE_STRING,
+        }
+    ),
+    "Webhooks": _obj(
+        {
+            "active": BOOLEAN,
+            "sides": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}},
+            "paths": {"type": "array", "items": STRING},
+            "last_event_at": NULLABLE_TIME,
+            "events_received": INTEGER,
+            "events_waiting": INTEGER,
+            "runs": INTEGER,
         }
     ),
     "Cursor": _obj(
@@ -496,6 +509,53 @@ def _paths() -> dict[str, Any]:
                 "Installed plugins",
                 {"200": _json("Plugins", "The plugins and their problems")},
             )
+        },
+        "/hooks/{connector}/{account}": {
+            "post": {
+                "operationId": "receiveWebhook",
+                "summary": "A vendor's webhook delivery (authenticated by its signature, not "
+                "the token; Xero: /hooks/xero/<client_id>)",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "connector",
+                        "in": "path",
+                        "required": True,
+                        "description": "The connector (`xero`)",
+                        "schema": STRING,
+                    },
+                    {
+                        "name": "account",
+                        "in": "path",
+                        "required": True,
+                        "description": "The account (Xero: the app's client id)",
+                        "schema": STRING,
+                    },
+                ],
+                "requestBody": {
+                    "required": False,
+                    "description": "The vendor's payload, signed over its exact bytes",
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Taken (no body): the changed records are queued",
+                        "content": {"application/octet-stream": {"schema": EMPTY_TEXT}},
+                    },
+                    "401": {
+                        "description": "The signature is missing or wrong (no body)",
+                        "content": {"application/octet-stream": {"schema": EMPTY_TEXT}},
+                    },
+                    "400": {"$ref": "#/components/responses/400"},
+                    "404": {
+                        "description": "No such path (also: no sync uses that account)",
+                        "content": {"application/json": {"schema": _ref("Error")}},
+                    },
+                    "405": {"$ref": "#/components/responses/405"},
+                    "413": {"$ref": "#/components/responses/413"},
+                    "500": {"$ref": "#/components/responses/500"},
+                },
+            }
         },
         "/metrics": {
             "get": _op(

@@ -146,6 +146,8 @@ class RunHandle:
     done: int = 0
     total: int = 0
     busy_elsewhere: str | None = None
+    #: a webhook-driven run: the record ids it reads, per side (:mod:`syncd.daemon.hooks`)
+    targets: dict[str, frozenset[str]] | None = None
     #: set once the engine has recorded the run (or the run ended without one)
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -200,6 +202,8 @@ class SyncScheduler:
         self._stopping = False
         #: on a shared store: which process holds which sync now (every daemon's)
         self.claims: dict[str, ClaimInfo] = {}
+        #: told of every run's start and end (``run_started``/``run_finished``): the webhooks
+        self.listeners: list[Any] = []
         self._scheduler = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -396,6 +400,12 @@ class SyncScheduler:
         slot = self.slots.get(name)
         if slot is None or self._stopping:
             return
+        if slot.current is not None and slot.current.targets is not None:
+            # a webhook-driven run reads a few records: the interval's run comes right after
+            with contextlib.suppress(Exception):
+                await asyncio.shield(slot.current.task or asyncio.sleep(0))
+            if self._stopping or self.slots.get(name) is not slot:
+                return
         if slot.current is not None:
             log.info("run skipped: the sync is already running", sync=name)
             return
@@ -450,12 +460,25 @@ class SyncScheduler:
             raise AlreadyRunning(name, elsewhere=handle.busy_elsewhere)
         return handle
 
+    def start_targeted(self, name: str, targets: dict[str, frozenset[str]]) -> RunHandle:
+        """Start a webhook-driven run of just these record ids (:mod:`syncd.engine.targeted`).
+        Raises :class:`UnknownSync`, :class:`AlreadyRunning`, :class:`ShuttingDown`."""
+        slot = self.slot(name)
+        if slot.current is not None:
+            raise AlreadyRunning(name, slot.current.run_id)
+        return self._launch(slot, "webhook", targets=targets)
+
     def _launch(
-        self, slot: SyncSlot, trigger: str, full: bool = False, force: bool = False
+        self,
+        slot: SyncSlot,
+        trigger: str,
+        full: bool = False,
+        force: bool = False,
+        targets: dict[str, frozenset[str]] | None = None,
     ) -> RunHandle:
         if self._stopping:
             raise ShuttingDown()
-        handle = RunHandle(slot.name, trigger, asyncio.Event(), utcnow())
+        handle = RunHandle(slot.name, trigger, asyncio.Event(), utcnow(), targets=targets)
         options = RunOptions(
             trigger=trigger,
             stop=handle.stop,
@@ -463,10 +486,13 @@ class SyncScheduler:
             force=force,
             progress=handle.on_progress,
             on_start=handle.on_start,
+            targets=targets,
         )
         handle.engine = SyncRun(slot.config, self.store, options)
         slot.current = handle
         handle.task = asyncio.create_task(self._execute(slot, handle), name=f"run {slot.name}")
+        for listener in self.listeners:
+            listener.run_started(slot, handle)
         log.info("run started", sync=slot.name, trigger=trigger)
         self.on_change()
         return handle
@@ -501,6 +527,11 @@ class SyncScheduler:
             self.on_change()
         if result is not None:
             self._record(slot, handle, result)
+        for listener in self.listeners:
+            try:
+                listener.run_finished(slot, handle, result)
+            except Exception:
+                log.exception("a run listener failed", sync=slot.name)
 
     async def _mark_cancelled(self, handle: RunHandle) -> None:
         if handle.run_id is None or handle.engine is None:

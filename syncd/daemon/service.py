@@ -44,6 +44,7 @@ from syncd import __version__
 from syncd.cli_output import plural
 from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
+from syncd.daemon.hooks import Hooks, make_hooks_app
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.daemon.scheduler import SyncScheduler, utcnow
@@ -126,6 +127,9 @@ class Daemon:
         self.token = ""
         self._store: Store | None = None
         self._scheduler: SyncScheduler | None = None
+        self._hooks: Hooks | None = None
+        self._hooks_runner: web.AppRunner | None = None
+        self.hooks_endpoint: Endpoint | None = None
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._stop_reason = ""
@@ -143,6 +147,11 @@ class Daemon:
     def scheduler(self) -> SyncScheduler:
         assert self._scheduler is not None
         return self._scheduler
+
+    @property
+    def hooks(self) -> Hooks:
+        assert self._hooks is not None
+        return self._hooks
 
     @property
     def daemon_config(self) -> DaemonConfig:
@@ -178,6 +187,12 @@ class Daemon:
         except ValueError as exc:
             _fail(f"api.listen: {exc}")
             return EXIT_CONFIG
+        try:
+            if daemon.hooks_listen:
+                self.hooks_endpoint = Endpoint.parse(daemon.hooks_listen)
+        except ValueError as exc:
+            _fail(f"hooks.listen: {exc}")
+            return EXIT_CONFIG
         store = Store(daemon.state_dir, daemon.store)
         try:
             await store.aopen()
@@ -189,6 +204,7 @@ class Daemon:
         self._store = store
         self._install_signal_handlers()
         self._scheduler = SyncScheduler(store, self.metrics, self._status_changed)
+        self._hooks = Hooks(store, self._scheduler, daemon.hooks_debounce)
         self.metrics.watch_states(self.scheduler.states, self.scheduler.running_count)
         # the API first: when its address is taken, nothing has started yet
         try:
@@ -197,7 +213,19 @@ class Daemon:
             _fail(f"api.listen: cannot listen on {self.endpoint}: {exc.strerror or exc}")
             await self._close(None)
             return EXIT_CONFIG
+        if self.hooks_endpoint is not None:
+            try:
+                self._hooks_runner = await self._start_api(
+                    self.hooks_endpoint, make_hooks_app(self.hooks)
+                )
+            except OSError as exc:
+                _fail(
+                    f"hooks.listen: cannot listen on {self.hooks_endpoint}: {exc.strerror or exc}"
+                )
+                await self._close(runner)
+                return EXIT_CONFIG
         await self.scheduler.start(self.config.syncs)
+        await self.hooks.start(self.config.syncs)
         log.info(
             "daemon started",
             version=__version__,
@@ -219,9 +247,12 @@ class Daemon:
             # APScheduler logs every job start and finish at info; the daemon logs runs itself
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
-    async def _start_api(self, endpoint: Endpoint) -> web.AppRunner:
+    async def _start_api(
+        self, endpoint: Endpoint, app: web.Application | None = None
+    ) -> web.AppRunner:
         quiet_malformed_requests()
-        runner = web.AppRunner(self.app_factory(self), shutdown_timeout=2.0, access_log=None)
+        app = app if app is not None else self.app_factory(self)
+        runner = web.AppRunner(app, shutdown_timeout=2.0, access_log=None)
         await runner.setup()
         site: web.BaseSite
         if endpoint.path is not None:
@@ -299,10 +330,17 @@ class Daemon:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=1.0)
+        if self._hooks is not None:
+            await self._hooks.close()
         if self._scheduler is not None and self._scheduler.running:
             await self._scheduler.drain(0.0, 0.5)
         if runner is not None:
             await runner.cleanup()
+        if self._hooks_runner is not None:
+            await self._hooks_runner.cleanup()
+            if self.hooks_endpoint is not None and self.hooks_endpoint.path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.hooks_endpoint.path)
         if self.endpoint is not None and self.endpoint.path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.endpoint.path)
@@ -340,6 +378,7 @@ class Daemon:
                 self.notifier.ready(self.status_line())
                 raise
             changes = await self.scheduler.apply(config.syncs)
+            self.hooks.apply(config.syncs)
             restart = await self._apply_daemon_settings(config.daemon)
             self.config = config
             self.config_error = None
@@ -370,6 +409,10 @@ class Daemon:
             restart.append("api.listen")
         if new.state_dir != old.state_dir:
             restart.append("daemon.state_dir")
+        if new.hooks_listen != old.hooks_listen:
+            restart.append("hooks.listen")
+        if self._hooks is not None:
+            self._hooks.debounce = new.hooks_debounce
         return restart
 
     # --- state for status, health and sd_notify -----------------------------------------------

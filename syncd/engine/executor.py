@@ -48,6 +48,7 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
+from syncd.engine import merges, targeted
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import (
     SIDES,
@@ -174,6 +175,10 @@ class RunOptions:
     stop: asyncio.Event | None = None
     #: called with the run's id as soon as it is recorded (the API answers a trigger with it)
     on_start: Callable[[int], None] | None = None
+    #: a targeted run (webhooks): only these record ids changed, per side. They are read by id
+    #: (``Connector.read_records``), with their linked records on the other side; nothing is
+    #: listed in full and no cursor moves (see :mod:`syncd.engine.targeted`)
+    targets: dict[str, frozenset[str]] | None = None
 
 
 @dataclass
@@ -256,6 +261,8 @@ class SyncRun:
         self.journaled: set[tuple[str, str]] = set()
         #: records a create of this run linked (the new record, and its source)
         self.linked_by_create: set[tuple[str, str]] = set()
+        #: listed records the app merged into another (``RemoteRecord.merged_into``), per side
+        self.merged: dict[str, list[RemoteRecord]] = {"a": [], "b": []}
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -338,7 +345,12 @@ class SyncRun:
             await self._guarded(connector.open())
         state = await self.store.run(self.store.get_state, sync.name)
         first_run = state.initialized_at is None
+        targets = self.options.targets
+        if targets is not None and first_run:
+            targets = self.options.targets = None  # the first run lists everything
         complete = {side: self._list_in_full(side, state, first_run) for side in SIDES}
+        if targets is not None:
+            complete = {side: False for side in SIDES}
 
         journal_rows = await self.store.run(self.store.load_journal, sync.name)
         if not self.options.dry_run:
@@ -351,11 +363,22 @@ class SyncRun:
         backed_off = await self.store.run(self.store.backed_off, sync.name)
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
         sides = {}
+        reads = (
+            await targeted.reads(self, targets, complete, cursors, state)
+            if targets is not None
+            else {}
+        )
         for side in SIDES:
-            sides[side] = await self._list_side(
-                side, None if complete[side] else cursors[side], complete[side]
-            )
+            if side in reads:
+                cursor, ids = reads[side]
+                sides[side] = await self._list_side(side, cursor, False, ids)
+            else:
+                sides[side] = await self._list_side(
+                    side, None if complete[side] else cursors[side], complete[side]
+                )
             sides[side].backed_off = {rid for s, rid in backed_off if s == side}
+        if self.merged["a"] or self.merged["b"]:
+            await merges.repoint(self, sides)
         self.counts["read_a"] = sides["a"].count()
         self.counts["read_b"] = sides["b"].count()
         self.counts["unchanged"] = len(sides["a"].unchanged) + len(sides["b"].unchanged)
@@ -410,7 +433,8 @@ class SyncRun:
             await self.store.run(
                 self.store.drop_stale_issues, sync.name, ("excluded", "ambiguous"), self.run_id
             )
-        await self._advance_cursors(inp, complete, first_run)
+        if targets is None:
+            await self._advance_cursors(inp, complete, first_run)
         return the_plan
 
     async def _apply_new_records(self, the_plan: Plan, inp: PlanInput) -> None:
@@ -487,7 +511,14 @@ class SyncRun:
             key = f" ({exc.key})" if exc.key else ""
             raise RunStopped("config_error", redact(f"{exc}{key}")) from None
 
-    async def _list_side(self, side: str, cursor: str | None, complete: bool) -> SideInput:
+    async def _list_side(
+        self,
+        side: str,
+        cursor: str | None,
+        complete: bool,
+        ids: Sequence[str] | None = None,
+    ) -> SideInput:
+        """List one side (``ids``: read just those records, for a targeted run)."""
         connector = self.connectors[side]
         caps = connector.capabilities
         fields = self.fields[side]
@@ -507,7 +538,16 @@ class SyncRun:
         fingerprint = fields.record_fingerprint
 
         async def consume() -> None:
-            async for page in connector.list_records(cursor):
+            if ids is not None and not ids:
+                return
+            pages = (
+                connector.read_records(ids) if ids is not None else connector.list_records(cursor)
+            )
+            async for page in pages:
+                if any(record.merged_into for record in page):
+                    # re-pointed (or taken as archived) once both sides are listed
+                    self.merged[side] += [r for r in page if r.merged_into and r.error is None]
+                    page = [r for r in page if not r.merged_into or r.error is not None]
                 broken = [record for record in page if record.error is not None]
                 for record in broken:
                     info.unreadable.add(record.id)

@@ -36,11 +36,12 @@ from syncd.connector import (
     RemoteRecord,
     Setting,
     SettingContext,
+    WebhookReply,
     WriteResult,
     http_url,
     shared_budget,
 )
-from syncd_xero import mapping, writes
+from syncd_xero import mapping, webhooks, writes
 from syncd_xero.limits import XeroBudget
 from syncd_xero.oauth import (
     AUTHORIZATION_CODE,
@@ -177,6 +178,12 @@ class XeroConnector(Connector):
             minimum=1,
             maximum=100,
         ),
+        Setting(
+            "webhook_key",
+            "the webhook key of your Xero app (developer portal, Webhooks): turns on "
+            "POST /hooks/xero/<client_id>",
+            secret=True,
+        ),
     )
     capabilities = Capabilities(
         read=True,
@@ -188,6 +195,8 @@ class XeroConnector(Connector):
         update_batch_size=50,
         idempotency_keys=True,
         custom_fields=False,
+        webhooks=True,
+        read_by_ids=True,
     )
     fields = mapping.FIELDS
     needs_authorization = True
@@ -219,6 +228,8 @@ class XeroConnector(Connector):
         self.minute_limit = _bounded_int(self.config, "minute_limit", 60, 1, 10**6)
         self.page_size = _bounded_int(self.config, "page_size", 1000, 1, 1000)
         self.batch_size = _bounded_int(self.config, "batch_size", 50, 1, 100)
+        key = self.config.get("webhook_key")
+        self._webhook_key = str(key) if key else None
         self.capabilities = dataclasses.replace(
             type(self).capabilities,
             create_batch_size=self.batch_size,
@@ -297,6 +308,40 @@ class XeroConnector(Connector):
             if tokens
             else "no tokens"
         )
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    @classmethod
+    def daily_call_budget(cls, settings: Mapping[str, Any]) -> int | None:
+        try:
+            return int(settings.get("day_limit") or 5000)
+        except (TypeError, ValueError):
+            return 5000
+
+    def webhook_account(self) -> str | None:
+        """Xero posts the events of every organisation connected to an app to that app's one
+        URL: the hook path is keyed by the client id (public: it is in every authorisation
+        URL), and only when a webhook key is set."""
+        return self.client_id if self._webhook_key else None
+
+    async def webhook_tenant(self) -> str | None:
+        await self.open()
+        return self.tenant_id
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookReply:
+        return webhooks.verify(self._webhook_key or "", headers, body)
+
+    async def read_records(self, ids: Sequence[str]) -> AsyncIterator[list[RemoteRecord]]:
+        """One ``GET /Contacts?IDs=`` per 50 ids (paged, so that MergedToContactID and the
+        contact persons come back; archived ones included)."""
+        for chunk in webhooks.id_chunks(ids):
+            params = {
+                "IDs": ",".join(chunk),
+                "includeArchived": "true",
+                "pageSize": str(max(self.page_size, webhooks.IDS_PER_CALL)),
+            }
+            async for contacts in self._pages(params):
+                yield [self._record(contact) for contact in contacts]
 
     # --- auth -------------------------------------------------------------------------------
 
@@ -478,7 +523,7 @@ class XeroConnector(Connector):
                 **params,
                 "order": "ContactID ASC",
                 "page": str(page),
-                "pageSize": str(self.page_size),
+                "pageSize": params.get("pageSize") or str(self.page_size),
             }
             response = await self._call("GET", "/Contacts", params=query, headers=headers)
             if response.status == 304:  # Not Modified: nothing changed since the cursor
@@ -513,6 +558,7 @@ class XeroConnector(Connector):
             updated_at=mapping.parse_msdate(contact.get("UpdatedDateUTC")),
             archived=mapping.is_archived(contact),
             error=None if contact_id else "Xero listed a contact without a ContactID",
+            merged_into=webhooks.merged_into(contact),
         )
 
     async def lookup_by_email(self, emails: Sequence[str]) -> list[RemoteRecord]:

@@ -20,7 +20,8 @@ Options: ``count`` (contacts seeded when ``seed`` is given, default 300), ``tena
 organisations, default "Demo Company (UK)" and "Demo Company (NZ)"; only the first is seeded),
 ``rate_limits`` (default on), ``minute_limit``, ``day_limit``, ``concurrent_limit``,
 ``minute_window``, ``msdate_offset`` (``/Date(ms+0000)/`` or ``/Date(ms)/``), ``partial_400``,
-``website_quirk``, ``idempotency_ttl``.
+``website_quirk``, ``idempotency_ttl``, ``webhook_url`` and ``webhook_key`` (webhooks: see
+:mod:`syncd_xero.sandbox_webhooks`, also for ``/_sandbox/xero/webhooks``).
 
 Sandbox-only controls (**not Xero's API**), besides the shared ``/_sandbox/switches``:
 
@@ -60,6 +61,7 @@ from syncd_xero.sandbox_errors import DEFAULT_ERROR_STATUSES, fault, http_errors
 from syncd_xero.sandbox_identity import Client, Identity
 from syncd_xero.sandbox_identity import routes as identity_routes
 from syncd_xero.sandbox_oidc import routes as oidc_routes
+from syncd_xero.sandbox_webhooks import install as install_webhooks
 
 DEFAULT_TENANTS = ("Demo Company (UK)", "Demo Company (NZ)")
 DEFAULT_COUNT = 300
@@ -143,6 +145,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     app.add_routes(accounting_routes(accounting))
     app.add_routes(contact_routes(accounting))
     app.add_routes(_control_routes(accounting))
+    install_webhooks(app, accounting, options)
     return app
 
 

@@ -25,7 +25,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +113,8 @@ class Org:
     read_only_received: int = 0
     website_quirk: bool = False
     _active_names: dict[str, set[str]] | None = field(default=None, repr=False)
+    #: told of every stored contact (ContactID, created?): the webhooks (sandbox_webhooks.py)
+    on_change: Callable[[Org, str, bool], None] | None = field(default=None, repr=False)
 
     def stamp(self) -> int:
         """A strictly increasing UpdatedDateUTC in milliseconds."""
@@ -148,6 +150,8 @@ class Org:
             self._index(previous, add=False)
         self.contacts[contact["ContactID"]] = contact
         self._index(contact, add=True)
+        if self.on_change is not None:
+            self.on_change(self, str(contact["ContactID"]), previous is None)
 
     def active_name_holder(self, name: str, except_id: str | None) -> dict[str, Any] | None:
         for contact_id in self._names().get(name.strip().casefold(), ()):

@@ -179,4 +179,4 @@ def test_settings_are_checked(tmp_path: Path) -> None:
         XeroConnector({"client_id": "x", "grant": "password"}, context)
     connector = XeroConnector({"client_id": "x", "client_secret": "hush"}, context)
     assert "hush" not in repr(connector) and "hush" not in repr(connector._oauth)
-    assert XeroConnector.secret_settings() == {"client_secret"}
+    assert XeroConnector.secret_settings() == {"client_secret", "webhook_key"}

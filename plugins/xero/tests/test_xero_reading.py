@@ -139,3 +139,27 @@ async def test_check_reports_the_organisation(xero: Any) -> None:
     env = await xero(seed=1, count=5)
     connector = await env.authorized()
     assert "Demo Company (UK)" in await connector.check()
+
+
+async def test_reading_by_ids_is_one_get_per_fifty_ids_archived_and_merged_included(
+    xero: Any,
+) -> None:
+    env = await xero(seed=5, count=130)
+    connector = await env.authorized(page_size=10)
+    stored = await env.contacts()
+    wanted = [c["ContactID"] for c in stored[:120]] + ["00000000-0000-4000-8000-00000000dead"]
+    survivor = stored[0]["ContactID"]
+    [merged] = await env.add(
+        {"Name": "Merged Away", "ContactStatus": "ARCHIVED", "MergedToContactID": survivor}
+    )
+    wanted.append(merged["ContactID"])
+    before = (await env.calls()).get("GET /api.xro/2.0/Contacts", 0)
+    records = [r async for page in connector.read_records(wanted) for r in page]
+    gets = (await env.calls())["GET /api.xro/2.0/Contacts"] - before
+    assert gets == 3  # 122 ids: 50 + 50 + 22, each answered in one page whatever page_size says
+    by_id = {r.id: r for r in records}
+    assert set(by_id) == set(wanted[:120]) | {merged["ContactID"]}  # the unknown id is left out
+    archived = {c["ContactID"] for c in stored[:120] if c["ContactStatus"] == "ARCHIVED"}
+    assert {r.id for r in records if r.archived} == archived | {merged["ContactID"]}
+    assert by_id[merged["ContactID"]].merged_into == survivor
+    assert all(r.merged_into is None for r in records if r.id != merged["ContactID"])
