@@ -230,7 +230,10 @@ class SyncScheduler:
             await self.refresh_claims()
             self._scheduler.add_job(
                 self.refresh_claims,
-                trigger=IntervalTrigger(seconds=CLAIMS_EVERY, timezone=UTC),
+                trigger=IntervalTrigger(
+                    seconds=min(CLAIMS_EVERY, self.store.settings.lease_timeout / 3),
+                    timezone=UTC,
+                ),
                 id=CLAIMS_JOB,
                 name="read the claims of every daemon",
                 coalesce=True,
@@ -242,10 +245,18 @@ class SyncScheduler:
         """Read which process runs which sync (any daemon on the shared store)."""
         try:
             self.claims = await self.store.run(self.store.live_claims)
+            orphans = await self.store.run(self.store.orphaned_syncs)
         except Exception as exc:
             log.warning("reading the claims failed", error=redact(f"{type(exc).__name__}: {exc}"))
             return
         self.metrics.set_claims(self.claims)
+        for name in orphans:
+            slot = self.slots.get(name)
+            if slot is not None and slot.current is None:
+                # its daemon died mid-run and its lease ran out: take it over soon (spread, so
+                # that the survivors do not all try at once)
+                log.info("taking over a sync whose daemon stopped answering", sync=name)
+                self._retry_at(slot, random.uniform(0.0, 0.5), floor=0.0)
 
     async def keep_credentials_alive(self) -> int:
         """Let every connector that needs authorisation refresh what would expire while its sync
@@ -430,7 +441,8 @@ class SyncScheduler:
         started = aware(last.started_at)
         if started is None:
             return False
-        if last.outcome == "running" or utcnow() - started < timedelta(
+        # a run still "running" may be a dead daemon's: the claim decides, not the history
+        if last.outcome != "running" and utcnow() - started < timedelta(
             seconds=slot.config.interval * SHARED_DUE
         ):
             slot.last = LastRun.from_row(last)
@@ -509,6 +521,10 @@ class SyncScheduler:
                 sync=slot.name,
                 holder=exc.holder,
             )
+            if self.store.shared and handle.trigger == "daemon":
+                # try again soon: if its holder died, its lease runs out within lease_timeout
+                lease = self.store.settings.lease_timeout
+                self._retry_at(slot, random.uniform(lease / 4, lease / 3), floor=0.1)
         except asyncio.CancelledError:
             # cancelled at the shutdown deadline, mid-batch: what was committed stays committed
             # (pending creates are reconciled on the next run); history must not say "success"
@@ -575,10 +591,10 @@ class SyncScheduler:
         if result.outcome in ("deferred", "retry_later") and result.retry_after:
             self._retry_at(slot, result.retry_after)
 
-    def _retry_at(self, slot: SyncSlot, delay: float) -> None:
+    def _retry_at(self, slot: SyncSlot, delay: float, floor: float = 1.0) -> None:
         if self._holds(slot) or self._stopping or slot.name not in self.slots:
             return
-        at = utcnow() + timedelta(seconds=max(1.0, delay))
+        at = utcnow() + timedelta(seconds=max(floor, delay))
         self._scheduler.modify_job(slot.name, next_run_time=at)
         log.info("next run moved", sync=slot.name, at=at.isoformat(), retry_after=delay)
 

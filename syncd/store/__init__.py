@@ -369,6 +369,17 @@ class Store:
         assert self.claims is not None
         await self.run(self.claims.release, self.db, held)
 
+    def orphaned_syncs(self) -> list[str]:
+        """Syncs with a run still "running" that no live claim covers: their process died."""
+        if self.claims is None:
+            return []
+        rows = self.db.execute_sql(
+            "SELECT DISTINCT r.sync FROM run r WHERE r.outcome = 'running' AND NOT EXISTS"
+            " (SELECT 1 FROM sync_claim c WHERE c.sync = r.sync AND c.holder <> ''"
+            " AND c.expires_at > clock_timestamp())"
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows)
+
     def live_claims(self) -> dict[str, ClaimInfo]:
         """Which process runs which sync now (PostgreSQL; empty on SQLite)."""
         if self.claims is None:

@@ -11,7 +11,9 @@ be taken over by anyone once expired, and carries a token that goes up with ever
   expired) → holder := us, token := token + 1, expires_at := now + lease_timeout. A row locked
   by its holder's commit in progress, or a live lease, is "busy" (:class:`SyncBusy`).
 * Heartbeat: one thread per process, on its own connection, renews every held lease every
-  lease_timeout / 3 — only while it has not expired (an expired lease is never revived).
+  lease_timeout / 4 for 2/3 of lease_timeout — only while it has not expired (an expired
+  lease is never revived). Daemons that found a sync busy try again every lease_timeout / 3,
+  so a dead holder's syncs move within lease_timeout.
 * Fencing: every commit made for a claimed sync checks, in the same transaction, that the row
   still names us with our token and an unexpired lease, and holds it ``FOR SHARE`` until the
   commit (:class:`syncd.store.engines.FencedPostgresqlDatabase`). A process that wakes up
@@ -53,6 +55,9 @@ class Claims:
         self.settings = settings
         self.holder = settings.holder()
         self.lease = settings.lease_timeout
+        #: a lease runs for two thirds of lease_timeout, renewed every quarter of it; others
+        #: try again every third: a dead holder's sync moves within lease_timeout
+        self.term = settings.lease_timeout * 2 / 3
         self.held: dict[str, int] = {}
         self.lost: set[str] = set()
         self._mutex = threading.Lock()
@@ -83,7 +88,7 @@ class Claims:
             db.execute_sql(
                 "UPDATE sync_claim SET holder = ?, token = ?, claimed_at = clock_timestamp(),"
                 " expires_at = clock_timestamp() + make_interval(secs => ?) WHERE sync = ?",
-                (self.holder, token, self.lease, sync),
+                (self.holder, token, self.term, sync),
             )
         with self._mutex:
             self.held[sync] = token
@@ -131,7 +136,7 @@ class Claims:
             self._thread.start()
 
     def _beat(self) -> None:
-        interval = max(0.05, self.lease / 3)
+        interval = max(0.05, self.lease / 4)
         while not self._stop.wait(interval):
             with self._mutex:
                 held = dict(self.held)
@@ -162,7 +167,7 @@ class Claims:
             "UPDATE sync_claim SET expires_at = clock_timestamp() + make_interval(secs => %s)"
             " WHERE holder = %s AND sync = ANY(%s) AND expires_at > clock_timestamp()"
             " RETURNING sync, token",
-            (self.lease, self.holder, list(held)),
+            (self.term, self.holder, list(held)),
         ).fetchall()
         return {str(sync): int(token) for sync, token in rows}
 
