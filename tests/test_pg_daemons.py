@@ -229,14 +229,28 @@ def _kill_mid_run(cluster: Cluster, name: str, n: int, rng: random.Random) -> fl
     """Edit ``name``'s source, start its run, kill -9 the daemon running it in the middle of
     its writes, start a replacement; how long until another daemon started the sync."""
     hold = cluster.hold(name)
+    # the previous round's run of this sync (the one that took it over) has ended
+    wait_until(
+        lambda: _running(cluster.runs(), name, cluster.killed) is None or None, 60, "a quiet sync"
+    )
     hold.unlink()
     hold.with_suffix(".held").unlink(missing_ok=True)
-    with (cluster.data / f"{name}-a.csv").open("a") as fh:
-        fh.write(f"{name}.edit{n}@example.com,Edit{n},Person\n")
-    trigger_on = rng.choice(cluster.daemons)
-    # a trigger may find the sync busy on another daemon (409): then that one runs it
-    trigger_on.client().request("POST", f"/api/v1/syncs/{name}/trigger")
-    wait_until(lambda: hold.with_suffix(".held").exists() or None, 60, f"{name} held")
+    source = cluster.data / f"{name}-a.csv"
+    # the CSV connector gave the file an id column on its first read
+    record_id = f"edit{n:02d}{rng.getrandbits(24):06x},"
+    prefix = record_id if source.read_text().startswith("id,") else ""
+    with source.open("a") as fh:
+        fh.write(f"{prefix}{name}.edit{n}@example.com,Edit{n},Person\n")
+
+    def held() -> bool:
+        if hold.with_suffix(".held").exists():
+            return True
+        if _running(cluster.runs(), name, cluster.killed) is None:
+            # a trigger that found the sync still finishing elsewhere (409) is tried again
+            rng.choice(cluster.daemons).client().request("POST", f"/api/v1/syncs/{name}/trigger")
+        return False
+
+    wait_until(held, 60, f"{name} held")
     running = wait_until(
         lambda: _running(cluster.runs(), name, cluster.killed), 60, f"{name}'s run in the log"
     )
