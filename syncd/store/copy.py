@@ -10,6 +10,7 @@ them afterwards.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +41,9 @@ def open_location(spec: str, password: str | None = None) -> Store:
     """``sqlite:PATH`` (a database file, or a state directory holding ``syncd.db``) or a
     ``postgresql://`` URL, as a store that is not opened yet."""
     if is_postgres_url(spec):
-        return Store(Path("."), StoreSettings(url=spec, password=password))
+        # nothing is kept in a state directory for a copy: an empty one of its own
+        scratch = Path(tempfile.mkdtemp(prefix="syncd-copy-"))
+        return Store(scratch, StoreSettings(url=spec, password=password))
     if not spec.startswith("sqlite:"):
         raise CopyError(f"expected sqlite:PATH or postgresql://…, got {spec!r}")
     path = Path(spec[len("sqlite:") :]).expanduser()
