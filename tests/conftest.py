@@ -42,13 +42,27 @@ BOTH_STORES = ("test_engine",)
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    if "store_kind" in metafunc.fixturenames and module.startswith(BOTH_STORES):
+    uses_store = "store" in metafunc.fixturenames or module in STORE_HELPERS
+    if "store_kind" in metafunc.fixturenames and module.startswith(BOTH_STORES) and uses_store:
         metafunc.parametrize("store_kind", ["sqlite", "postgresql"])
+
+
+#: engine test modules that open stores through ``pg_support.store_for`` themselves
+STORE_HELPERS = {"test_engine_journal", "test_engine_slices"}
 
 
 @pytest.fixture
 def store_kind() -> str:
     return "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def current_store_kind(store_kind: str) -> Iterator[str]:
+    import pg_support
+
+    pg_support.CURRENT_KIND = store_kind
+    yield store_kind
+    pg_support.CURRENT_KIND = "sqlite"
 
 
 @pytest.fixture

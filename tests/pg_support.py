@@ -76,6 +76,23 @@ def pg_settings(url: str | None = None, lease: float = 30.0, **kw: Any) -> Store
     return StoreSettings(url=url or new_database(), lease_timeout=lease, **kw)
 
 
+#: the kind of store the current test runs on (set by conftest's ``store_kind`` fixture)
+CURRENT_KIND = "sqlite"
+_urls: dict[Path, str] = {}
+
+
+def store_for(state: Path, kind: str | None = None) -> Store:
+    """The store of a state directory, on the current test's kind: on PostgreSQL the same
+    database every time for the same directory (a reopened store sees what was committed)."""
+    kind = kind or CURRENT_KIND
+    if kind != "postgresql":
+        return Store(state)
+    url = _urls.get(state)
+    if url is None:
+        url = _urls[state] = new_database()
+    return Store(state, pg_settings(url))
+
+
 def make_store(state: Path, kind: str) -> Store:
     """A store of the given kind (``sqlite``: in ``state``; ``postgresql``: a fresh database)."""
     if kind == "postgresql":
