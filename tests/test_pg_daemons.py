@@ -41,12 +41,16 @@ class Cluster:
         self.killed: dict[int, float] = {}
         self.count = 0
 
-    def sync(self, name: str, people: int, hold: bool = False, interval: str = "1h") -> None:
+    def sync(
+        self, name: str, people: int, hold: bool = False, interval: str = "1h", rate: float = 0
+    ) -> None:
         a = self.data / f"{name}-a.csv"
         lines = ["email,first_name,last_name"]
         lines += [f"{name}.{i}@example.com,First{i},Last{i}" for i in range(people)]
         a.write_text("\n".join(lines) + "\n")
         hold_lines = f'hold = "{self.hold(name)}"\nhold_after = 0\n' if hold else ""
+        if rate:
+            hold_lines += f"rate = {rate}\n"
         body = f"""
         direction = "a-to-b"
         interval = "{interval}"
