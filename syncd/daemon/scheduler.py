@@ -264,28 +264,49 @@ class SyncScheduler:
         asked. A failure is logged and shows on the sync's next run."""
         asked = 0
         for slot in list(self.slots.values()):
-            for side in ("a", "b"):
-                if not slot.config.side(side).connector_class.needs_authorization:
-                    continue
-                connector = make_connector(slot.config, side, self.store)
-                asked += 1
-                try:
-                    await connector.open()
-                    summary = await connector.keep_alive()
-                    if summary:
-                        log.info(
-                            "credentials kept alive", sync=slot.name, side=side, detail=summary
-                        )
-                except Exception as exc:
-                    log.warning(
-                        "keeping credentials alive failed",
-                        sync=slot.name,
-                        side=side,
-                        error=redact(f"{type(exc).__name__}: {exc}"),
-                    )
-                finally:
-                    with contextlib.suppress(Exception):
-                        await connector.close()
+            needing = [
+                side
+                for side in ("a", "b")
+                if slot.config.side(side).connector_class.needs_authorization
+            ]
+            if not needing:
+                continue
+            if not self.store.shared:
+                asked += await self._keep_alive(slot, needing)
+                continue
+            # several daemons: only the one holding the sync's claim refreshes its grant (a
+            # rotating refresh token must never be used twice); a sync running elsewhere is
+            # refreshed by its run
+            try:
+                held = await self.store.claim(slot.name)
+            except SyncBusy:
+                continue
+            try:
+                asked += await self._keep_alive(slot, needing)
+            finally:
+                await self.store.unclaim(held)
+        return asked
+
+    async def _keep_alive(self, slot: SyncSlot, sides: list[str]) -> int:
+        asked = 0
+        for side in sides:
+            connector = make_connector(slot.config, side, self.store)
+            asked += 1
+            try:
+                await connector.open()
+                summary = await connector.keep_alive()
+                if summary:
+                    log.info("credentials kept alive", sync=slot.name, side=side, detail=summary)
+            except Exception as exc:
+                log.warning(
+                    "keeping credentials alive failed",
+                    sync=slot.name,
+                    side=side,
+                    error=redact(f"{type(exc).__name__}: {exc}"),
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    await connector.close()
         return asked
 
     @property
