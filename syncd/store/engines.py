@@ -144,6 +144,9 @@ class FencedPostgresqlDatabase(PostgresqlDatabase):
 
         conn = psycopg.connect(**self._url_kwargs, autocommit=True)
         conn.cursor_factory = _qmark_cursor_class()
+        # no server-side prepared statements: a plan cached while a table was empty (a first
+        # merge starts with none) would scan it whole once it holds 100,000 links
+        conn.prepare_threshold = None
         # a frozen or partitioned process must not hold a claim row locked forever
         idle = max(1, int(self.lease_timeout * 1000))
         conn.execute(f"SET idle_in_transaction_session_timeout = {idle}")
