@@ -24,8 +24,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy syncd
 	$(BIN)/mypy $(foreach dir,$(PLUGIN_DIRS),$(dir)/syncd_$(notdir $(dir)))
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/pytest -q
+
+# Debian's chromium for the console's browser tests (tests/browser_support.py), if missing
+.PHONY: browser
+browser:
+	sh contrib/install-browser.sh
 
 # Dockerfile (hadolint) and the systemd unit (systemd-analyze), installing those tools if missing
 packaging: $(STAMP)
@@ -36,7 +41,7 @@ test: lint typecheck packaging pytest
 # The pytest suite with `stress-ng --cpu 2` beside it (Debian's stress-ng, installed if missing;
 # stopped afterwards whatever happens): no test may depend on timing. PYTEST_ARGS go to pytest.
 .PHONY: test-under-load
-test-under-load: $(STAMP)
+test-under-load: $(STAMP) browser
 	VENV=$(VENV) sh contrib/test-under-load.sh $(PYTEST_ARGS)
 
 demo: $(STAMP)

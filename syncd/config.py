@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syncd.config_console import CONSOLE_KEYS, DEFAULT_SESSION_LIFETIME, console_settings
 from syncd.config_errors import ConfigError, Problems
 from syncd.config_files import list_config_directory, load_toml
 from syncd.config_hooks import check_interval_budget, load_hooks
@@ -128,6 +129,10 @@ class DaemonConfig:
     log_level: str = "info"
     api_listen: str = "127.0.0.1:8765"
     api_token: str | None = None
+    #: the console's settings (syncd/config_console.py)
+    api_base_path: str = ""
+    api_trust_proxy: bool = False
+    session_lifetime: float = DEFAULT_SESSION_LIFETIME
     shutdown_deadline: float = 25.0
     default_interval: float = 600.0
     phone_region: str = "GB"
@@ -216,7 +221,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
         "daemon.",
         problems,
     )
-    check_keys(api, ("listen", "token"), path, "api.", problems)
+    check_keys(api, ("listen", "token", *CONSOLE_KEYS), path, "api.", problems)
     check_keys(defaults, ("interval", "phone_region"), path, "defaults.", problems)
     result = DaemonConfig()
     values: dict[str, Any] = load_hooks(tables["hooks"], path, problems)
@@ -226,6 +231,8 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             values[name] = fn()
 
     take("api_token", lambda: _api_token(api.get("token"), path))
+    with problems.check():
+        values.update(console_settings(api, path))
     if "state_dir" in daemon:
         take("state_dir", lambda: Path(string(daemon["state_dir"], path, "daemon.state_dir")))
     chosen_state = state_dir or os.environ.get("SYNCD_STATE_DIR")

@@ -29,6 +29,7 @@ connectors share (sessions, timeouts, retries honouring ``Retry-After``, rate bu
 from __future__ import annotations
 
 import abc
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +66,7 @@ __all__ = [
     "Setting",
     "SettingContext",
     "SettingValidator",
+    "WebAuthorization",
     "WebhookChange",
     "WebhookReply",
     "WriteResult",
@@ -316,6 +318,24 @@ class AuthPrompt(Protocol):
     def ask(self, question: str) -> str: ...
 
 
+@dataclass(frozen=True)
+class WebAuthorization:
+    """An authorisation begun in the web console (:meth:`Connector.begin_web_authorization`).
+
+    ``url`` is where the browser goes (the app's consent page); the app sends it back to the
+    daemon's ``/oauth/callback`` with ``state`` in the query. ``data`` is the connector's own
+    (a PKCE verifier, say): the daemon keeps it in memory, never shows or logs it, and hands it
+    back to :meth:`Connector.finish_web_authorization`."""
+
+    url: str
+    state: str
+    redirect_uri: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"WebAuthorization(redirect_uri={self.redirect_uri!r})"
+
+
 @dataclass
 class ConnectorContext:
     """What the engine hands a connector besides its settings."""
@@ -364,6 +384,41 @@ class Connector(abc.ABC):
         """Perform the one-time authorisation interactively and store what it yields (tokens)
         durably under ``context.state_dir``. Return a one-line summary for the user."""
         raise NotImplementedError(f"{self.name} needs no authorisation")
+
+    #: whether the web console can run the authorisation in a browser, with the app sending the
+    #: browser back to the daemon (``begin_web_authorization``/``finish_web_authorization``)
+    web_authorization: ClassVar[bool] = False
+
+    async def begin_web_authorization(self, redirect_uri: str) -> WebAuthorization:
+        """Start an authorisation whose redirect comes back to ``redirect_uri`` (the daemon's
+        ``/oauth/callback``): the consent URL, with a fresh random ``state`` (and PKCE where
+        the app takes it). Raise a typed failure when this configuration cannot do it."""
+        raise NotImplementedError(f"{self.name} cannot be authorised from the console")
+
+    async def finish_web_authorization(
+        self, pending: WebAuthorization, query: Mapping[str, str]
+    ) -> str:
+        """Finish it with the callback's query (``code``, ``state``, or ``error``): check
+        ``state`` against ``pending.state``, exchange the code, store what it yields durably
+        (as :meth:`authorize` does) and return a one-line summary for the user."""
+        raise NotImplementedError(f"{self.name} cannot be authorised from the console")
+
+    @classmethod
+    def account_label(cls, settings: Mapping[str, Any]) -> str | None:
+        """A short name of the account ``settings`` reach, for the console's overview (an
+        organisation, a file name, a host). It must never contain a secret; the default names
+        the file of a ``path`` setting, or else the host of a public ``*_url`` setting."""
+        for spec in cls.settings:
+            value = settings.get(spec.name)
+            if spec.path and value:
+                return Path(str(value)).name
+        for spec in cls.settings:
+            value = settings.get(spec.name)
+            if spec.public and spec.name.endswith("url") and isinstance(value, str) and value:
+                host = urllib.parse.urlsplit(value).netloc
+                if host:
+                    return host
+        return None
 
     async def keep_alive(self) -> str | None:
         """Called by the daemon about once a day for every connector that needs authorisation,

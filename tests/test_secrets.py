@@ -241,3 +241,93 @@ def test_a_delimited_secret_is_always_masked_and_a_longer_word_never(
         assert redact(inside) == inside
         for joined in (f"{secret}{joiner}{word}", f"{word}{joiner}{secret}"):
             assert secret not in redact(joined), joined
+
+
+# --- the web console and its event stream (issue 13) ------------------------------------------
+
+CONSOLE_API_TOKEN = "console-api-token-7e2b91d04c"
+CONSOLE_APP_TOKEN = "console-app-secret-3f8a60c2d1"
+
+
+def test_no_secret_in_any_console_page_event_or_error(tmp_path: Path) -> None:
+    import json
+    import re
+    import textwrap
+
+    import requests
+
+    from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
+
+    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
+    listen = f"127.0.0.1:{free_port()}"
+    write_daemon_config(config, listen, state, extra='token = "${env:CONSOLE_API_TOKEN}"\n')
+    data.mkdir()
+    (data / "a.csv").write_text("email,first_name\nann@example.com,Ann\n")
+    (config / "syncs" / "leaky.toml").write_text(
+        textwrap.dedent(
+            f"""
+            interval = "1h"
+            [a]
+            connector = "testcsv"
+            path = "{data / "a.csv"}"
+            token = "${{env:CONSOLE_APP_TOKEN}}"
+            fail = "leak"
+            [b]
+            connector = "csv"
+            path = "{data / "b.csv"}"
+            """
+        )
+    )
+    env = {
+        "SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv",
+        "CONSOLE_API_TOKEN": CONSOLE_API_TOKEN,
+        "CONSOLE_APP_TOKEN": CONSOLE_APP_TOKEN,
+    }
+    url = f"http://{listen}"
+    bearer = {"Authorization": f"Bearer {CONSOLE_API_TOKEN}"}
+    seen: list[str] = []
+    with DaemonProcess(config, state, listen, env=env) as daemon:
+        daemon.wait_ready()
+        wait_until(
+            lambda: requests.get(f"{url}/api/v1/syncs", headers=bearer, timeout=60).json()["syncs"][
+                0
+            ]["last_run"],
+            120,
+            "the first run",
+        )
+        browser = requests.Session()
+        form = browser.get(f"{url}/signin", timeout=60)
+        seen.append(form.text)
+        field = re.search(r'name="signin_csrf" value="([^"]+)"', form.text)
+        assert field
+        wrong = browser.post(
+            f"{url}/signin", data={"token": "wrong", "signin_csrf": field.group(1)}, timeout=60
+        )
+        seen.append(wrong.text)
+        field = re.search(r'name="signin_csrf" value="([^"]+)"', wrong.text)  # a new form
+        assert field
+        signed = browser.post(
+            f"{url}/signin",
+            data={"token": CONSOLE_API_TOKEN, "signin_csrf": field.group(1)},
+            timeout=60,
+        )
+        assert signed.status_code == 200 and "leaky" in signed.text
+        stream = requests.get(f"{url}/api/v1/events", headers=bearer, stream=True, timeout=60)
+        lines = stream.iter_lines(decode_unicode=True)
+        next(lines)
+        requests.post(f"{url}/api/v1/syncs/leaky/trigger", headers=bearer, timeout=60)
+        for line in lines:
+            seen.append(line)
+            if line.startswith("event: error"):
+                seen.append(next(lines))
+                break
+        stream.close()
+        for path in ("/", "/plugins", "/syncs/leaky", "/syncs/leaky/connect/a", "/nowhere"):
+            answer = browser.get(url + path, timeout=60)
+            seen.append(answer.text)
+            seen.append(json.dumps(dict(answer.headers)))
+        log = daemon.log_text()
+    assert any("the app refused token" in text for text in seen), "the leak was not shown"
+    for text in [*seen, log]:
+        assert CONSOLE_APP_TOKEN not in text
+        assert CONSOLE_API_TOKEN not in text

@@ -63,7 +63,10 @@ MAX_BODY = 16 * 1024
 TRIGGER_FLAGS = ("full", "force")
 UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
 #: the query parameters a path takes; any other is a 400 (a typo must not pass for a default)
-QUERY_PARAMETERS = {"/api/v1/syncs/{name}/runs": ("limit",)}
+QUERY_PARAMETERS = {
+    "/api/v1/syncs/{name}/runs": ("limit",),
+    "/api/v1/events": ("last_event_id",),
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -136,7 +139,11 @@ def token_matches(header: str, expected: str) -> bool:
     return hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass"))
 
 
-def auth_middleware(daemon: Daemon) -> Any:
+def auth_middleware(
+    daemon: Daemon, session_allows: Callable[[web.Request], bool] = lambda request: False
+) -> Any:
+    """The bearer token, or (``session_allows``: the event stream) a console's session cookie."""
+
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS:
@@ -144,7 +151,9 @@ def auth_middleware(daemon: Daemon) -> Any:
         if request.match_info.route.name == HOOK_ROUTE:
             # webhooks: the vendor's signature is their authentication (syncd.daemon.hooks)
             return await handler(request)
-        if not token_matches(request.headers.get("Authorization", ""), daemon.token):
+        if not token_matches(
+            request.headers.get("Authorization", ""), daemon.token
+        ) and not session_allows(request):
             raise ApiError(401, "unauthorized", UNAUTHORIZED)
         return await handler(request)
 
@@ -165,8 +174,16 @@ async def query_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def make_app(daemon: Daemon) -> web.Application:
+    from syncd.console.setup import session_allows, setup_console
+    from syncd.console.web import console_middleware
+
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware(daemon), query_middleware],
+        middlewares=[
+            console_middleware,  # the console's own paths skip the API's middlewares
+            errors_middleware,
+            auth_middleware(daemon, session_allows),
+            query_middleware,
+        ],
         client_max_size=MAX_BODY,
     )
     api = Api(daemon)
@@ -186,6 +203,7 @@ def make_app(daemon: Daemon) -> web.Application:
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
     add_hook_routes(app, lambda: daemon.hooks)
+    setup_console(app, daemon, api)  # the web console at / and GET /api/v1/events
     return app
 
 
@@ -322,7 +340,10 @@ class Api:
         return reply({"syncs": [self.summary(scheduler.slots[n]) for n in sorted(scheduler.slots)]})
 
     async def sync_detail(self, request: web.Request) -> web.Response:
-        slot = self._slot(request)
+        return reply(await self.detail(self._slot(request)))
+
+    async def detail(self, slot: SyncSlot) -> dict[str, Any]:
+        """A sync's detail (``GET /api/v1/syncs/{name}``; the console's pages use it too)."""
         store = self.daemon.store
         sync = slot.config
         state = await store.run(store.get_state, sync.name)
@@ -358,7 +379,7 @@ class Api:
                 },
             }
         )
-        return reply(detail)
+        return detail
 
     async def runs(self, request: web.Request) -> web.Response:
         slot = self._slot(request)

@@ -35,8 +35,8 @@ EXIT_UNHEALTHY = 1
 
 
 def add_daemon_commands(cli: click.Group) -> None:
-    """Attach ``run``, ``status``, ``trigger``, ``pause``, ``resume``, ``reload`` and
-    ``healthcheck`` to the ``syncd`` command group."""
+    """Attach ``run``, ``status``, ``trigger``, ``pause``, ``resume``, ``reload``,
+    ``healthcheck`` and ``console`` to the ``syncd`` command group."""
     for command in (
         run_command,
         status_command,
@@ -47,6 +47,7 @@ def add_daemon_commands(cli: click.Group) -> None:
         healthcheck_command,
     ):
         cli.add_command(command)
+    cli.add_command(console_command)
 
 
 # --- shared plumbing ---------------------------------------------------------------------------
@@ -373,3 +374,52 @@ def healthcheck_command(obj: Any, timeout: float) -> None:
     failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok") or f"HTTP {status}"
     click.echo(f"unhealthy: {redact(failing)}", err=True)
     sys.exit(EXIT_UNHEALTHY)
+
+
+# --- the web console's sign-in link ------------------------------------------------------------
+# ``syncd console`` prints a link with a one-time code (good for one sign-in, for two minutes),
+# like Jupyter's: the daemon issues it (POST /api/v1/console/codes, with the API token this command
+# reads as every control command does). The code is printed, never logged.
+
+
+def console_url(listen_url: str, base_url: str | None, path: str) -> str:
+    """The link: ``--base-url`` (the address a proxy serves the console at), else the daemon's."""
+    origin = (base_url or listen_url).rstrip("/")
+    return origin + path
+
+
+@click.command("console")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="Where your browser reaches the console (a reverse proxy's https://host/syncd); "
+    "default: the daemon's own address.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def console_command(obj: Any, base_url: str | None, as_json: bool) -> None:
+    """Print a one-time sign-in link to the web console (served by `syncd run`)."""
+
+    @talks_to_daemon
+    def run() -> None:
+        if base_url is not None and not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"--base-url must start with http:// or https://, got {base_url!r}")
+        client = _client(obj)
+        data = client.call("POST", "/api/v1/console/codes")
+        # a unix socket has no address a browser can open: the path, for the proxy's address
+        listen_url = "" if client.endpoint.is_unix else client.endpoint.url()
+        url = console_url(listen_url, base_url, data["path"])
+        if as_json:
+            _emit_json({**data, "url": url})
+            return
+        click.echo(
+            f"Open the syncd console (the link signs you in once, within "
+            f"{data['expires_in_seconds'] // 60} minutes):\n\n  {url}\n"
+        )
+        if client.endpoint.is_unix and base_url is None:
+            click.echo(
+                "The daemon listens on a unix socket: put a reverse proxy in front of it "
+                "(docs/console.md) and pass its address with --base-url."
+            )
+
+    run()

@@ -251,6 +251,16 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    # the web console (issue 13): syncd/console/auth_pages.py
+    "SignInCode": _obj(
+        {
+            "code": STRING,
+            "path": STRING,
+            "base_path": STRING,
+            "expires_at": {**STRING, "pattern": TIME_PATTERN},
+            "expires_in_seconds": INTEGER,
+        }
+    ),
     "OpenApiDocument": {
         "type": "object",
         "required": ["openapi", "info", "paths"],
@@ -556,6 +566,39 @@ def _paths() -> dict[str, Any]:
                     "500": {"$ref": "#/components/responses/500"},
                 },
             }
+        },
+        # the web console's (issue 13): syncd/console/stream.py, syncd/console/auth_pages.py
+        "/api/v1/events": {
+            "get": _op(
+                "streamEvents",
+                "Server-Sent Events: runs started, their progress, their end, state changes, "
+                "errors (docs/api.md lists them). Also taken with a console's session cookie",
+                {
+                    "200": {
+                        "description": "An endless text/event-stream (a `hello` event first)",
+                        "content": {"text/event-stream": {"schema": STRING}},
+                    }
+                },
+                parameters=[
+                    {
+                        "name": "last_event_id",
+                        "in": "query",
+                        "required": False,
+                        "description": "Replay the kept events after this id (as the "
+                        "Last-Event-ID header does)",
+                        "schema": {"type": "string"},
+                    }
+                ],
+            )
+        },
+        "/api/v1/console/codes": {
+            "post": _op(
+                "issueSignInCode",
+                "A one-time code to sign a browser in to the console (`syncd console`)",
+                {"201": _json("SignInCode", "The code, good for one sign-in, for two minutes")},
+                "413",
+                requestBody=NO_BODY,
+            )
         },
         "/metrics": {
             "get": _op(

@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import SyncConfig
+from syncd.daemon.events import EventHub
 from syncd.daemon.metrics import Metrics
 from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
@@ -191,11 +192,19 @@ class SyncSlot:
 
 class SyncScheduler:
     def __init__(
-        self, store: Store, metrics: Metrics, on_change: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        metrics: Metrics,
+        on_change: Callable[[], None] = lambda: None,
+        events: EventHub | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.on_change = on_change
+        #: what GET /api/v1/events streams: runs, progress, state changes, errors
+        self.events = events if events is not None else EventHub()
+        self._published_states: dict[str, str] = {}
+        self._published_progress: dict[str, tuple[int, int, int]] = {}
         self.slots: dict[str, SyncSlot] = {}
         #: runs of syncs removed from the config, still finishing their current batch
         self._orphans: set[RunHandle] = set()
@@ -407,8 +416,98 @@ class SyncScheduler:
             elif old.interval != slot.config.interval or not old.enabled:
                 self._scheduler.modify_job(name, next_run_time=first)
             # a run going on keeps the config it started with; the next one uses the new
-        self.on_change()
+        self._changed()
         return {"added": added, "removed": removed, "changed": changed}
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        """A sync's state may have changed: tell sd_notify, and publish what did change."""
+        self.on_change()
+        states = self.states()
+        for name, state in states.items():
+            previous = self._published_states.get(name)
+            if previous != state:
+                slot = self.slots[name]
+                message = slot.last.message if slot.last is not None else None
+                self.events.publish(
+                    "sync.state",
+                    {
+                        "sync": name,
+                        "state": state,
+                        "previous": previous,
+                        "paused": slot.paused,
+                        "message": message if state in ("failing", "needs_auth") else None,
+                    },
+                )
+        self._published_states = states
+
+    def progress_of(self, handle: RunHandle) -> dict[str, Any]:
+        engine = handle.engine
+        listed = engine.listed if engine is not None else 0
+        return {
+            "sync": handle.sync,
+            "run_id": handle.run_id,
+            "listed": listed,
+            "planned": handle.total,
+            "written": handle.done,
+            "total": handle.total,
+        }
+
+    def publish_progress(self, final: bool = False) -> int:
+        """Publish the progress of every run that moved since the last call; how many did."""
+        moved = 0
+        for handle in self.active():
+            data = self.progress_of(handle)
+            key = (data["listed"], data["planned"], data["written"])
+            if self._published_progress.get(handle.sync) != key:
+                self._published_progress[handle.sync] = key
+                self.events.publish("run.progress", data)
+                moved += 1
+        return moved
+
+    async def publish_progress_forever(self, every: float = 0.5) -> None:
+        """The daemon's progress ticker: at most one progress event per run every ``every``
+        seconds, however often the engine reports (a 100,000-contact run reports per batch)."""
+        while True:
+            await asyncio.sleep(every)
+            self.publish_progress()
+
+    def _run_started(self, handle: RunHandle, run_id: int) -> None:
+        handle.on_start(run_id)
+        self.events.publish(
+            "run.started",
+            {
+                "sync": handle.sync,
+                "run_id": run_id,
+                "trigger": handle.trigger,
+                "started_at": rfc3339(handle.started_at),
+            },
+        )
+
+    def _run_finished(self, handle: RunHandle, last: LastRun) -> None:
+        progress = self.progress_of(handle)
+        progress["run_id"] = last.id
+        self._published_progress.pop(handle.sync, None)
+        self.events.publish("run.progress", progress)
+        self.events.publish(
+            "run.finished",
+            {
+                "sync": handle.sync,
+                "run_id": last.id,
+                "outcome": last.outcome,
+                "trigger": last.trigger,
+                "counts": dict(last.counts),
+                "message": last.message,
+                "started_at": rfc3339(last.started_at),
+                "finished_at": rfc3339(last.finished_at),
+                "duration_seconds": None if last.duration is None else round(last.duration, 3),
+            },
+        )
+        if last.outcome in (*FAILING, "needs_auth"):
+            self.events.publish(
+                "error", {"sync": handle.sync, "outcome": last.outcome, "message": last.message}
+            )
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -518,7 +617,7 @@ class SyncScheduler:
             full=full,
             force=force,
             progress=handle.on_progress,
-            on_start=handle.on_start,
+            on_start=lambda run_id: self._run_started(handle, run_id),
             targets=targets,
         )
         handle.engine = SyncRun(slot.config, self.store, options)
@@ -527,7 +626,7 @@ class SyncScheduler:
         for listener in self.listeners:
             listener.run_started(slot, handle)
         log.info("run started", sync=slot.name, trigger=trigger)
-        self.on_change()
+        self._changed()
         return handle
 
     async def _execute(self, slot: SyncSlot, handle: RunHandle) -> None:
@@ -561,9 +660,14 @@ class SyncScheduler:
             if slot.current is handle:
                 slot.current = None
             self._orphans.discard(handle)
-            self.on_change()
+            if result is None:
+                self._changed()
         if result is not None:
+            # recorded first, so that the state published says how the run ended
             self._record(slot, handle, result)
+            if slot.last is not None:
+                self._run_finished(handle, slot.last)
+            self._changed()
         for listener in self.listeners:
             try:
                 listener.run_finished(slot, handle, result)
@@ -626,7 +730,7 @@ class SyncScheduler:
         slot.paused = True
         self._scheduler.pause_job(name)
         await self._save_paused()
-        self.on_change()
+        self._changed()
         return slot
 
     async def resume(self, name: str) -> SyncSlot:
@@ -636,7 +740,7 @@ class SyncScheduler:
             # a sync that became due while paused runs soon, as at start-up
             self._scheduler.modify_job(name, next_run_time=self._first_run(slot))
         await self._save_paused()
-        self.on_change()
+        self._changed()
         return slot
 
     # --- shutdown ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from syncd import __version__
 from syncd.cli_output import plural
 from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
+from syncd.daemon.events import EventHub
 from syncd.daemon.hooks import Hooks, make_hooks_app
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
@@ -117,6 +118,8 @@ class Daemon:
         self.listen_option = listen
         self.notifier = notifier or Notifier.from_environment()
         self.metrics = Metrics()
+        #: what GET /api/v1/events streams (the scheduler publishes to it)
+        self.events = EventHub()
         self.started_at = utcnow()
         self.started_clock = time.monotonic()
         self.config: Config | None = None
@@ -203,7 +206,7 @@ class Daemon:
             return EXIT_CONFIG
         self._store = store
         self._install_signal_handlers()
-        self._scheduler = SyncScheduler(store, self.metrics, self._status_changed)
+        self._scheduler = SyncScheduler(store, self.metrics, self._status_changed, self.events)
         self._hooks = Hooks(store, self._scheduler, daemon.hooks_debounce)
         self.metrics.watch_states(self.scheduler.states, self.scheduler.running_count)
         # the API first: when its address is taken, nothing has started yet
@@ -236,6 +239,7 @@ class Daemon:
         )
         self.notifier.ready(self.status_line())
         self._spawn(self.notifier.watchdog_loop())
+        self._spawn(self.scheduler.publish_progress_forever())
         if not self._stop.is_set():
             await self._stop.wait()
         return await self._shutdown(runner)
@@ -334,6 +338,8 @@ class Daemon:
             await self._hooks.close()
         if self._scheduler is not None and self._scheduler.running:
             await self._scheduler.drain(0.0, 0.5)
+        # the event streams end first: an open one would hold the API's shutdown up
+        self.events.close()
         if runner is not None:
             await runner.cleanup()
         if self._hooks_runner is not None:
@@ -387,6 +393,7 @@ class Daemon:
             self.metrics.config_ok.set(1)
             unchanged = len(config.syncs) - len(changes["added"]) - len(changes["changed"])
             log.info("config reloaded", source=source, restart_needed=restart, **changes)
+            self.events.publish("syncs.changed", dict(changes))
             self.notifier.ready(self.status_line())
             return {**changes, "unchanged": unchanged, "restart_needed": restart}
 

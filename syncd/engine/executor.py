@@ -256,6 +256,8 @@ class SyncRun:
         self.index = LinkIndex()
         self.done = 0
         self.total = 0
+        #: records listed so far on both sides (the console's progress shows it while listing)
+        self.listed = 0
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
@@ -548,6 +550,7 @@ class SyncRun:
                     # re-pointed (or taken as archived) once both sides are listed
                     self.merged[side] += [r for r in page if r.merged_into and r.error is None]
                     page = [r for r in page if not r.merged_into or r.error is not None]
+                self.listed += len(page)
                 broken = [record for record in page if record.error is not None]
                 for record in broken:
                     info.unreadable.add(record.id)

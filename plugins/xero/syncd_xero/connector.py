@@ -17,6 +17,7 @@ import contextvars
 import dataclasses
 import logging
 import threading
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from syncd.connector import (
     RemoteRecord,
     Setting,
     SettingContext,
+    WebAuthorization,
     WebhookReply,
     WriteResult,
     http_url,
@@ -47,6 +49,7 @@ from syncd_xero.oauth import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
     OAuthClient,
+    PendingAuthorization,
     TokenManager,
     code_from_redirect,
     exchange_code,
@@ -370,6 +373,48 @@ class XeroConnector(Connector):
             pasted = await _ask(prompt, "Paste the address here: ")
         code = code_from_redirect(pasted, pending)
         tokens = await exchange_code(self._oauth, code, pending)
+        return await self._save_grant(tokens)
+
+    # the console's "Connect to Xero" (syncd/console/oauth_pages.py): the same flow, with Xero
+    # sending the browser back to the daemon's /oauth/callback (add that address to the app's
+    # redirect URIs at developer.xero.com)
+    web_authorization = True
+
+    async def begin_web_authorization(self, redirect_uri: str) -> WebAuthorization:
+        if self.grant == CLIENT_CREDENTIALS:
+            raise ConnectorConfigError(
+                "a Custom Connection (grant = client_credentials) is not authorised in a "
+                "browser: check client_id and client_secret",
+                key="grant",
+            )
+        pending = start_authorization(self.login_url, self.client_id, redirect_uri, self.scopes)
+        return WebAuthorization(
+            pending.url, pending.state, redirect_uri, {"verifier": pending.verifier}
+        )
+
+    async def finish_web_authorization(
+        self, pending: WebAuthorization, query: Mapping[str, str]
+    ) -> str:
+        flow = PendingAuthorization(
+            pending.url, pending.state, pending.data["verifier"], pending.redirect_uri
+        )
+        code = code_from_redirect("?" + urllib.parse.urlencode(dict(query)), flow)
+        tokens = await exchange_code(self._oauth, code, flow)
+        return await self._save_grant(tokens)
+
+    @classmethod
+    def account_label(cls, settings: Mapping[str, Any]) -> str | None:
+        tenant = settings.get("tenant")
+        if tenant:
+            return str(tenant)
+        if settings.get("grant") == CLIENT_CREDENTIALS:
+            return "Custom Connection"
+        api = str(settings.get("api_url") or API_URL)
+        host = urllib.parse.urlsplit(api).netloc
+        return host if api.rstrip("/") != API_URL else None
+
+    async def _save_grant(self, tokens: TokenSet) -> str:
+        """Choose the organisation, then save the tokens durably (both ways of authorising)."""
         connections = await self._connections(tokens.access_token)
         chosen = self._choose_tenant(connections)
         tokens.tenant_id = str(chosen.get("tenantId"))

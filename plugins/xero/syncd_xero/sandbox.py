@@ -3,7 +3,8 @@
 One aiohttp application serves what Xero spreads over three hosts, so the connector's
 ``api_url``, ``identity_url`` and ``login_url`` settings all point at the same address:
 
-* login: ``GET /identity/connect/authorize`` (consents at once and redirects back);
+* login: ``GET /identity/connect/authorize`` (consents at once and redirects back; with the
+  option ``consent_page=true`` it shows a consent page with "Allow access" first);
 * identity: ``POST /connect/token``, ``POST /connect/revocation``, ``GET``/``DELETE /Connections``;
 * accounting: ``GET``/``PUT``/``POST /api.xro/2.0/Contacts`` and every other Contacts and
   ContactGroups operation of the spec (``sandbox_contacts``); unknown routes and methods answer
@@ -97,7 +98,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
             first, random.Random(seed), int(options.get("count", DEFAULT_COUNT)), shared_seed=seed
         )
 
-    identity = Identity(clock, orgs)
+    identity = Identity(clock, orgs, consent_page=_flag(options.get("consent_page"), False))
     web_client = Client(
         str(options.get("client_id", "sandbox-client")),
         str(options.get("client_secret", "sandbox-secret")),

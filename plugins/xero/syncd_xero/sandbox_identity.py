@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import secrets
 import urllib.parse
@@ -102,6 +103,8 @@ class Identity:
     issued: dict[str, int] = field(default_factory=dict)
     #: signs the id_token of an ``openid`` grant (sandbox_oidc)
     signer: Signer = field(default_factory=Signer)
+    #: show a consent page ("Allow access") instead of consenting at once (option consent_page)
+    consent_page: bool = False
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -226,6 +229,12 @@ def routes(identity: Identity) -> web.RouteTableDef:
         challenge = query.get("code_challenge")
         if client.secret is None and not challenge:
             return _redirect(redirect_uri, {"error": "invalid_request"}, query)
+        if identity.consent_page:
+            answer = query.get("consent")
+            if answer is None:
+                return _consent_page(identity, query)
+            if answer != "allow":
+                return _redirect(redirect_uri, {"error": "access_denied"}, query)
         code = secrets.token_urlsafe(24)
         identity.codes[code] = AuthCode(
             client.client_id,
@@ -301,6 +310,27 @@ def routes(identity: Identity) -> web.RouteTableDef:
         table.get(path)(list_connections)
         table.delete(path + "/{id}")(delete_connection)
     return table
+
+
+def _consent_page(identity: Identity, query: Mapping[str, str]) -> web.Response:
+    """Xero's consent screen, reduced: which organisations, and Allow / Cancel."""
+    hidden = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+        for k, v in query.items()
+        if k != "consent"
+    )
+    orgs = "".join(f"<li>{html.escape(org.name)}</li>" for org in identity.orgs.values())
+    scopes = html.escape(query.get("scope", ""))
+    body = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Xero sandbox: allow access</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>Xero sandbox</h1>
+<p>An app wants access to your organisations ({scopes}):</p><ul>{orgs}</ul>
+<form method="get" action="/identity/connect/authorize">{hidden}
+<button type="submit" name="consent" value="allow">Allow access</button>
+<button type="submit" name="consent" value="deny">Cancel</button>
+</form></main></body></html>"""
+    return web.Response(text=body, content_type="text/html")
 
 
 def _redirect(redirect_uri: str, params: dict[str, str], query: Mapping[str, str]) -> web.Response:
