@@ -536,24 +536,24 @@ class Store:
             ).fetchall()
             for row, (link_id,) in zip(new, ids, strict=True):
                 row.id = int(link_id)
-            cursor.executemany(
+            # one statement over arrays, not one per link (a first merge inserts 150,000)
+            cursor.execute(
                 "INSERT INTO link (id, a_id, b_id, state, base_a, base_b, fp_a, fp_b,"
-                " updated_at, sync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.id,
-                        r.a_id,
-                        r.b_id,
-                        r.state,
-                        r.base_a_json,
-                        r.base_b_json,
-                        r.fp_a,
-                        r.fp_b,
-                        when,
-                        sync,
-                    )
-                    for r in new
-                ],
+                " updated_at, sync) SELECT u.*, ?::timestamp, ? FROM unnest(?::bigint[],"
+                " ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+                " AS u",
+                (
+                    when,
+                    sync,
+                    [r.id for r in new],
+                    [r.a_id for r in new],
+                    [r.b_id for r in new],
+                    [r.state for r in new],
+                    [r.base_a_json for r in new],
+                    [r.base_b_json for r in new],
+                    [r.fp_a for r in new],
+                    [r.fp_b for r in new],
+                ),
             )
         if updates:
             cursor.executemany(
@@ -701,6 +701,10 @@ class Store:
         when = _sql_time(stamp)
         with self.db.atomic():
             cursor = self.db.cursor()
+            if self.shared and rows:
+                self._add_pending_pg(sync, rows, run_id, when)
+                self._insert_journal(sync, journal, run_id, stamp)
+                return
             # replaces an entry with the same key or the same record (both are unique), as
             # SQLite's INSERT OR REPLACE would, in SQL that PostgreSQL speaks too
             cursor.executemany(
@@ -715,6 +719,27 @@ class Store:
             )
             self._insert_journal(sync, journal, run_id, stamp)
 
+    def _add_pending_pg(
+        self, sync: str, rows: Sequence[PendingRow], run_id: int | None, when: str
+    ) -> None:
+        keys = [r.key for r in rows]
+        sides = [r.side for r in rows]
+        sources = [r.source_id for r in rows]
+        cursor = self.db.cursor()
+        cursor.execute(
+            "DELETE FROM pending_write p USING unnest(?::text[], ?::text[], ?::text[])"
+            " AS u(key, side, source_id) WHERE p.key = u.key"
+            " OR (p.sync = ? AND p.side = u.side AND p.source_id = u.source_id)",
+            (keys, sides, sources, sync),
+        )
+        cursor.execute(
+            "INSERT INTO pending_write (sync, side, source_id, key, email, created_at, run_id)"
+            " SELECT ?, u.side, u.source_id, u.key, u.email, ?::timestamp, ?::integer"
+            " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS u(side, source_id,"
+            " key, email)",
+            (sync, when, run_id, sides, sources, keys, [r.email for r in rows]),
+        )
+
     def list_pending(self, sync: str) -> list[PendingRow]:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
         return [PendingRow(p.side, p.source_id, p.key, p.email) for p in query]
@@ -724,7 +749,11 @@ class Store:
             self._delete_pending(keys)
 
     def _delete_pending(self, keys: Sequence[str]) -> None:
-        if keys:
+        if keys and self.shared:
+            cursor = self.db.cursor()
+            cursor.execute("DELETE FROM pending_write WHERE key = ANY(?::text[])", (list(keys),))
+            cursor.execute("DELETE FROM journal WHERE key = ANY(?::text[])", (list(keys),))
+        elif keys:
             cursor = self.db.cursor()
             cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
             # a create's journal entry goes with its pending entry
@@ -743,6 +772,26 @@ class Store:
         if not rows:
             return
         when = _sql_time(stamp)
+        if self.shared:
+            self.db.cursor().execute(
+                "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
+                " hashes, created_at) SELECT ?, ?::integer, u.*, ?::timestamp FROM unnest("
+                "?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+                " AS u",
+                (
+                    sync,
+                    run_id,
+                    when,
+                    [r.side for r in rows],
+                    [r.kind for r in rows],
+                    [r.record_id for r in rows],
+                    [r.source_id for r in rows],
+                    [r.key for r in rows],
+                    [_SENT_ENCODER.encode(r.sent) for r in rows],
+                    [r.packed for r in rows],
+                ),
+            )
+            return
         self.db.cursor().executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
             " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -785,7 +834,13 @@ class Store:
             self._delete_journal(sync, records)
 
     def _delete_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
-        if records:
+        if records and self.shared:
+            self.db.cursor().execute(
+                "DELETE FROM journal j USING unnest(?::text[], ?::text[]) AS u(side, record_id)"
+                " WHERE j.sync = ? AND j.side = u.side AND j.record_id = u.record_id",
+                ([side for side, _ in records], [rid for _, rid in records], sync),
+            )
+        elif records:
             self.db.cursor().executemany(
                 "DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ?",
                 [(sync, side, rid) for side, rid in records],

@@ -15,8 +15,8 @@ be taken over by anyone once expired, and carries a token that goes up with ever
   lease is never revived). Daemons that found a sync busy try again every lease_timeout / 3,
   so a dead holder's syncs move within lease_timeout.
 * Fencing: every commit made for a claimed sync checks, in the same transaction, that the row
-  still names us with our token and an unexpired lease, and holds it ``FOR SHARE`` until the
-  commit (:class:`syncd.store.engines.FencedPostgresqlDatabase`). A process that wakes up
+  still names us with our token and an unexpired lease (extending it), and keeps it locked
+  until the commit (:class:`syncd.store.engines.FencedPostgresqlDatabase`). A process that wakes up
   after its lease expired commits nothing more: its commits raise :class:`ClaimLost`.
 * Release: holder cleared at the end of a run; a killed process's lease simply expires, so a
   sync moves to another daemon within ``lease_timeout`` (plus that daemon's next attempt).

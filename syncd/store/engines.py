@@ -12,9 +12,9 @@ store's hand-written ones run unchanged on both engines.
 Fencing (see :mod:`syncd.store.claims`): :class:`FencedPostgresqlDatabase` checks, inside every
 transaction that writes on behalf of a claimed sync and just before its ``COMMIT``, that the
 claim is still this process's (same holder, same fencing token, lease not expired by the
-database's clock), holding the claim row ``FOR SHARE`` until the commit so that no successor
-can take the claim in between. A statement outside a transaction (peewee's autocommit) is put
-in one for that check.
+database's clock) and extends the lease, with the claim row locked until the commit so that
+no successor can take the claim in between. A statement outside a transaction (peewee's
+autocommit) is put in one for that check.
 """
 
 from __future__ import annotations
@@ -160,10 +160,13 @@ class FencedPostgresqlDatabase(PostgresqlDatabase):
         super().commit()
 
     def _check_fence(self, fence: Fence) -> None:
+        # checks the claim and, while it holds, extends the lease (a busy run keeps its claim
+        # even when its heartbeat thread is slow); the row stays locked until the commit
         row = self.cursor().execute(
-            "SELECT 1 FROM sync_claim WHERE sync = %s AND holder = %s AND token = %s"
-            " AND expires_at > clock_timestamp() FOR SHARE",
-            (fence.sync, fence.holder, fence.token),
+            "UPDATE sync_claim SET expires_at = clock_timestamp() + make_interval(secs => %s)"
+            " WHERE sync = %s AND holder = %s AND token = %s AND expires_at > clock_timestamp()"
+            " RETURNING 1",
+            (self.lease_timeout * 2 / 3, fence.sync, fence.holder, fence.token),
         )
         if row.fetchone() is None:
             raise ClaimLost(fence.sync)
