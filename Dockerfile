@@ -18,9 +18,12 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY syncd ./syncd
 COPY plugins ./plugins
-# each plugin is its own distribution, installed as a third-party plugin would be
+# each plugin is its own distribution, installed as a third-party plugin would be; pip and
+# setuptools leave the runtime virtualenv (25 MB): a derived image gets pip back with
+# `python -m ensurepip` (docs/docker.md)
 RUN python -m venv /opt/syncd \
     && /opt/syncd/bin/pip install --no-cache-dir . plugins/*/ \
+    && /opt/syncd/bin/pip uninstall --yes --quiet setuptools pip \
     && /opt/syncd/bin/python -m compileall -q /opt/syncd/lib
 
 # --- runtime ---------------------------------------------------------------------------------
@@ -31,7 +34,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends "tini=0.19.*" \
     && rm -rf /var/lib/apt/lists/*
 
-# a fixed numeric user, so that volume ownership is predictable (chown 10001 on the host)
+# a fixed numeric user, so that volume ownership is predictable (chown 10001 on the host, or
+# PUID/PGID below)
 RUN groupadd --system --gid 10001 syncd \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin syncd \
     && mkdir -p /config /data \
@@ -39,6 +43,7 @@ RUN groupadd --system --gid 10001 syncd \
     && chmod 0700 /data
 
 COPY --from=build /opt/syncd /opt/syncd
+COPY contrib/docker/entrypoint.sh /usr/local/bin/syncd-entrypoint
 
 ENV PATH=/opt/syncd/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -51,7 +56,6 @@ ENV PATH=/opt/syncd/bin:$PATH \
 # the API token
 VOLUME ["/config", "/data"]
 EXPOSE 8765
-USER 10001:10001
 WORKDIR /data
 
 # /healthz: the loop answers, the database is reachable, the scheduler runs. A sync that fails
@@ -62,5 +66,8 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
 # syncd stops within daemon.shutdown_deadline (25 s by default) after SIGTERM: give it
 # `docker run --stop-timeout 30` / compose `stop_grace_period: 30s` (Docker's default is 10 s)
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["tini", "--", "syncd"]
+# The container starts as root only for the entrypoint: it hands /data to PUID:PGID (default
+# 10001:10001, linuxserver.io style) and runs syncd as them with setpriv (util-linux), no
+# capabilities, no new privileges. With `--user UID:GID` it runs syncd as that user instead.
+ENTRYPOINT ["tini", "--", "syncd-entrypoint"]
 CMD ["run"]

@@ -58,5 +58,11 @@ soak: $(STAMP)
 	$(BIN)/python bench/soak.py --quiet --sigkill --points 250
 	SYNCD_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -q -p no:cacheprovider tests/test_engine_stateful.py
 
+# The container image and the systemd unit run for real (not part of `make test`): podman with
+# runc on debootstrap bases (cached in ~/.cache/syncd-image), see docs/docker.md and docs/systemd.md
+.PHONY: image-test
+image-test: $(STAMP)
+	VENV=$(VENV) sh contrib/image/test.sh $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -10,6 +10,12 @@ size in a fresh process, so the peaks are its own).
 
 Targets on a 2-core machine at 100,000: merge ≤ 30 s with peak RSS ≤ 500 MB; no-change run ≤ 1 s;
 1 % run ≤ 3 s. Figures are medians over the repeats.
+
+The change journal (issue 15): every repeat runs each size twice, with the journal kept
+(``history_days = 90``, the default: the figures above) and off (``history_days = 0``), in turn,
+and prints the first merge with it on against off (target ≤ 1.3 x), the no-change runs (they
+write nothing either way), and the database's growth per journaled field (the difference of the
+two databases after the merge, checkpointed, over the fields the journal holds).
 """
 
 from __future__ import annotations
@@ -87,7 +93,9 @@ def edit_one_percent(seed: int = 2) -> int:
 PHASES = ("merge", "no_change", "one_percent", "full_no_change")
 
 
-def one_size(count: int, profile: str | None = None, url: str | None = None) -> dict[str, float]:
+def one_size(
+    count: int, profile: str | None = None, history_days: int = 90, url: str | None = None
+) -> dict[str, float]:
     """Run the phases at ``count`` in this process: the initial merge; a run with no changes
     (incremental, as scheduled runs are: it lists again what the merge wrote, and finds it
     unchanged); a run after 1 % of each side was edited; a run with no changes listing both
@@ -104,6 +112,7 @@ def one_size(count: int, profile: str | None = None, url: str | None = None) -> 
         (root / "config" / "syncs").mkdir(parents=True)
         path = root / "config" / "syncs" / "bench.toml"
         path.write_text(
+            f"history_days = {history_days}\n"
             '[a]\nconnector = "synthetic"\naccount = "bench-a"\n'
             '[b]\nconnector = "synthetic"\naccount = "bench-b"\n'
         )
@@ -133,6 +142,7 @@ def one_size(count: int, profile: str | None = None, url: str | None = None) -> 
             )
             if name == "merge":
                 figures["merge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                figures.update(database_figures(store))
 
         timed("merge")
         timed("no_change")
@@ -142,6 +152,16 @@ def one_size(count: int, profile: str | None = None, url: str | None = None) -> 
         store.close()
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
+
+
+def database_figures(store: object) -> dict[str, float]:
+    """The database's size after the merge (the WAL checkpointed into it) and how many fields
+    the journal holds (each value sent, per write)."""
+    db = store.db  # type: ignore[attr-defined]
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = Path(store.path)  # type: ignore[attr-defined]
+    fields = sum(len(json.loads(sent)) for (sent,) in db.execute_sql("SELECT sent FROM journal"))
+    return {"db_bytes": float(path.stat().st_size), "journal_fields": float(fields)}
 
 
 def current_rss_mb() -> float:
@@ -156,26 +176,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pg-url", help=argparse.SUPPRESS)
+    parser.add_argument("--history-days", type=int, default=90, help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile", choices=PHASES, help="with --one: write /tmp/engine-PHASE.prof (cProfile)"
     )
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.profile, args.pg_url)))
+        print(json.dumps(one_size(args.one, args.profile, args.history_days, args.pg_url)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, float]] = {}
+    journal_off: dict[int, dict[str, float]] = {}
     for size in sizes:
-        runs = []
-        for _ in range(args.repeats):
-            out = subprocess.run(
-                [sys.executable, __file__, "--one", str(size)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        results[size] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        runs: dict[int, list[dict[str, float]]] = {90: [], 0: []}
+        for repeat in range(args.repeats):
+            # on and off in turn, the order alternating: neither always runs on a warmer box
+            for days in (90, 0) if repeat % 2 == 0 else (0, 90):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--one", str(size), "--history-days", str(days)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                runs[days].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results[size] = {key: statistics.median(r[key] for r in runs[90]) for key in runs[90][0]}
+        journal_off[size] = {key: statistics.median(r[key] for r in runs[0]) for key in runs[0][0]}
     print(f"engine benchmark, medians of {args.repeats} runs (seconds; RSS in MB)")
     print(
         f"{'contacts/side':>14} {'merge':>7} {'no-change':>10} {'1% run':>7} {'full no-change':>15}"
@@ -200,6 +225,19 @@ def main() -> None:
             f"{key} x{large[key] / small[key]:.1f}" for key in (*PHASES, "peak_rss_mb")
         )
         print(f"growth for x{factor:.0f} contacts: {growth}")
+    print("the change journal: history_days = 90 (on) against 0 (off), medians:")
+    for size in sizes:
+        on, off = results[size], journal_off[size]
+        growth = on["db_bytes"] - off["db_bytes"]
+        per_field = growth / on["journal_fields"] if on["journal_fields"] else 0.0
+        print(
+            f"{size:>14,} merge on {on['merge']:.2f} s / off {off['merge']:.2f} s = "
+            f"x{on['merge'] / off['merge']:.2f} (target ≤ x1.3); no-change on "
+            f"{on['no_change']:.2f} s / off {off['no_change']:.2f} s, writes "
+            f"{on['no_change_writes']:.0f}/{off['no_change_writes']:.0f}; database +"
+            f"{growth / 2**20:.1f} MB for {on['journal_fields']:,.0f} journaled fields = "
+            f"{per_field:.0f} bytes per field"
+        )
     largest = results[sizes[-1]]
     if sizes[-1] >= 100000:
         verdicts = [

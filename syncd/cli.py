@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from syncd import __version__, cli_output
+from syncd.cli_history import add_history_commands
 from syncd.cli_output import duration, plural
 from syncd.config import Config, ConfigError, config_directory, load_config
 from syncd.config_values import format_seconds
@@ -27,9 +28,11 @@ from syncd.contact import display
 from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
 from syncd.engine.model import Plan
+from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
 from syncd.plugins import Plugins, load_plugins
 from syncd.redact import redact, redact_data
+from syncd.state_owner import hand_back_after
 from syncd.store import Store
 from syncd.store.commands import add_store_commands
 from syncd.store.lock import SyncBusy
@@ -123,11 +126,16 @@ def cli(
     plugins = ctx.obj if isinstance(ctx.obj, Plugins) else load_plugins()
     configure_logging(log_format, log_level or "warning")
     ctx.obj = Context(config_directory(config_dir), state_dir, log_format, log_level, plugins)
+    ctx.call_on_close(functools.partial(hand_back_after, ctx.obj))
 
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
 add_daemon_commands(cli)
 add_store_commands(cli)
+# "why did this contact not sync?" (syncd/explain_cli.py)
+cli.add_command(explain_command)
+# changes, undo, review (syncd/cli_history.py)
+add_history_commands(cli)
 
 
 # --- sync ---------------------------------------------------------------------------------

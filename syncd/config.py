@@ -38,7 +38,14 @@ from syncd.config_rules import (
     writable_field,
 )
 from syncd.config_secrets import resolve
-from syncd.config_settings import SideConfig, load_side, register_resolved
+from syncd.config_settings import (
+    HISTORY_DAYS_DEFAULT,
+    ON_MASS_DELETION,
+    SideConfig,
+    history_days,
+    load_side,
+    register_resolved,
+)
 from syncd.config_values import (
     FULL_EVERY,
     INTERVAL,
@@ -81,7 +88,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/syncd")
 
 INITIAL_MODES = ("new-only", "merge", "a-into-b", "b-into-a")
 WINNERS = ("a", "b", "newest")
-DELETIONS = ("ignore", "tag", "archive")
+DELETIONS = ("ignore", "tag", "archive", "review")
 MATCHING = ("email", "email+phone")
 SYNC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -108,6 +115,9 @@ class SyncConfig:
     fields: tuple[FieldMapping, ...] = ()
     rules_a_to_b: tuple[Rule, ...] = ()
     rules_b_to_a: tuple[Rule, ...] = ()
+    #: days the change journal is kept (0: off); what a mass deletion does (issue 15)
+    history_days: int = HISTORY_DAYS_DEFAULT
+    on_mass_deletion: str = "stop"
 
     def side(self, name: str) -> SideConfig:
         return self.a if name == "a" else self.b
@@ -142,6 +152,7 @@ class DaemonConfig:
     hooks_listen: str | None = None
     #: ``[hooks] debounce``: how long events are gathered before the run they trigger
     hooks_debounce: float = 2.0
+    history_days: int = HISTORY_DAYS_DEFAULT
 
 
 @dataclass
@@ -222,7 +233,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
         problems,
     )
     check_keys(api, ("listen", "token", *CONSOLE_KEYS), path, "api.", problems)
-    check_keys(defaults, ("interval", "phone_region"), path, "defaults.", problems)
+    check_keys(defaults, ("interval", "phone_region", "history_days"), path, "defaults.", problems)
     result = DaemonConfig()
     values: dict[str, Any] = load_hooks(tables["hooks"], path, problems)
 
@@ -273,6 +284,11 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             lambda: check_phone_region(defaults["phone_region"], path, "defaults.phone_region"),
         )
     take("store", lambda: load_store_settings(data.get("store"), path))
+    if "history_days" in defaults:
+        take(
+            "history_days",
+            lambda: history_days(defaults["history_days"], path, "defaults.history_days"),
+        )
     problems.raise_any()
     if "state_dir" in values:
         values["state_dir"] = values["state_dir"].expanduser()
@@ -316,6 +332,8 @@ SYNC_KEYS = (
     "full_every",
     "phone_region",
     "enabled",
+    "history_days",
+    "on_mass_deletion",
     "a",
     "b",
     "fields",
@@ -379,6 +397,16 @@ def load_sync(path: Path, plugins: Plugins, daemon: DaemonConfig | None = None) 
         ),
     )
     take("enabled", lambda: _boolean(data.get("enabled", True), path, "enabled"))
+    take(
+        "history_days",
+        lambda: history_days(data.get("history_days", daemon.history_days), path, "history_days"),
+    )
+    take(
+        "on_mass_deletion",
+        lambda: choice(
+            data.get("on_mass_deletion", "stop"), ON_MASS_DELETION, path, "on_mass_deletion"
+        ),
+    )
     direction = values.get("direction", "two-way")
     a, b = sides["a"], sides["b"]
     take("rules", lambda: load_all_rules(data.get("rules", {}), direction, path, problems))
@@ -421,6 +449,8 @@ def load_sync(path: Path, plugins: Plugins, daemon: DaemonConfig | None = None) 
         fields=values["fields"],
         rules_a_to_b=rules_a_to_b,
         rules_b_to_a=rules_b_to_a,
+        history_days=values["history_days"],
+        on_mass_deletion=values["on_mass_deletion"],
     )
 
 

@@ -17,6 +17,8 @@ from syncd.config_errors import ConfigError
 from syncd.config_files import SECRET_FILE_LIMIT, read_text
 
 SCHEMES = ("env", "file", "cred")
+#: where systemd's LoadCredential=NAME finds NAME: ${cred:NAME} reads it there outside the service
+CREDSTORES = (Path("/etc/credstore"), Path("/run/credstore"), Path("/usr/lib/credstore"))
 #: secrets shorter than this cannot be redacted safely (they would mask ordinary words)
 MIN_SECRET_LENGTH = 8
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -104,8 +106,20 @@ def _resolve_one(reference: str, body: str, file: Path, key: str) -> str:
         raise ConfigError(file, key, f"{reference}: {name!r} is not a credential name")
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
+        # outside the service (`sudo syncd auth ...` beside it): where LoadCredential=NAME
+        # itself looks, readable by root only
+        for store in CREDSTORES:
+            try:
+                found = (store / name).is_file()
+            except OSError:
+                found = False
+            if found:
+                return read_secret_file(store / name, file, key, reference)
         raise ConfigError(
-            file, key, f"{reference} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=)"
+            file,
+            key,
+            f"{reference} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=), or, run as "
+            f"root, the file {CREDSTORES[0] / name}",
         )
     return read_secret_file(Path(directory) / name, file, key, reference)
 

@@ -232,3 +232,21 @@ def _check_path(value: Any, context: SettingContext, path: Path, key: str) -> No
         raise ConfigError(path, key, f"{target} is a directory; name a file in it")
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(path, key, f"{target} is not a regular file (a FIFO or a device)")
+
+
+# --- history and review (issue 15) -----------------------------------------------------------
+
+#: how long the change journal is kept by default, in days (0: off)
+HISTORY_DAYS_DEFAULT = 90
+#: the longest retention (about ten years)
+HISTORY_DAYS_MAX = 3650
+ON_MASS_DELETION = ("stop", "review")
+
+
+def history_days(value: Any, path: Path, key: str) -> int:
+    """``history_days``: a whole number of days from 0 (the journal off) to ten years."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, key, f"expected a whole number of days, got {type_name(value)}")
+    if not 0 <= value <= HISTORY_DAYS_MAX:
+        raise ConfigError(path, key, f"must be from 0 (off) to {HISTORY_DAYS_MAX}, got {value}")
+    return value

@@ -189,6 +189,7 @@ def test_the_shipped_examples_and_the_demo_pass_the_stricter_checks(
         "SALESFLARE_API_KEY": "sandbox-api-key",
         "WOODPECKER_API_KEY": "wp-sandbox-key",
         "SALESFIRE_SECRET": "sandbox-secret",
+        "CARDDAV_PASSWORD": "demo-sandbox-pass",
         "DEMO_XERO_URL": "http://127.0.0.1:9",
         "DEMO_SALESFLARE_URL": "http://127.0.0.1:9",
     }.items():

@@ -68,7 +68,10 @@ def journal_rows(state: Path) -> list[tuple[str, str, str]]:
             store.close()
     db = sqlite3.connect(state / "syncd.db")
     try:
-        return db.execute("SELECT side, kind, sent FROM journal ORDER BY id").fetchall()
+        return db.execute(
+            "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
+            " ORDER BY id"
+        ).fetchall()
     finally:
         db.close()
 

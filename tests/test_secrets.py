@@ -55,6 +55,7 @@ def test_a_leaky_connector_cannot_leak_its_secret(tmp_path: Path) -> None:
         ["errors", "leak", "--json"],
         ["errors", "leak"],
         ["history", "leak", "--json"],
+        ["changes", "leak", "--json"],
         ["check", "--connect"],
     ):
         result = subprocess.run([*base, *args], capture_output=True, text=True, env=env)
@@ -64,6 +65,9 @@ def test_a_leaky_connector_cannot_leak_its_secret(tmp_path: Path) -> None:
     assert "***" in joined  # ... with the secret masked
     for args, text in outputs:
         assert SECRET not in text, f"secret leaked by syncd {' '.join(args)}:\n{text}"
+    # the status database, the change journal in it included (issue 15)
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("syncd.db*"))
+    assert SECRET.encode() not in stored
 
 
 # --- issue 21, section 3: whatever the key order ---------------------------------------------

@@ -10,6 +10,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from syncd.console import oauth_pages, overview, plugins_page
+from syncd.console import oauth_pages, overview, plugins_page, sync_page
 
-PAGE_MODULES: list[ModuleType] = [overview, plugins_page, oauth_pages]
+PAGE_MODULES: list[ModuleType] = [overview, plugins_page, oauth_pages, sync_page]

@@ -20,6 +20,7 @@ worker thread, which a large run keeps busy, and ``syncd status`` must stay quic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import json
@@ -33,6 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd import __version__
 from syncd.config import ConfigError
+from syncd.daemon.history_api import CHANGES_QUERY, HistoryProblem, HistoryRoutes
 from syncd.daemon.hooks import ROUTE_NAME as HOOK_ROUTE
 from syncd.daemon.hooks import add_routes as add_hook_routes
 from syncd.daemon.metrics import CONTENT_TYPE
@@ -46,6 +48,8 @@ from syncd.daemon.scheduler import (
     last_run_json,
     utcnow,
 )
+from syncd.explain import ExplainError, explain_contact
+from syncd.health import health_on_store, parse_retry_request, retry_message, retry_on_store
 from syncd.logs import get_logger
 from syncd.redact import redact, redact_data
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, rfc3339, run_json
@@ -65,7 +69,9 @@ UNAUTHORIZED = "a valid 'Authorization: Bearer <token>' is needed"
 #: the query parameters a path takes; any other is a 400 (a typo must not pass for a default)
 QUERY_PARAMETERS = {
     "/api/v1/syncs/{name}/runs": ("limit",),
+    "/api/v1/syncs/{name}/explain": ("record", "live"),
     "/api/v1/events": ("last_event_id",),
+    "/api/v1/syncs/{name}/changes": CHANGES_QUERY,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -200,8 +206,14 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/syncs/{name}/pause", api.pause)
     app.router.add_post("/api/v1/syncs/{name}/resume", api.resume)
     app.router.add_post("/api/v1/reload", api.reload)
+    get("/api/v1/syncs/{name}/health", api.health)
+    get("/api/v1/syncs/{name}/explain", api.explain)
+    app.router.add_post("/api/v1/syncs/{name}/retry", api.retry)
     get("/api/v1/plugins", api.plugins)
     get("/metrics", api.metrics)
+    # changes, undo, review (issue 15; syncd/daemon/history_api.py)
+    for method, path, handler in HistoryRoutes(api).routes():
+        app.router.add_route(method, path, api.answering(handler))
     add_hook_routes(app, lambda: daemon.hooks)
     setup_console(app, daemon, api)  # the web console at / and GET /api/v1/events
     return app
@@ -291,6 +303,18 @@ class Api:
         if len(values) > 1 or not digits or not 1 <= int(raw) <= MAX_RUNS:
             raise ApiError(400, "bad_request", f"limit must be one number from 1 to {MAX_RUNS}")
         return int(raw)
+
+    def answering(self, handler: Callable[[web.Request], Awaitable[Any]]) -> Handler:
+        """A handler that returns the data of a 200 (or raises a ``HistoryProblem``)."""
+
+        async def answer(request: web.Request) -> web.StreamResponse:
+            try:
+                data = await handler(request)
+            except HistoryProblem as exc:
+                raise ApiError(exc.status, exc.code, exc.message) from None
+            return reply(data)
+
+        return answer
 
     # --- endpoints ----------------------------------------------------------------------------
 
@@ -436,6 +460,44 @@ class Api:
                 422, "config_error", f"{exc} (the previous config keeps running)"
             ) from None
         return reply(changes)
+
+    # --- health, retry, explain (syncd/health.py, syncd/explain.py) ---------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        store = self.daemon.store
+        return reply(await store.run(health_on_store, store, slot.name))
+
+    async def retry(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        try:
+            records, run = parse_retry_request(await self._json_body(request, ("records", "run")))
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        store = self.daemon.store
+        done = await store.run(retry_on_store, store, slot.name, records)
+        run_id = None
+        if run and done["retried"]:
+            with contextlib.suppress(AlreadyRunning, ShuttingDown):
+                run_id = (await self.daemon.scheduler.trigger(slot.name)).run_id
+        message = retry_message(done["retried"], run_id, slot.current is not None)
+        return reply({"sync": slot.name, **done, "run_id": run_id, "message": message})
+
+    async def explain(self, request: web.Request) -> web.Response:
+        slot = self._slot(request)
+        records = request.query.getall("record", [])
+        lives = request.query.getall("live", [])
+        if len(records) != 1:
+            raise ApiError(400, "bad_request", "record must be given once: an email or a record id")
+        if len(lives) > 1 or (lives and lives[0] not in ("true", "false")):
+            raise ApiError(400, "bad_request", "live must be true or false")
+        try:
+            result = await explain_contact(
+                self.daemon.store, slot.config, records[0], live=lives == ["true"]
+            )
+        except ExplainError as exc:
+            raise ApiError(400, "bad_request", str(exc)) from None
+        return reply(result)
 
     async def plugins(self, request: web.Request) -> web.Response:
         return reply(plugins_json(self.daemon.plugins))

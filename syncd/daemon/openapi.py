@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from syncd import __version__
+from syncd.daemon import openapi_insight
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX
 
 #: what every ``…_at`` field looks like (:func:`syncd.timefmt.rfc3339`)
@@ -286,6 +287,7 @@ SCHEMAS["SyncDetail"]["properties"].update(
     }
 )
 SCHEMAS["SyncDetail"]["required"] = list(SCHEMAS["SyncDetail"]["properties"])
+SCHEMAS.update(openapi_insight.SCHEMAS)  # health, retry, explain
 
 ERROR_WHEN = {
     "400": "A bad request: a query parameter the path does not take, a body that is not a JSON "
@@ -371,11 +373,13 @@ SYNC_OPERATIONS = (
     "triggerSync",
     "pauseSync",
     "resumeSync",
+    "getSyncHealth",
+    "retryRecords",
 )
 
 
 def _paths() -> dict[str, Any]:
-    return {
+    return openapi_insight.paths() | {
         "/healthz": {
             "get": _op(
                 "health",
@@ -617,7 +621,7 @@ def _paths() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """The OpenAPI document (a fresh copy: callers may change it)."""
-    paths = _paths()
+    paths = {**_paths(), **_history_paths()}
     for item in paths.values():
         for operation in item.values():
             if isinstance(operation, dict) and operation.pop("responses_without_401", False):
@@ -645,5 +649,227 @@ def document() -> dict[str, Any]:
             },
             "schemas": copy.deepcopy(SCHEMAS),
             "responses": copy.deepcopy(RESPONSES),
+        },
+    }
+
+
+# --- the change journal, undo, the review queue (issue 15; syncd/daemon/history_api.py) ------
+
+ANY: dict[str, Any] = {}
+SIDE = {"type": "string", "enum": ["a", "b"]}
+NULLABLE_INTEGER = {"type": ["integer", "null"]}
+UNDO_ITEM = _obj(
+    {
+        "side": SIDE,
+        "record_id": NULLABLE_STRING,
+        "email": NULLABLE_STRING,
+        "action": {"type": "string", "enum": ["restore", "archive", "recreate", "skip"]},
+        "field": NULLABLE_STRING,
+        "now": ANY,
+        "restored": ANY,
+        "reason": STRING,
+    }
+)
+SCHEMAS.update(
+    {
+        "ChangeField": _obj(
+            {
+                "field": STRING,
+                "app_field": STRING,
+                "before": ANY,
+                "sent": ANY,
+                "stored": ANY,
+                "reason": NULLABLE_STRING,
+            },
+            required=["field", "app_field", "before", "sent", "reason"],
+        ),
+        "Change": _obj(
+            {
+                "id": INTEGER,
+                "run_id": NULLABLE_INTEGER,
+                "at": NULLABLE_TIME,
+                "side": SIDE,
+                "kind": {"type": "string", "enum": ["create", "update", "archive"]},
+                "record_id": NULLABLE_STRING,
+                "source_id": NULLABLE_STRING,
+                "email": NULLABLE_STRING,
+                "reason": NULLABLE_STRING,
+                "outcome": {
+                    "type": "string",
+                    "enum": ["pending", "confirmed", "failed", "refused", "superseded"],
+                },
+                "settled_at": NULLABLE_TIME,
+                "fields": {"type": "array", "items": _ref("ChangeField")},
+            }
+        ),
+        "ChangeList": _obj(
+            {
+                "sync": STRING,
+                "total": INTEGER,
+                "limit": INTEGER,
+                "offset": INTEGER,
+                "changes": {"type": "array", "items": _ref("Change")},
+            }
+        ),
+        "UndoRequest": {
+            "type": "object",
+            "properties": {
+                "run_id": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+                "record": {"type": "string", "minLength": 1, "maxLength": 320},
+                "dry_run": BOOLEAN,
+                "force": BOOLEAN,
+            },
+            "required": ["run_id"],
+            "additionalProperties": False,
+        },
+        "UndoResult": _obj(
+            {
+                "sync": STRING,
+                "undone_run": INTEGER,
+                "run_id": NULLABLE_INTEGER,
+                "dry_run": BOOLEAN,
+                "outcome": {"type": "string", "enum": OUTCOMES},
+                "message": NULLABLE_STRING,
+                "counts": COUNTS,
+                "restored": {"type": "array", "items": UNDO_ITEM},
+                "archived": {"type": "array", "items": UNDO_ITEM},
+                "recreated": {"type": "array", "items": UNDO_ITEM},
+                "skipped": {"type": "array", "items": UNDO_ITEM},
+            }
+        ),
+        "HeldDeletion": _obj(
+            {
+                "id": INTEGER,
+                "email": NULLABLE_STRING,
+                "deleted_side": SIDE,
+                "deleted_id": NULLABLE_STRING,
+                "survivor_side": SIDE,
+                "survivor_id": NULLABLE_STRING,
+                "action": {"type": "string", "enum": ["archive", "tag", "forget"]},
+                "why": STRING,
+                "detected_at": NULLABLE_TIME,
+                "run_id": NULLABLE_INTEGER,
+            }
+        ),
+        "ReviewList": _obj(
+            {"sync": STRING, "held": {"type": "array", "items": _ref("HeldDeletion")}}
+        ),
+        "ReviewRequest": {
+            "type": "object",
+            "properties": {
+                key: {
+                    "anyOf": [
+                        {"type": "string", "const": "all"},
+                        {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1, "maximum": 2**31},
+                            "minItems": 1,
+                            "maxItems": 100,
+                        },
+                    ]
+                }
+                for key in ("approve", "reject")
+            },
+            "minProperties": 1,
+            "additionalProperties": False,
+        },
+        "ReviewDecision": _obj(
+            {
+                "sync": STRING,
+                "run_id": NULLABLE_INTEGER,
+                "approved": {"type": "array", "items": {"type": "object"}},
+                "rejected": {"type": "array", "items": {"type": "object"}},
+                "failed": {"type": "array", "items": {"type": "object"}},
+            }
+        ),
+    }
+)
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _history_paths() -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": _ref("UndoRequest")}}}
+    review_body = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("ReviewRequest")}},
+    }
+    return {
+        "/api/v1/syncs/{name}/changes": {
+            "parameters": [NAME],
+            "get": _op(
+                "listChanges",
+                "What syncd wrote, per write and field, oldest first (paged)",
+                {"200": _json("ChangeList", "A page of journaled writes")},
+                "400",
+                "404",
+                parameters=[
+                    _query(
+                        "run",
+                        "Only this run's writes",
+                        {"type": "integer", "minimum": 1, "maximum": 2**62},
+                    ),
+                    _query(
+                        "record",
+                        "Only this record: its email or its id on either side",
+                        {"type": "string", "minLength": 1, "maxLength": 320},
+                    ),
+                    _query(
+                        "since",
+                        "Only writes younger than this many seconds",
+                        {"type": "integer", "minimum": 1, "maximum": 10 * 366 * 86400},
+                    ),
+                    _query(
+                        "limit",
+                        "How many writes, 1 to 1000 (default 100)",
+                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    ),
+                    _query(
+                        "offset",
+                        "How many matching writes to skip (default 0)",
+                        {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0},
+                    ),
+                ],
+            ),
+        },
+        "/api/v1/syncs/{name}/undo": {
+            "parameters": [NAME],
+            "post": _op(
+                "undoRun",
+                "Undo what a run wrote, where the records still hold it (or show it: dry_run)",
+                {"200": _json("UndoResult", "What was restored, archived, made again, skipped")},
+                "400",
+                "404",
+                "409",
+                "413",
+                requestBody=body,
+            ),
+        },
+        "/api/v1/syncs/{name}/review": {
+            "parameters": [NAME],
+            "get": _op(
+                "listHeldDeletions",
+                "Deletions held for review",
+                {"200": _json("ReviewList", "The held deletions")},
+                "404",
+            ),
+            "post": _op(
+                "decideHeldDeletions",
+                "Approve or reject held deletions",
+                {"200": _json("ReviewDecision", "What was approved and rejected")},
+                "400",
+                "404",
+                "409",
+                "413",
+                requestBody=review_body,
+            ),
         },
     }

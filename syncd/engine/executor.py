@@ -48,7 +48,8 @@ from syncd.connector import (
     RetryLater,
     WriteResult,
 )
-from syncd.engine import merges, targeted
+from syncd.engine import journal as history
+from syncd.engine import merges, review, targeted
 from syncd.engine.fields import SideFields, build_pairs, hashes, to_raw, value_hash
 from syncd.engine.model import (
     SIDES,
@@ -65,6 +66,7 @@ from syncd.logs import get_logger
 from syncd.redact import redact
 from syncd.store import (
     IssueRow,
+    JournalResult,
     JournalRow,
     LinkIndex,
     LinkRow,
@@ -247,6 +249,7 @@ class SyncRun:
                 "failed",
                 "excluded",
                 "ambiguous",
+                "held",
             )
         }
         self.run_id: int | None = None
@@ -265,6 +268,10 @@ class SyncRun:
         self.linked_by_create: set[tuple[str, str]] = set()
         #: listed records the app merged into another (``RemoteRecord.merged_into``), per side
         self.merged: dict[str, list[RemoteRecord]] = {"a": [], "b": []}
+        #: the plan's input while writing (what the journal reads the values before from)
+        self.inp: PlanInput | None = None
+        self.pair_keys = frozenset(p.key for p in self.pairs)
+        store.set_history(sync.name, sync.history_days)
 
     # --- entry point ------------------------------------------------------------------------
 
@@ -385,6 +392,8 @@ class SyncRun:
         self.counts["read_b"] = sides["b"].count()
         self.counts["unchanged"] = len(sides["a"].unchanged) + len(sides["b"].unchanged)
         links = await self._links_to_plan(sides)
+        held = await review.open_entries(self.store, sync.name)
+        links = await review.links_of_held(self.store, sync.name, links, held)
         inp = PlanInput(
             pairs=self.pairs,
             a=sides["a"],
@@ -402,7 +411,9 @@ class SyncRun:
             rules_a_to_b=sync.rules_a_to_b,
             rules_b_to_a=sync.rules_b_to_a,
             journal=journal,
+            on_mass_deletion=sync.on_mass_deletion,
         )
+        self.inp = inp
         gone = self._journal_gone(inp)
         the_plan = await self._plan(inp)
         if self.options.dry_run or not all(i.complete or not i.readable for i in (inp.a, inp.b)):
@@ -415,12 +426,19 @@ class SyncRun:
         self._count_plan(the_plan)
         if the_plan.guard and not self.options.force:
             raise RunStopped("failed", the_plan.guard)
+        self.counts["held"] = len(the_plan.held)
         if self.options.dry_run:
             return the_plan
+        if held or the_plan.held:
+            await review.keep_queue(self.store, sync.name, inp, the_plan, held, self.run_id)
 
-        if the_plan.issues:
+        if the_plan.issues or the_plan.filtered:
             await self.store.run(
-                self.store.commit_outcomes, sync.name, issues=the_plan.issues, run_id=self.run_id
+                self.store.commit_outcomes,
+                sync.name,
+                issues=the_plan.issues,
+                run_id=self.run_id,
+                decisions=the_plan.filtered,
             )
         for info in (inp.a, inp.b):
             info.forget_views()  # the plan holds what it writes; a first merge needs the room
@@ -435,8 +453,11 @@ class SyncRun:
             await self.store.run(
                 self.store.drop_stale_issues, sync.name, ("excluded", "ambiguous"), self.run_id
             )
+            await self.store.run(self.store.drop_stale_decisions, sync.name, self.run_id)
         if targets is None:
             await self._advance_cursors(inp, complete, first_run)
+        # the daemon runs every sync: each run forgets its history past history_days
+        await self.store.run(self.store.prune_journal, sync.name, sync.history_days)
         return the_plan
 
     async def _apply_new_records(self, the_plan: Plan, inp: PlanInput) -> None:
@@ -447,12 +468,13 @@ class SyncRun:
             before = queue.remaining
             part = await asyncio.to_thread(queue.next_slice, NEW_RECORDS_SLICE)
             self._count_plan(part, consumed=before - queue.remaining)
-            if part.issues:
+            if part.issues or part.filtered:
                 await self.store.run(
                     self.store.commit_outcomes,
                     self.sync.name,
                     issues=part.issues,
                     run_id=self.run_id,
+                    decisions=part.filtered,
                 )
             await self._apply(part)
             for side, rid in part.covered:
@@ -721,7 +743,7 @@ class SyncRun:
         }
         done = [p.key for p in pending if (other(p.side), p.source_id) in linked]
         if done:
-            await self.store.run(self.store.remove_pending, done)
+            await self.store.run(self.store.remove_pending, done, self.sync.name)
 
     def _journal_gone(self, inp: PlanInput) -> list[tuple[str, str]]:
         """Journaled records a full listing no longer shows (deleted since): their entries
@@ -754,7 +776,7 @@ class SyncRun:
             f'{{"t":{target_base},"s":{pair.base.get(source) or "{}"},'
             f'"b":{before},"w":{_keys_json(tuple(write.values))},"o":{other_way}}}'
         )
-        return JournalRow(
+        row = JournalRow(
             target,
             kind,
             write.record_id,
@@ -763,7 +785,40 @@ class SyncRun:
             sent.data,
             packed,
             self.run_id,
+            write.email,
         )
+        if self.store.keeps_history(self.sync.name):
+            reason, special = history.write_reasons(self.inp, pair, write, self.pair_keys)
+            names = self.app_names[target]
+            was = history.before_values(self.inp, target, write.record_id, sent.data)
+            row.reason = reason
+            row.detail = history.detail(names, write.values, was, special)
+        return row
+
+    def _archive_row(self, pair: PairPlan, side: str, rid: str) -> JournalRow:
+        """The journal entry of an archive the deletion policy sends to ``side``."""
+        deleted = other(side)
+        row = JournalRow(
+            side,
+            "archive",
+            rid,
+            pair.link.record_id(deleted),
+            f"{self.run_id}:{side}:{rid}:archive",
+            {},
+            run_id=self.run_id,
+        )
+        if self.store.keeps_history(self.sync.name):
+            row.reason = history.DELETION.format(policy=self.sync.deletions, deleted=deleted)
+            if self.inp is not None:
+                record = self.inp.side(side).get(rid)
+                if record is not None:
+                    email = self.fields[side].value(record.raw, "email")
+                    row.email = email if isinstance(email, str) else None
+                    # what the record held: an undo can make it again from this
+                    row.detail = history.detail(
+                        self.app_names[side], self.app_names[side], dict(record.raw), {}
+                    )
+        return row
 
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():
@@ -826,7 +881,8 @@ class SyncRun:
             results = await self._send(connector.update, writes, side, [w.key for w in writes])
             _crash_point("sent")
             issues = []
-            for (pair, write), result in zip(chunk, results, strict=True):
+            answers = []
+            for (pair, write), result, rw in zip(chunk, results, writes, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok:
                     self.counts[f"updated_{side}"] += 1
@@ -834,7 +890,9 @@ class SyncRun:
                         pair.fp[side] = self.fields[side].version_fingerprint(result.version)
                     if result.stored:
                         self._take_stored(pair, side, result)
+                        answers.append(JournalResult(rw.key, stored=result.stored))
                 else:
+                    answers.append(JournalResult(rw.key, "failed"))
                     failed.add(id(pair))
                     if write.old_email_hash and "email" in write.values:
                         # the record keeps its old email: no create may take it now
@@ -842,7 +900,11 @@ class SyncRun:
                     issues.append(self._failure(pair, side, write.record_id or "", write, result))
             # a pair with another write still to come is committed after that one
             await self._commit_pairs(
-                [p for p, _ in chunk if pending_ops[id(p)] == 0], failed, (), issues
+                [p for p, _ in chunk if pending_ops[id(p)] == 0],
+                failed,
+                (),
+                issues,
+                journal_results=answers,
             )
             _crash_point("committed")
             self._progress(len(chunk))
@@ -924,6 +986,7 @@ class SyncRun:
             issues = []
             done_keys = []
             created = []
+            answers = []
             for row, (pair, write), result in zip(pending, chunk, results, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok and result.id and self._linked_elsewhere(side, result.id):
@@ -943,7 +1006,11 @@ class SyncRun:
                     if result.stored:
                         self._take_stored(pair, side, result)
                     done_keys.append(row.key)
+                    answers.append(
+                        JournalResult(row.key, "confirmed", result.id, result.stored or None)
+                    )
                 else:
+                    answers.append(JournalResult(row.key, "refused"))
                     failed.add(id(pair))
                     source = other(side)
                     issues.append(self._failure(pair, source, write.source_id or "", write, result))
@@ -955,6 +1022,7 @@ class SyncRun:
                 issues,
                 pending_done=done_keys,
                 partial={id(p) for p in created if pending_ops[id(p)] > 0},
+                journal_results=answers,
             )
             _crash_point("committed")
             self._progress(len(chunk))
@@ -976,8 +1044,7 @@ class SyncRun:
             chunk = pairs[start : start + size]
             ids = [pair.link.record_id(side) or "" for pair in chunk]
             journal = [
-                JournalRow(side, "archive", rid, pair.link.record_id(other(side)), None, {})
-                for pair, rid in zip(chunk, ids, strict=True)
+                self._archive_row(pair, side, rid) for pair, rid in zip(chunk, ids, strict=True)
             ]
             await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
             self.journaled.update((side, rid) for rid in ids)
@@ -985,11 +1052,13 @@ class SyncRun:
             results = await self._send(connector.archive, ids, side, ids)
             _crash_point("sent")
             issues = []
-            for pair, result in zip(chunk, results, strict=True):
+            answers = []
+            for pair, result, row in zip(chunk, results, journal, strict=True):
                 pending_ops[id(pair)] -= 1
                 if result.ok:
                     self.counts[f"archived_{side}"] += 1
                 else:
+                    answers.append(JournalResult(row.key or "", "failed"))
                     failed.add(id(pair))
                     self.counts["failed"] += 1
                     self.failed_ids[side].add(result.key)
@@ -998,7 +1067,7 @@ class SyncRun:
                             side, result.key, "failed", redact(f"archive refused: {result.error}")
                         )
                     )
-            await self._commit_pairs(chunk, failed, (), issues)
+            await self._commit_pairs(chunk, failed, (), issues, journal_results=answers)
             _crash_point("committed")
             self._progress(len(chunk))
 
@@ -1037,6 +1106,7 @@ class SyncRun:
         issues: Sequence[IssueRow] = (),
         pending_done: Sequence[str] = (),
         partial: set[int] | None = None,
+        journal_results: Sequence[JournalResult] = (),
     ) -> None:
         """Commit the links of ``pairs``: final bases where everything succeeded; otherwise only
         the ids (a create that went through is never forgotten) with the old bases, so that the
@@ -1086,6 +1156,7 @@ class SyncRun:
             run_id=self.run_id,
             drop_links=drops,
             journal_done=settled,
+            journal_results=journal_results,
         )
 
     # --- cursors ----------------------------------------------------------------------------

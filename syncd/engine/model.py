@@ -12,6 +12,7 @@ from syncd.connector import RawValue, RemoteRecord
 from syncd.contact import FieldValue
 from syncd.engine.fields import FieldPair, SideFields
 from syncd.store import IssueRow, JournalRow, LinkRow
+from syncd.store.history import Held
 
 SIDES = ("a", "b")
 
@@ -242,6 +243,8 @@ class PlanInput:
     linked_on: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
     #: writes of earlier runs whose outcome was never committed (a crash)
     journal: Journal = field(default_factory=Journal)
+    #: ``stop``, or ``review``: a run past the mass-deletion guard holds its deletions
+    on_mass_deletion: str = "stop"
 
     def side(self, name: str) -> SideInput:
         return self.a if name == "a" else self.b
@@ -315,6 +318,8 @@ class NewRecordQueue(Protocol):
 class Plan:
     pairs: list[PairPlan] = field(default_factory=list)
     issues: list[IssueRow] = field(default_factory=list)
+    #: records that did not travel because no rule of their direction matched (``filtered``)
+    filtered: list[IssueRow] = field(default_factory=list)
     #: records that synced cleanly this run: their old issues are resolved
     resolved: list[tuple[str, str]] = field(default_factory=list)
     #: why the run must stop unless forced (rule 7), or None
@@ -327,6 +332,9 @@ class Plan:
     new_records: NewRecordQueue | None = None
     #: the new records a slice planned (side, id): the executor lets them go once it is written
     covered: list[tuple[str, str]] = field(default_factory=list)
+    #: deletions held for review instead of propagated (``deletions = "review"``, or a mass
+    #: deletion with ``on_mass_deletion = "review"``); their links are left as they were
+    held: list[Held] = field(default_factory=list)
 
     def match_all(self) -> None:
         """Plan every new record into this plan (a dry run shows the whole plan)."""
@@ -335,6 +343,7 @@ class Plan:
             part = queue.next_slice(queue.remaining)
             self.pairs.extend(part.pairs)
             self.issues.extend(part.issues)
+            self.filtered.extend(part.filtered)
             self.resolved.extend(part.resolved)
 
     def writes(self, side: str, create: bool) -> list[tuple[PairPlan, Write]]:

@@ -46,8 +46,9 @@ from syncd.engine.model import (
     Write,
     other,
 )
-from syncd.engine.rules import apply_actions, matching_rules
+from syncd.engine.rules import apply_actions, matching_rules, why_no_rule_matched
 from syncd.store import IssueRow, LinkRow, encode_base
+from syncd.store.history import Held
 
 EMAIL = "email"
 PHONE_KEYS = ("mobile", "phone")
@@ -71,6 +72,8 @@ class _Planner:
         self.new: dict[str, list[tuple[SideRecord, LinkRow | None]]] = {"a": [], "b": []}
         self.pair_keys = {p.key for p in inp.pairs}
         self.sorted_keys = sorted(self.pair_keys)
+        #: the email of each pair a deletion policy writes to (for the review queue)
+        self.deletion_emails: dict[int, str | None] = {}
         #: the pair keys whose values travel to each side
         self.travelling = {
             side: tuple(p.key for p in inp.pairs if p.travels_to(side)) for side in SIDES
@@ -122,8 +125,10 @@ class _Planner:
         sent = {key: values.get(key) for key in self.travelling[to]}
         if not self.inp.rules(to):
             return sent
-        rules = matching_rules(self.inp.rules(to), self.rule_values(source, record))
+        tested = self.rule_values(source, record)
+        rules = matching_rules(self.inp.rules(to), tested)
         if rules is None:
+            self.filtered(source, record, to, tested)
             return None
         if not rules:
             return sent
@@ -343,6 +348,7 @@ class _Planner:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
         journaled = self.journal_bases(link, records, current)
         outgoing: dict[str, dict[str, FieldValue] | None] = {"a": None, "b": None}
+        filtered = len(self.out.filtered)
         #: a side that sends only the fields it changed since a crashed run's journaled write
         journal_only = {"a": False, "b": False}
         for source in SIDES:
@@ -427,6 +433,10 @@ class _Planner:
                 old_email_hash=current[target].get(EMAIL),
                 before={key: current[target].get(key) for key in writes[target]},
             )
+        if pair.writes:
+            # the pair is written, which settles both records: a side whose changes no rule
+            # let through needs no decision of its own (it would be deleted at the commit)
+            del self.out.filtered[filtered:]
         for side in SIDES:
             pair.base[side] = encode_base(_after(current[side], writes[side]))
             pair.fp[side] = self.fp_after(side, link, records[side], writes[side])
@@ -526,9 +536,15 @@ class _Planner:
             self.out.pairs.append(pair)
             return
         policy = self.inp.deletions
-        if policy == "archive" and self.inp.side(survivor).can_archive:
+        if policy == "review":
+            if not edited:
+                # held for a person; the link stays as it is until they decide
+                self.hold(link, deleted, record)
+                return
+        elif policy == "archive" and self.inp.side(survivor).can_archive:
             pair.archive = (survivor,)
             pair.state = "archived"
+            self.deletion_emails[id(pair)] = self.email_for(ra, rb)
         elif policy == "tag" and record is not None and self.inp.side(survivor).fields.has("tags"):
             # an app that keeps no tags cannot be tagged: no write is planned, and so none is
             # counted (config refuses this setup; the engine never claims a write regardless)
@@ -546,7 +562,67 @@ class _Planner:
                 )
                 pair.base[survivor] = encode_base(_after(hashes(values), {"tags": new_tags}))
                 pair.fp[survivor] = None
+                self.deletion_emails[id(pair)] = self.email_for(ra, rb)
         self.out.pairs.append(pair)
+
+    def hold(self, link: LinkRow, deleted: str, record: SideRecord | None) -> None:
+        """Hold the deletion of ``link``'s record on ``deleted`` for review."""
+        survivor = other(deleted)
+        info = self.inp.side(survivor)
+        if info.can_archive:
+            action = "archive"
+        elif info.fields.has("tags"):
+            action = "tag"
+        else:
+            action = "forget"
+        email = self.email_of(survivor, record) if record is not None else None
+        why = (
+            "deleted"
+            if self.inp.side(deleted).get(link.record_id(deleted) or "") is None
+            else "archived"
+        )
+        self.out.held.append(
+            Held(
+                None,
+                link.id or 0,
+                deleted,
+                link.record_id(deleted),
+                survivor,
+                link.record_id(survivor),
+                email,
+                action,
+                f"{why} on side {deleted}",
+            )
+        )
+
+    def hold_mass_deletion(self) -> None:
+        """``on_mass_deletion = "review"``: every deletion this run would propagate is held."""
+        kept = []
+        for pair in self.out.pairs:
+            if (
+                pair.link.state == "linked"
+                and pair.state in ("archived", "gone_a", "gone_b")
+                and (pair.archive or pair.writes)
+            ):
+                survivor = pair.archive[0] if pair.archive else next(iter(pair.writes))
+                deleted = other(survivor)
+                action = "archive" if pair.archive else "tag"
+                self.out.held.append(
+                    Held(
+                        None,
+                        pair.link.id or 0,
+                        deleted,
+                        pair.link.record_id(deleted),
+                        survivor,
+                        pair.link.record_id(survivor),
+                        self.deletion_emails.get(id(pair)),
+                        action,
+                        f"deleted on side {deleted} (one of a mass deletion)",
+                    )
+                )
+                continue
+            kept.append(pair)
+        self.out.pairs = kept
 
     # --- new records ------------------------------------------------------------------------
 
@@ -813,6 +889,18 @@ class _Planner:
         limit = max(10, linked // 10)
         for side in SIDES:
             count = len(self.out.archives(side))
+            if self.inp.on_mass_deletion == "review":
+                count += sum(
+                    1
+                    for pair in self.out.pairs
+                    if pair.link.state == "linked"
+                    and pair.state.startswith("gone_")
+                    and side in pair.writes
+                )
+                if count > limit:
+                    self.hold_mass_deletion()
+                    return
+                continue
             if count > limit:
                 self.out.guard = (
                     f"this run would archive or delete {count} records on side {side}, more "
@@ -823,6 +911,19 @@ class _Planner:
 
     def issue(self, side: str, record: SideRecord, kind: str, reason: str) -> None:
         self.out.issues.append(IssueRow(side, record.id, kind, reason, self.email_of(side, record)))
+
+    def filtered(
+        self, source: str, record: SideRecord, to: str, tested: dict[str, FieldValue]
+    ) -> None:
+        """Remember that ``record`` did not travel to ``to``: no rule of that direction
+        matched (``syncd explain`` tells which condition failed). Only filtered records pay."""
+        reason = (
+            f"not sent to side {to}: no rule of {source}-to-{to} matched; "
+            + why_no_rule_matched(self.inp.rules(to), tested)
+        )
+        self.out.filtered.append(
+            IssueRow(source, record.id, "filtered", reason, self.email_of(source, record))
+        )
 
     def resolve(self, side: str, record: SideRecord) -> None:
         self.out.resolved.append((side, record.id))

@@ -99,3 +99,66 @@ def _apply(action: Action, values: dict[str, FieldValue]) -> None:
         wanted = str(action.value).casefold()
         tags = {t for t in tags if t.casefold() != wanted}
     values["tags"] = frozenset(tags) or None
+
+
+# --- in words (``syncd explain``, the console's sync page) ------------------------------------
+
+_OPERATOR_WORDS = {
+    "equals": "equals",
+    "not_equals": "does not equal",
+    "contains": "contains",
+    "is_set": "is set",
+    "is_empty": "is empty",
+    "in": "is one of",
+    "matches": "matches",
+}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    return str(value)
+
+
+def describe_condition(condition: Condition) -> str:
+    """``tags contains customer``, ``email matches /@acme\\.com$/``, ``company is set``."""
+    words = _OPERATOR_WORDS.get(condition.op, condition.op)
+    if condition.op in ("is_set", "is_empty"):
+        return f"{condition.field} {words}"
+    if condition.op == "matches":
+        return f"{condition.field} {words} /{condition.value}/"
+    return f"{condition.field} {words} {_shown(condition.value)}"
+
+
+def describe_action(action: Action) -> str:
+    """``add tag from-xero``, ``remove tag lead``, ``set company to ACME``, ``clear notes``."""
+    if action.kind == "add_tag":
+        return f"add tag {action.value}"
+    if action.kind == "remove_tag":
+        return f"remove tag {action.value}"
+    if action.value in ("", None, [], ()):
+        return f"clear {action.field}"
+    return f"set {action.field} to {_shown(action.value)}"
+
+
+def describe_rule(rule: Rule) -> str:
+    """A rule as a sentence: ``IF tags contains customer THEN add tag from-xero``."""
+    joiner = " OR " if rule.match == "any" else " AND "
+    condition = joiner.join(describe_condition(c) for c in rule.conditions)
+    action = " AND ".join(describe_action(a) for a in rule.actions) or "sync it"
+    if not rule.conditions:
+        return f"ALWAYS {action}"
+    return f"IF {condition} THEN {action}"
+
+
+def why_no_rule_matched(rules: Sequence[Rule], values: Mapping[str, FieldValue]) -> str:
+    """Why a record did not travel: for each rule, which of its conditions did not hold."""
+    parts = []
+    for number, rule in enumerate(rules, 1):
+        failed = [c for c in rule.conditions if not condition_holds(c, values)]
+        if rule.match == "any" or len(failed) == len(rule.conditions) > 1:
+            what = "none of its conditions holds"
+        else:
+            what = f"{describe_condition(failed[0])} does not hold" if failed else "it holds"
+        parts.append(f"rule {number} ({describe_rule(rule)}): {what}")
+    return "; ".join(parts)

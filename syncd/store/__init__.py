@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from playhouse.migrations import Runner
 
+from syncd.redact import redact
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
@@ -42,7 +43,9 @@ from syncd.store.models import (
     KeyValue,
     Link,
     PendingWrite,
+    RecordDecision,
     RecordIssue,
+    Review,
     Run,
     SyncState,
     database,
@@ -211,6 +214,12 @@ class JournalRow:
     sent: dict[str, Any]
     packed: str = "{}"
     run_id: int | None = None
+    #: kept as history (issue 15): the record's email, why it was written, and ``detail``: the
+    #: JSON text of, per app field, its view key (``k``), the value before (``b``) and a reason
+    #: of its own where it differs from the row's (``r``)
+    email: str | None = None
+    reason: str | None = None
+    detail: str | None = None
 
     def bases(self) -> tuple[dict[str, str], dict[str, str]]:
         """The target's and the source's bases as the run planned them once written."""
@@ -233,6 +242,21 @@ class JournalRow:
                 if k not in found and k not in skip and source.get(k) == h:
                     found[k] = (h, h, h)
         return found
+
+
+@dataclass(slots=True)
+class JournalResult:
+    """What the app answered to one journaled write (by its key): the outcome (``None``: left
+    as it is, settled with its record), the id a create made, what the app stored."""
+
+    key: str
+    outcome: str | None = None
+    record_id: str | None = None
+    stored: dict[str, Any] | None = None
+
+
+#: journal outcomes a crash leaves behind: what the next run reads (rule 4)
+UNSETTLED = ("pending", "failed")
 
 
 @dataclass
@@ -275,6 +299,20 @@ class Store:
         if self.shared and self.settings.url:
             return safe_url(self.settings.url)
         return str(self.path)
+        #: the (side, record id) of every ``record_decision`` row, per sync, with the data
+        #: version they were read at: a commit that syncs 100,000 records deletes only the
+        #: decisions that exist (most syncs have no rules, so none ever)
+        self._decision_keys: dict[str, tuple[int, set[tuple[str, str]]]] = {}
+        #: days each sync keeps its journal (``history_days``); 0 keeps only what a crash needs
+        self._history: dict[str, int] = {}
+        #: when each sync's journal was last pruned by this process
+        self._pruned: dict[str, datetime] = {}
+
+    def set_history(self, sync: str, days: int) -> None:
+        self._history[sync] = days
+
+    def keeps_history(self, sync: str) -> bool:
+        return self._history.get(sync, 90) > 0
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -403,9 +441,13 @@ class Store:
     def reset_sync(self, sync: str) -> None:
         """Forget everything about a sync (its file was removed and re-added under a new pair)."""
         self._link_indexes.pop(sync, None)
+        self._decision_keys.pop(sync, None)
         with self.db.atomic():
-            for model in (Link, RecordIssue, PendingWrite, Journal):
+            for model in (Link, RecordIssue, RecordDecision, PendingWrite, Journal, Review):
                 model.delete().where(model.sync == sync).execute()
+            self.db.execute_sql(
+                "DELETE FROM journal_hashes WHERE journal_id NOT IN (SELECT id FROM journal)"
+            )
             SyncState.delete().where(SyncState.sync == sync).execute()
 
     # --- links ------------------------------------------------------------------------------
@@ -482,7 +524,9 @@ class Store:
         for row in saved:
             cache.put(row)
 
-    def _save_links(self, sync: str, rows: Iterable[LinkRow], stamp: datetime) -> None:
+    def _save_links(
+        self, sync: str, rows: Iterable[LinkRow], stamp: datetime, run_id: int | None = None
+    ) -> None:
         updates = []
         # a first merge inserts 150,000 links: one cursor, the time stamp formatted once
         # (as sqlite3's datetime adapter would), no query builder
@@ -505,8 +549,8 @@ class Store:
             if row.id is None:
                 cursor.execute(
                     "INSERT INTO link (a_id, b_id, state, base_a, base_b, fp_a, fp_b, updated_at,"
-                    " sync) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values, sync),
+                    " sync, linked_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*values, sync, run_id),
                 )
                 row.id = cursor.lastrowid
             else:
@@ -573,22 +617,34 @@ class Store:
         drop_links: Sequence[int] = (),
         journal_done: Sequence[tuple[str, str]] = (),
         journal: Sequence[JournalRow] = (),
+        decisions: Sequence[IssueRow] = (),
+        journal_results: Sequence[JournalResult] = (),
     ) -> None:
         """Record the outcome of one batch atomically: links, issues, finished pending writes,
         the journal entries of the records whose outcome this commits (``journal_done``: side,
         record id) and, last, the journal of the writes about to be sent next (``journal``),
-        so that one commit serves both."""
+        so that one commit serves both. ``decisions`` are records that did not travel and are
+        no issue (``kind`` ``filtered``: no rule matched), for ``syncd explain``."""
         stamp = now()
-        with self.db.atomic():
-            # drops first: a surviving link may take over a dropped link's record id
-            for link_id in drop_links:
-                Link.delete().where(Link.id == link_id).execute()
-            self._save_links(sync, links, stamp)
-            self._record_issues(sync, issues, stamp, run_id)
-            self._resolve_issues(sync, resolved)
-            self._delete_pending(pending_done)
-            self._delete_journal(sync, journal_done)
-            self._insert_journal(sync, journal, run_id, stamp)
+        try:
+            with self.db.atomic():
+                # drops first: a surviving link may take over a dropped link's record id
+                for link_id in drop_links:
+                    Link.delete().where(Link.id == link_id).execute()
+                self._save_links(sync, links, stamp, run_id)
+                self._record_issues(sync, issues, stamp, run_id)
+                if issues:
+                    self._forget_decisions(sync, [(i.side, i.record_id) for i in issues])
+                self._record_decisions(sync, decisions, stamp, run_id)
+                self._resolve_issues(sync, resolved)
+                self._journal_results(sync, journal_results, stamp)
+                answered = {r.key for r in journal_results if r.outcome is not None}
+                self._delete_pending(pending_done, sync, answered)
+                self._delete_journal(sync, journal_done, run_id, stamp)
+                self._insert_journal(sync, journal, run_id, stamp)
+        except BaseException:
+            self._decision_keys.pop(sync, None)  # it was kept as if the commit went through
+            raise
         self._cached(sync, links, drop_links)
 
     # --- record issues ----------------------------------------------------------------------
@@ -631,6 +687,7 @@ class Store:
     def _resolve_issues(self, sync: str, resolved: Sequence[tuple[str, str]]) -> None:
         if not resolved:
             return
+        self._forget_decisions(sync, resolved)
         # few records have issues; most runs resolve thousands of records that have none
         existing = set(
             self.db.execute_sql(
@@ -642,6 +699,84 @@ class Store:
             self.db.cursor().executemany(
                 "DELETE FROM record_issue WHERE sync = ? AND side = ? AND record_id = ?", gone
             )
+
+    def _record_decisions(
+        self, sync: str, decisions: Sequence[IssueRow], stamp: datetime, run_id: int | None
+    ) -> None:
+        if not decisions:
+            return
+        when = _sql_time(stamp)
+        # one statement for all: a filter may leave most of a first merge's records behind
+        self.db.cursor().executemany(
+            # an upsert on its one unique key: the same on SQLite and PostgreSQL
+            "INSERT INTO record_decision (sync, side, record_id, kind, email, reason,"
+            " run_id, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (sync, side, record_id) DO UPDATE SET kind = excluded.kind,"
+            " email = excluded.email, reason = excluded.reason, run_id = excluded.run_id,"
+            " decided_at = excluded.decided_at",
+            [
+                (sync, d.side, d.record_id, d.kind, d.email, d.reason, run_id, when)
+                for d in decisions
+            ],
+        )
+        self._decided_keys(sync).update((d.side, d.record_id) for d in decisions)
+
+    def _forget_decisions(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
+        """A record that synced (or became an issue) has no standing decision any more."""
+        if not records:
+            return
+        keys = self._decided_keys(sync)
+        if not keys:
+            return
+        gone = [(side, rid) for side, rid in records if (side, rid) in keys]
+        if gone:
+            self.db.cursor().executemany(
+                "DELETE FROM record_decision WHERE sync = ? AND side = ? AND record_id = ?",
+                [(sync, side, rid) for side, rid in gone],
+            )
+            keys.difference_update(gone)
+
+    def _decided_keys(self, sync: str) -> set[tuple[str, str]]:
+        """The records of ``sync`` with a decision (read again when another process wrote)."""
+        version = self._data_version()
+        cached = self._decision_keys.get(sync)
+        if cached is None or cached[0] != version:
+            rows = self.db.execute_sql(
+                "SELECT side, record_id FROM record_decision WHERE sync = ?", (sync,)
+            ).fetchall()
+            cached = self._decision_keys[sync] = (version, {(str(a), str(b)) for a, b in rows})
+        return cached[1]
+
+    def drop_stale_decisions(self, sync: str, run_id: int | None) -> None:
+        """Forget the decisions of unlinked records that run ``run_id`` (which listed both
+        sides in full) did not make again: such a record is planned in every run, so it is
+        gone, or was decided otherwise. A linked record's decision stands until it syncs."""
+        if not self._decided_keys(sync):
+            return
+        self._decision_keys.pop(sync, None)  # read again when next needed
+        self.db.execute_sql(
+            "DELETE FROM record_decision WHERE sync = ? AND (run_id IS NULL OR run_id != ?)"
+            " AND NOT EXISTS (SELECT 1 FROM link WHERE link.sync = record_decision.sync AND"
+            " ((record_decision.side = 'a' AND link.a_id = record_decision.record_id) OR"
+            " (record_decision.side = 'b' AND link.b_id = record_decision.record_id)))",
+            (sync, run_id),
+        )
+
+    def list_decisions(self, sync: str, limit: int | None = None) -> list[dict[str, Any]]:
+        query = (
+            RecordDecision.select()
+            .where(RecordDecision.sync == sync)
+            .order_by(RecordDecision.side, RecordDecision.record_id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return [_decision_json(row) for row in query]
+
+    def count_decisions(self, sync: str) -> dict[str, int]:
+        cursor = self.db.execute_sql(
+            "SELECT kind, COUNT(*) FROM record_decision WHERE sync = ? GROUP BY kind", (sync,)
+        )
+        return {str(kind): int(count) for kind, count in cursor.fetchall()}
 
     def drop_stale_issues(self, sync: str, kinds: Sequence[str], run_id: int | None) -> None:
         """Forget the issues of the given kinds that run ``run_id`` did not report again
@@ -672,6 +807,33 @@ class Store:
             }
             for row in query
         ]
+
+    def reset_backoff(self, sync: str, records: Sequence[tuple[str, str]] | None = None) -> int:
+        """ "Retry now": the failing records (all of the sync's when ``records`` is None) are
+        no longer backed off, and a new refusal waits the first backoff step again. Returns
+        how many records were reset."""
+        with self.db.atomic():
+            if records is None:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND kind = 'failed'",
+                    (sync,),
+                )
+                return int(cursor.rowcount)
+            count = 0
+            for side, record_id in records:
+                cursor = self.db.execute_sql(
+                    "UPDATE record_issue SET attempts = 0, next_attempt_at = NULL"
+                    " WHERE sync = ? AND side = ? AND record_id = ? AND kind = 'failed'",
+                    (sync, side, record_id),
+                )
+                count += int(cursor.rowcount)
+            return count
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a read-only query (for :mod:`syncd.explain`, which looks records up
+        by what it has: an email hash in a base, a record id on either side)."""
+        return [tuple(row) for row in self.db.execute_sql(sql, tuple(params)).fetchall()]
 
     def backed_off(self, sync: str) -> set[tuple[str, str]]:
         """Records refused recently enough that they are not to be tried yet."""
@@ -744,20 +906,36 @@ class Store:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
         return [PendingRow(p.side, p.source_id, p.key, p.email) for p in query]
 
-    def remove_pending(self, keys: Sequence[str]) -> None:
+    def remove_pending(self, keys: Sequence[str], sync: str | None = None) -> None:
         with self.db.atomic():
-            self._delete_pending(keys)
+            self._delete_pending(keys, sync)
 
-    def _delete_pending(self, keys: Sequence[str]) -> None:
-        if keys and self.shared:
-            cursor = self.db.cursor()
-            cursor.execute("DELETE FROM pending_write WHERE key = ANY(?::text[])", (list(keys),))
-            cursor.execute("DELETE FROM journal WHERE key = ANY(?::text[])", (list(keys),))
-        elif keys:
+    def _delete_pending(
+        self, keys: Sequence[str], sync: str | None = None, answered: set[str] | None = None
+    ) -> None:
+        if keys:
             cursor = self.db.cursor()
             cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
-            # a create's journal entry goes with its pending entry
-            cursor.executemany("DELETE FROM journal WHERE key = ?", [(key,) for key in keys])
+            # a create's journal entry is settled with its pending entry (kept as history),
+            # unless the app's answer settled it already
+            if sync is not None and self.keeps_history(sync):
+                when = _sql_time(now())
+                open_keys = [key for key in keys if not answered or key not in answered]
+                cursor.executemany(
+                    "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed'))",
+                    [(key,) for key in open_keys],
+                )
+                cursor.executemany(
+                    "UPDATE journal SET outcome = 'superseded', settled_at = ?"
+                    " WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(when, key) for key in open_keys],
+                )
+            else:
+                cursor.executemany(
+                    "DELETE FROM journal WHERE key = ? AND outcome IN ('pending', 'failed')",
+                    [(key,) for key in keys],
+                )
 
     # --- the journal ------------------------------------------------------------------------
 
@@ -772,29 +950,25 @@ class Store:
         if not rows:
             return
         when = _sql_time(stamp)
-        if self.shared:
-            self.db.cursor().execute(
+        if not self.keeps_history(sync):
+            # history off: only the hashes a crash needs, no value, deleted once settled
+            self.db.cursor().executemany(
                 "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
-                " hashes, created_at) SELECT ?, ?::integer, u.*, ?::timestamp FROM unnest("
-                "?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
-                " AS u",
-                (
-                    sync,
-                    run_id,
-                    when,
-                    [r.side for r in rows],
-                    [r.kind for r in rows],
-                    [r.record_id for r in rows],
-                    [r.source_id for r in rows],
-                    [r.key for r in rows],
-                    [_SENT_ENCODER.encode(r.sent) for r in rows],
-                    [r.packed for r in rows],
-                ),
+                " hashes, created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, 'pending')",
+                [
+                    (sync, run_id, r.side, r.kind, r.record_id, r.source_id, r.key, r.packed, when)
+                    for r in rows
+                ],
             )
             return
-        self.db.cursor().executemany(
+        encode = _SENT_ENCODER.encode
+        cursor = self.db.cursor()
+        # the hashes a crash needs go to journal_hashes, deleted once the entry is settled, so
+        # that the history kept is only the values (and the space of the hashes is reused)
+        cursor.executemany(
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
-            " hashes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " hashes, created_at, email, reason, detail, outcome) VALUES"
+            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')",
             [
                 (
                     sync,
@@ -804,19 +978,64 @@ class Store:
                     r.record_id,
                     r.source_id,
                     r.key,
-                    _SENT_ENCODER.encode(r.sent),
-                    r.packed,
+                    # contact values only; a connector's secret never gets in (rule 12)
+                    redact(encode(r.sent)),
                     when,
+                    r.email,
+                    r.reason,
+                    None if r.detail is None else redact(r.detail),
                 )
                 for r in rows
+            ],
+        )
+        # inside this transaction nobody else inserts: the new ids are the last len(rows)
+        last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
+        first = last - len(rows) + 1
+        cursor.executemany(
+            "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
+            [(first + i, r.packed) for i, r in enumerate(rows)],
+        )
+
+    def _journal_results(
+        self, sync: str, results: Sequence[JournalResult], stamp: datetime
+    ) -> None:
+        if not results:
+            return
+        if not self.keeps_history(sync):
+            # a create's entry goes with its pending entry; nothing else is kept
+            return
+        cursor = self.db.cursor()
+        when = _sql_time(stamp)
+        # a settled entry's hashes served only a crash: dropped, the history is the values
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?)",
+            [(r.key,) for r in results if r.outcome in ("confirmed", "refused")],
+        )
+        cursor.executemany(
+            "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
+            " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
+            # by key alone (its index): a key names one write (a run's id, or random)
+            " THEN ? ELSE settled_at END WHERE key = ?",
+            [
+                (
+                    r.outcome,
+                    r.record_id,
+                    None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
+                    r.outcome,
+                    when,
+                    r.key,
+                )
+                for r in results
             ],
         )
 
     def load_journal(self, sync: str) -> list[JournalRow]:
         """Every entry of ``sync`` whose outcome was never committed, newest first."""
         cursor = self.db.execute_sql(
-            "SELECT side, kind, record_id, source_id, key, sent, hashes, run_id FROM journal"
-            " WHERE sync = ? ORDER BY id DESC",
+            "SELECT j.side, j.kind, j.record_id, j.source_id, j.key, j.sent,"
+            " CASE WHEN j.hashes = '' THEN COALESCE(h.hashes, '{}') ELSE j.hashes END, j.run_id"
+            " FROM journal j LEFT JOIN journal_hashes h ON h.journal_id = j.id"
+            " WHERE j.sync = ? AND j.outcome IN ('pending', 'failed') ORDER BY j.id DESC",
             (sync,),
         )
         rows = []
@@ -827,24 +1046,65 @@ class Store:
         return rows
 
     def count_journal(self, sync: str) -> int:
-        return int(Journal.select().where(Journal.sync == sync).count())
+        """Entries whose outcome was never committed (what a crash left behind)."""
+        return int(
+            Journal.select()
+            .where((Journal.sync == sync) & Journal.outcome.in_(list(UNSETTLED)))
+            .count()
+        )
 
     def remove_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
         with self.db.atomic():
-            self._delete_journal(sync, records)
+            self._delete_journal(sync, records, None, now())
 
-    def _delete_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
-        if records and self.shared:
-            self.db.cursor().execute(
-                "DELETE FROM journal j USING unnest(?::text[], ?::text[]) AS u(side, record_id)"
-                " WHERE j.sync = ? AND j.side = u.side AND j.record_id = u.record_id",
-                ([side for side, _ in records], [rid for _, rid in records], sync),
-            )
-        elif records:
+    def _delete_journal(
+        self,
+        sync: str,
+        records: Sequence[tuple[str, str]],
+        run_id: int | None = None,
+        stamp: datetime | None = None,
+    ) -> None:
+        """Settle the entries of these records: their outcome is committed now. Kept as
+        history (``confirmed`` where this run sent them, else ``superseded``) or deleted."""
+        if not records:
+            return
+        if not self.keeps_history(sync):
             self.db.cursor().executemany(
                 "DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ?",
                 [(sync, side, rid) for side, rid in records],
             )
+            return
+        when = _sql_time(stamp or now())
+        cursor = self.db.cursor()
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal"
+            " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed'))",
+            [(sync, side, rid) for side, rid in records],
+        )
+        cursor.executemany(
+            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
+            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
+            [(run_id, when, sync, side, rid) for side, rid in records],
+        )
+
+    def prune_journal(self, sync: str, days: int, every: float = 3600.0) -> int:
+        """Forget settled entries older than ``days`` (unsettled ones stay: a crash needs
+        them); with ``days`` 0, every settled entry. Done at most once per ``every`` seconds
+        per sync in a process (each run asks; most are a minute apart). Returns how many went."""
+        stamp = now()
+        last = self._pruned.get(sync)
+        if last is not None and (stamp - last).total_seconds() < every:
+            return 0
+        self._pruned[sync] = stamp
+        cutoff = _sql_time(stamp - timedelta(days=days))
+        with self.db.atomic():
+            cursor = self.db.execute_sql(
+                "DELETE FROM journal WHERE sync = ? AND created_at < ?"
+                " AND outcome NOT IN ('pending', 'failed')",
+                (sync, cutoff),
+            )
+        return int(cursor.rowcount)
 
     # --- runs -------------------------------------------------------------------------------
 
@@ -913,6 +1173,18 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.replace(tzinfo=UTC).isoformat()
 
 
+def _decision_json(row: RecordDecision) -> dict[str, Any]:
+    return {
+        "side": row.side,
+        "record_id": row.record_id,
+        "kind": row.kind,
+        "email": row.email,
+        "reason": row.reason,
+        "run_id": row.run_id,
+        "decided_at": _iso(row.decided_at),
+    }
+
+
 def _run_row(run: Run) -> RunRow:
     return RunRow(
         id=run.id,
@@ -932,6 +1204,7 @@ __all__ = [
     "ClaimInfo",
     "ClaimLost",
     "IssueRow",
+    "JournalResult",
     "JournalRow",
     "LinkIndex",
     "LinkRow",

@@ -53,6 +53,8 @@ class Link(Base):
     fp_a = CharField(null=True)
     fp_b = CharField(null=True)
     updated_at = DateTimeField()
+    #: the run that made the link (``None``: made before it was recorded)
+    linked_run = IntegerField(null=True)
 
 
 class Run(Base):
@@ -85,6 +87,25 @@ class RecordIssue(Base):
     attempts = IntegerField(default=1)
     next_attempt_at = DateTimeField(null=True)
     run_id = IntegerField(null=True)
+
+
+class RecordDecision(Base):
+    id = AutoField()
+
+    """The last decision about a record that neither synced nor is an issue: ``filtered`` (no
+    rule of its direction matched). Replaced by the next decision, deleted once it syncs."""
+
+    sync = CharField()
+    side = CharField()
+    record_id = CharField()
+    kind = CharField()
+    email = CharField(null=True)
+    reason = TextField()
+    run_id = IntegerField(null=True)
+    decided_at = DateTimeField()
+
+    class Meta:
+        table_name = "record_decision"
 
 
 class PendingWrite(Base):
@@ -128,9 +149,45 @@ class Journal(Base):
     sent = TextField()
     hashes = TextField()
     created_at = DateTimeField()
+    #: kept as history (migration 0003): the record's email, why it was written, per field the
+    #: view key and the value before (``detail``), what the app stored, the outcome
+    email = CharField(null=True)
+    reason = TextField(null=True)
+    detail = TextField(null=True)
+    stored = TextField(null=True)
+    outcome = CharField(default="pending")
+    settled_at = DateTimeField(null=True)
 
     class Meta:
         table_name = "journal"
+
+
+class Review(Base):
+    id = AutoField()
+
+    """A deletion held back for a person (``deletions = "review"``, or a mass deletion with
+    ``on_mass_deletion = "review"``): ``deleted_side`` lost the record, ``action`` is what
+    approving it does on the survivor's side (``archive``, ``delete``, ``tag`` or ``forget``).
+    ``state``: ``held``, ``approved``, ``rejected`` or ``dropped`` (the record came back or
+    was edited)."""
+
+    sync = CharField()
+    link_id = IntegerField()
+    deleted_side = CharField()
+    deleted_id = CharField(null=True)
+    survivor_side = CharField()
+    survivor_id = CharField(null=True)
+    email = CharField(null=True)
+    action = CharField()
+    why = TextField()
+    state = CharField(default="held")
+    run_id = IntegerField(null=True)
+    detected_at = DateTimeField()
+    decided_at = DateTimeField(null=True)
+    note = TextField(null=True)
+
+    class Meta:
+        table_name = "review"
 
 
 class KeyValue(Base):
@@ -139,4 +196,14 @@ class KeyValue(Base):
     updated_at = DateTimeField()
 
 
-ALL_MODELS = (SyncState, Link, Run, RecordIssue, PendingWrite, Journal, KeyValue)
+ALL_MODELS = (
+    SyncState,
+    Link,
+    Run,
+    RecordIssue,
+    RecordDecision,
+    PendingWrite,
+    Journal,
+    Review,
+    KeyValue,
+)

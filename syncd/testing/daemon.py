@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,7 +31,29 @@ from syncd.daemon.endpoint import Endpoint
 T = TypeVar("T")
 
 
+#: ports handed out by free_port below Linux's ephemeral range (32768-60999): a port the kernel
+#: picked with bind(0) comes from that range, and the kernel may give it to any process's next
+#: outgoing connection before the test binds it ("address already in use")
+_TEST_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+#: its own generator: a test that seeds ``random`` must not make every process pick alike
+_pick = random.Random()
+
+
 def free_port() -> int:
+    """A loopback port that is free now, never handed out before by this process, and outside
+    the range the kernel draws outgoing connections' ports from."""
+    for _ in range(200):
+        port = _pick.choice(_TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -494,8 +494,8 @@ class Episode:
             ids = [i for i in (record_id, partner) if i is not None]
             marks = ", ".join("?" * len(ids))
             journaled = db.execute(
-                f"SELECT count(*) FROM journal WHERE record_id IN ({marks})"
-                f" OR source_id IN ({marks})",
+                "SELECT count(*) FROM journal WHERE outcome IN ('pending', 'failed')"
+                f" AND (record_id IN ({marks}) OR source_id IN ({marks}))",
                 (*ids, *ids),
             ).fetchone()[0]
         finally:
@@ -645,7 +645,9 @@ class Episode:
                 counts.integrity_failures += 1
                 counts.problems.append("PRAGMA integrity_check failed")
             pending = db.execute("SELECT count(*) FROM pending_write").fetchone()[0]
-            journal = db.execute("SELECT count(*) FROM journal").fetchone()[0]
+            journal = db.execute(
+                "SELECT count(*) FROM journal WHERE outcome IN ('pending', 'failed')"
+            ).fetchone()[0]
         finally:
             db.close()
         if pending:

@@ -74,11 +74,20 @@ def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None
     return json.loads(raw) if raw else None
 
 
+class _KeepRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_KeepRedirects)
+
+
 def post_raw(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
-    """POST exact bytes; the status, body and headers, whatever the status."""
+    """POST exact bytes; the status, body and headers, whatever the status (a redirect is
+    answered as it is, not followed: a vendor's delivery does not follow one either)."""
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with _NO_REDIRECTS.open(request, timeout=60) as response:
             return response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read(), dict(exc.headers)

@@ -1,0 +1,407 @@
+"""Benchmark: syncd's CardDAV connector side by side with vdirsyncer, on one real Radicale.
+
+    .venv/bin/python bench/carddav.py [--first 2000] [--large 10000] [--repeat 3] [--json]
+
+vdirsyncer (PyPI, 0.21.0 when this was written) runs from a venv of its own, ``.venv-bench/``,
+made by this script when it is missing: its pins (click, aiostream) are not syncd's. Both tools
+talk to the same Radicale through a counting proxy (requests, bytes each way), as separate
+processes; wall time is measured around each process, client CPU is the process's user+system
+time (``RUSAGE_CHILDREN``; the server's CPU is not in it). The tools run alternately, each on
+its own pair of address books, so that a slower or faster moment of the machine hits both.
+
+1. **First sync**: ``--first`` vCards in one address book, copied into an empty second one.
+   Radicale's cost per PUT grows with the address book, so the server dominates the wall time.
+2. **Large address books**: ``--large`` vCards in each of two address books (seeded straight
+   into Radicale's storage folder, which it reads as its own), brought in sync by each tool once
+   (not measured), then a run with no changes and a run after 1 % of the cards changed on one
+   side (edited in the storage folder). Each is repeated ``--repeat`` times; medians are shown.
+
+Targets (issue 22): first sync <= 1.0 x vdirsyncer's wall time and <= 0.5 x its client CPU; the
+no-change run <= 0.3 x; the 1 % run <= 0.5 x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from syncd_carddav.proxy import PROXY_COUNTS, Counts, make_proxy
+from syncd_carddav.servers import Radicale, Running, basic_auth
+
+from syncd.sandbox import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_VENV = ROOT / ".venv-bench"
+VDIRSYNCER_SPEC = "vdirsyncer>=0.21"
+
+
+def ensure_vdirsyncer() -> Path:
+    exe = BENCH_VENV / "bin" / "vdirsyncer"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        subprocess.run(
+            [str(BENCH_VENV / "bin" / "pip"), "install", "--quiet", VDIRSYNCER_SPEC], check=True
+        )
+    return exe
+
+
+def vdirsyncer_version(exe: Path) -> str:
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    return out.stdout.strip().rsplit(" ", 1)[-1] or "?"
+
+
+# --- the server and the proxy -----------------------------------------------------------
+
+
+class ProxyThread:
+    """The counting proxy, on an event loop of its own in a thread (the tools are processes)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = SandboxServer(make_proxy(lambda: upstream))
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    @property
+    def counts(self) -> Counts:
+        return self.server.app[PROXY_COUNTS]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
+
+def card(n: int, tag: str = "") -> str:
+    return (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\n"
+        f"UID:bench-{n:06d}\r\n"
+        f"FN:Person {n}{tag}\r\nN:Number {n}{tag};Person;;;\r\n"
+        f"EMAIL;TYPE=INTERNET:person{n}@bench.example\r\n"
+        f"TEL;TYPE=CELL:+44 7700 {n % 1000000:06d}\r\n"
+        f"ORG:Company {n % 97}\r\nTITLE:Title {n % 13}\r\n"
+        f"ADR;TYPE=WORK:;;{n} High Street;Leeds;;LS1 {n % 9}AA;UK\r\n"
+        "X-PHONETIC-FIRST-NAME:Per-son\r\n"
+        "END:VCARD\r\n"
+    )
+
+
+def seed(server: Radicale, book: str, count: int) -> Path:
+    """An address book straight in Radicale's storage folder (as Radicale itself lays it out)."""
+    folder = server.folder / "collections" / "collection-root" / server.user / book
+    folder.mkdir(parents=True, exist_ok=True)
+    props = {"tag": "VADDRESSBOOK", "D:displayname": book}
+    (folder / ".Radicale.props").write_text(json.dumps(props))
+    for n in range(count):
+        (folder / f"bench-{n:06d}.vcf").write_text(card(n), newline="")
+    warm(server, book)
+    return folder
+
+
+def warm(server: Radicale, book: str) -> None:
+    """Let Radicale index a seeded address book before anything is timed, as it has indexed
+    cards that were PUT to it: the first PROPFIND of a seeded folder parses every card (its item
+    cache), and the first sync-token another 8 ms a card (measured: 7.7 s for 1,000 seeded
+    cards, 0.15 s for 300 cards PUT through Radicale). That is the seeding's cost, not any
+    client's."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{server.url}/{server.user}/{book}/",
+        method="PROPFIND",
+        data=b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/>'
+        b"<d:sync-token/></d:prop></d:propfind>",
+        headers={
+            "Depth": "1",
+            "Content-Type": "application/xml",
+            "Authorization": basic_auth(server.user, server.password),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=3600) as answer:
+        answer.read()
+
+
+def edit_share(folder: Path, count: int, share: float, round_: int) -> None:
+    """Change ``share`` of the cards (their family name), a different slice every round."""
+    step = max(1, round(1 / share))
+    for n in range(round_ % step, count, step):
+        (folder / f"bench-{n:06d}.vcf").write_text(card(n, f" r{round_}"), newline="")
+
+
+# --- the tools --------------------------------------------------------------------------
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment of a tool's process: as a user has it, so Python writes and reuses its
+    bytecode caches (a session with PYTHONDONTWRITEBYTECODE would compile both tools from
+    source on every run, which no installed tool does)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra)
+    return env
+
+
+def timed(command: list[str], env: dict[str, str], proxy: ProxyThread) -> dict[str, Any]:
+    proxy.counts.reset()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, input="")
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    counts = proxy.counts
+    return {
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "requests": counts.requests,
+        "bytes": counts.bytes_sent + counts.bytes_received,
+        # the wall time during which the server was working on at least one request
+        "server_s": counts.busy_seconds,
+    }
+
+
+class Vdirsyncer:
+    name = "vdirsyncer"
+
+    def __init__(self, exe: Path, work: Path, server: Radicale, proxy_url: str, a: str, b: str):
+        self.exe, self.work = exe, work
+        config = work / "vdirsyncer.conf"
+        storage = textwrap.dedent(
+            """
+            [storage {name}]
+            type = "carddav"
+            url = "{url}/{user}/{book}/"
+            username = "{user}"
+            password = "{password}"
+            """
+        )
+        config.write_text(
+            textwrap.dedent(
+                f"""
+                [general]
+                status_path = "{work / "status"}/"
+
+                [pair bench]
+                a = "side_a"
+                b = "side_b"
+                collections = null
+                conflict_resolution = "a wins"
+                """
+            )
+            + storage.format(
+                name="side_a", url=proxy_url, user=server.user, password=server.password, book=a
+            )
+            + storage.format(
+                name="side_b", url=proxy_url, user=server.user, password=server.password, book=b
+            )
+        )
+        self.env = tool_env(VDIRSYNCER_CONFIG=str(config))
+        subprocess.run(
+            [str(exe), "discover", "bench"], env=self.env, check=True, capture_output=True
+        )
+
+    def sync(self, proxy: ProxyThread) -> dict[str, Any]:
+        return timed([str(self.exe), "sync", "bench"], self.env, proxy)
+
+
+class Syncd:
+    name = "syncd"
+
+    concurrency = 4
+
+    def __init__(self, work: Path, server: Radicale, proxy_url: str, a: str, b: str) -> None:
+        self.work = work
+        syncs = work / "config" / "syncs"
+        syncs.mkdir(parents=True, exist_ok=True)
+        side = textwrap.dedent(
+            """
+            [{side}]
+            connector = "carddav"
+            url = "{url}/{user}/{book}/"
+            username = "{user}"
+            password = "${{env:BENCH_CARDDAV_PASSWORD}}"
+            concurrency = {concurrency}
+            """
+        )
+        (syncs / "bench.toml").write_text(
+            'direction = "two-way"\ninitial = "merge"\nwinner = "a"\ndeletions = "ignore"\n'
+            + side.format(
+                side="a", url=proxy_url, user=server.user, book=a, concurrency=self.concurrency
+            )
+            + side.format(
+                side="b", url=proxy_url, user=server.user, book=b, concurrency=self.concurrency
+            )
+        )
+        self.env = {k: v for k, v in tool_env().items() if not k.startswith("SYNCD_")} | {
+            "BENCH_CARDDAV_PASSWORD": server.password,
+            "SYNCD_LOAD_PLUGINS": "syncd-carddav",
+        }
+        self.command = [
+            str(Path(sys.executable).with_name("syncd")),
+            "--config",
+            str(work / "config"),
+            "--state-dir",
+            str(work / "state"),
+            "sync",
+            "bench",
+        ]
+
+    def sync(self, proxy: ProxyThread) -> dict[str, Any]:
+        return timed(self.command, self.env, proxy)
+
+
+# --- the runs ---------------------------------------------------------------------------
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--first", type=int, default=2000, help="cards of the first sync")
+    parser.add_argument("--large", type=int, default=10000, help="cards of each large book")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
+    parser.add_argument("--concurrency", type=int, default=4, help="syncd's concurrency")
+    parser.add_argument("--skip-large", action="store_true", help="only the first sync")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    Syncd.concurrency = args.concurrency
+    exe = ensure_vdirsyncer()
+    version = vdirsyncer_version(exe)
+    work = Path(tempfile.mkdtemp(prefix="syncd-bench-carddav-"))
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        with Running(Radicale(work / "radicale")) as server:
+            assert isinstance(server, Radicale)
+            proxy = ProxyThread(server.url)
+            try:
+                url = proxy.server.url
+
+                def tools(tag: str, a: str, b: str) -> list[Any]:
+                    return [
+                        Vdirsyncer(exe, mkdir(work / f"vdir-{tag}"), server, url, f"v{a}", f"v{b}"),
+                        Syncd(mkdir(work / f"syncd-{tag}"), server, url, f"s{a}", f"s{b}"),
+                    ]
+
+                # 1. first sync, alternating, each on a fresh pair of books
+                for rep in range(args.repeat):
+                    for prefix in ("v", "s"):
+                        seed(server, f"{prefix}first{rep}a", args.first)
+                        seed(server, f"{prefix}first{rep}b", 0)
+                    pair = tools(f"first{rep}", f"first{rep}a", f"first{rep}b")
+                    for tool in pair if rep % 2 == 0 else reversed(pair):
+                        run = tool.sync(proxy)
+                        results.setdefault("first sync", {}).setdefault(tool.name, []).append(run)
+                        log(f"first sync {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
+
+                # 2. large books, in sync once, then no-change and 1 % runs
+                if not args.skip_large:
+                    large_runs(args, server, proxy, tools, results)
+            finally:
+                proxy.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    report = {}
+    for figure, by_tool in results.items():
+        ours, theirs = median_of(by_tool["syncd"]), median_of(by_tool["vdirsyncer"])
+        ratios = {k: (ours[k] / theirs[k] if theirs[k] else float("nan")) for k in ours}
+        report[figure] = {"syncd": ours, "vdirsyncer": theirs, "ratio": ratios}
+    if args.json:
+        print(json.dumps({"vdirsyncer": version, "figures": report}, indent=1))
+        return 0
+    print(
+        f"syncd vs vdirsyncer {version} on one Radicale; medians of {args.repeat} runs; "
+        f"first sync {args.first} cards, large books {args.large} cards each"
+    )
+    print(
+        f"{'figure':<13} {'tool':<11} {'wall s':>8} {'server s':>9} {'cpu s':>8} "
+        f"{'requests':>9} {'bytes':>12}"
+    )
+    for figure, row in report.items():
+        for tool in ("syncd", "vdirsyncer"):
+            m = row[tool]
+            print(
+                f"{figure:<13} {tool:<11} {m['wall_s']:8.2f} {m['server_s']:9.2f} "
+                f"{m['cpu_s']:8.2f} {m['requests']:9.0f} {m['bytes']:12.0f}"
+            )
+        r = row["ratio"]
+        print(
+            f"{figure:<13} {'ratio':<11} {r['wall_s']:8.2f} {r['server_s']:9.2f} "
+            f"{r['cpu_s']:8.2f} {r['requests']:9.2f} {r['bytes']:12.2f}"
+        )
+    return 0
+
+
+def large_runs(
+    args: argparse.Namespace,
+    server: Radicale,
+    proxy: ProxyThread,
+    tools: Any,
+    results: dict[str, dict[str, list[dict[str, Any]]]],
+) -> None:
+    """Two large address books in sync; then runs with no change and with 1 % changed."""
+    folders = {}
+    for prefix in ("v", "s"):
+        for side in ("a", "b"):
+            folders[prefix + side] = seed(server, f"{prefix}large{side}", args.large)
+    large = tools("large", "largea", "largeb")
+    for tool in large:
+        run = tool.sync(proxy)
+        log(f"initial sync of the large books, {tool.name} (not a figure): {fmt(run)}")
+    for rep in range(args.repeat):
+        order = large if rep % 2 == 0 else large[::-1]  # who goes first alternates too
+        for tool in order:
+            run = tool.sync(proxy)
+            results.setdefault("no change", {}).setdefault(tool.name, []).append(run)
+            log(f"no change {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
+        for tool in order:
+            prefix = "v" if tool.name == "vdirsyncer" else "s"
+            edit_share(folders[prefix + "a"], args.large, 0.01, rep + 1)
+            run = tool.sync(proxy)
+            results.setdefault("1 % changed", {}).setdefault(tool.name, []).append(run)
+            log(f"1 % changed {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def fmt(run: dict[str, Any]) -> str:
+    return (
+        f"{run['wall_s']:.2f}s wall ({run['server_s']:.2f}s at the server), "
+        f"{run['cpu_s']:.2f}s cpu, {run['requests']} requests, "
+        f"{run['bytes']} bytes"
+    )
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""syncd-carddav: a CardDAV address book as a syncd connector."""

@@ -1,0 +1,170 @@
+"""The connector's local mirror of one address book: each card's href, ETag, body and fields, and
+the collection's sync-token (the cursor of RFC 6578 WebDAV sync).
+
+syncd's engine keeps a time watermark as its cursor; a sync-token is no time, so the connector
+keeps its own, in a SQLite file under the state directory. With the mirror, a run asks the server
+only what changed since the token (one ``sync-collection`` REPORT) or, on a server without WebDAV
+sync, compares ETags from one PROPFIND, and fetches the bodies of changed cards alone; syncd
+still sees the whole address book on every run (unchanged cards carry their ETag as
+``version``), so it notices deletions without a listing in full.
+
+The mirror is a cache: losing it (or any write to it, in a crash) costs a full fetch, never data.
+Every write that reached the server but not the mirror is reported by the server again (the
+token predates it, or the ETag differs).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS card (
+    id TEXT PRIMARY KEY,
+    href TEXT NOT NULL,
+    etag TEXT,
+    body TEXT,
+    data TEXT,
+    picks TEXT,
+    error TEXT
+);
+"""
+
+
+@dataclass(slots=True)
+class Entry:
+    href: str
+    etag: str | None
+    body: str | None
+    data: dict[str, Any] | None
+    picks: dict[str, int]
+    error: str | None = None
+
+
+class Mirror:
+    """Loaded whole when a run starts; changes are written back in one transaction."""
+
+    def __init__(self, path: Path | None, book_url: str) -> None:
+        self.path = path
+        self.book_url = book_url
+        self.entries: dict[str, Entry] = {}
+        self.token: str | None = None
+        self.sync_unsupported = False
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+        self._meta_dirty = False
+
+    def load(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            with sqlite3.connect(self.path) as db:
+                db.executescript(SCHEMA)
+                meta = dict(db.execute("SELECT key, value FROM meta"))
+                if meta.get("book_url") != self.book_url:
+                    # another address book (or a new file): start afresh
+                    self._reset_file = self._meta_dirty = True
+                    return
+                self.token = meta.get("sync_token") or None
+                self.sync_unsupported = meta.get("sync_unsupported") == "1"
+                for cid, href, etag, body, data, picks, error in db.execute(
+                    "SELECT id, href, etag, body, data, picks, error FROM card"
+                ):
+                    self.entries[cid] = Entry(
+                        href,
+                        etag,
+                        body,
+                        json.loads(data) if data else None,
+                        json.loads(picks) if picks else {},
+                        error,
+                    )
+        except (sqlite3.DatabaseError, ValueError):
+            # a broken cache costs one full fetch
+            self.entries.clear()
+            self.token = None
+            self._meta_dirty = True
+            self._reset_file = True
+            return
+        self._meta_dirty = False
+
+    _reset_file = False
+
+    def put(self, cid: str, entry: Entry) -> None:
+        self.entries[cid] = entry
+        self._dirty.add(cid)
+        self._removed.discard(cid)
+
+    def remove(self, cid: str) -> None:
+        if self.entries.pop(cid, None) is not None or cid in self._dirty:
+            self._removed.add(cid)
+        self._dirty.discard(cid)
+
+    def forget_etag(self, cid: str) -> None:
+        """The card changed on the server in a way not known here: fetch it next time."""
+        entry = self.entries.get(cid)
+        if entry is not None:
+            entry.etag = None
+            self._dirty.add(cid)
+
+    def set_token(self, token: str | None) -> None:
+        if token != self.token:
+            self.token = token
+            self._meta_dirty = True
+
+    def set_sync_unsupported(self, value: bool) -> None:
+        if value != self.sync_unsupported:
+            self.sync_unsupported = value
+            self._meta_dirty = True
+
+    def clear(self) -> None:
+        """Forget every card (a listing in full fills the mirror again)."""
+        self._removed.update(self.entries)
+        self.entries.clear()
+        self._dirty.clear()
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty or self._removed or self._meta_dirty)
+
+    def save(self) -> None:
+        """Write the changes since the last save (call it off the event loop)."""
+        if self.path is None or not self.dirty:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._reset_file:
+            self.path.unlink(missing_ok=True)
+            self._reset_file = False
+            self._dirty = set(self.entries)
+        dirty, removed = self._dirty, self._removed
+        self._dirty, self._removed = set(), set()
+        rows = []
+        for cid in dirty:
+            entry = self.entries.get(cid)
+            if entry is None:
+                continue
+            rows.append(
+                (
+                    cid,
+                    entry.href,
+                    entry.etag,
+                    entry.body,
+                    json.dumps(entry.data) if entry.data is not None else None,
+                    json.dumps(entry.picks),
+                    entry.error,
+                )
+            )
+        with sqlite3.connect(self.path) as db:
+            db.executescript(SCHEMA)
+            db.executemany("DELETE FROM card WHERE id = ?", [(cid,) for cid in removed])
+            db.executemany("INSERT OR REPLACE INTO card VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            meta = {
+                "book_url": self.book_url,
+                "sync_token": self.token or "",
+                "sync_unsupported": "1" if self.sync_unsupported else "0",
+            }
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
+        self._meta_dirty = False
