@@ -39,7 +39,7 @@ def test_migrations_from_an_empty_database_and_from_todays_schema(
     kind: str, tmp_path: Path
 ) -> None:
     fresh = _store(kind, tmp_path / "fresh")
-    assert fresh.pending_migrations()[-1] == "0010_claims"
+    assert "0010_claims" in fresh.pending_migrations()
     fresh.open()
     assert fresh.pending_migrations() == []
     assert "sync_claim" in fresh.db.get_tables()
@@ -54,7 +54,7 @@ def test_migrations_from_an_empty_database_and_from_todays_schema(
         "INSERT INTO link (sync, a_id, b_id, state, updated_at) VALUES (?, ?, ?, ?, ?)",
         ("s", "a1", "b1", "linked", "2026-01-01 00:00:00"),
     )
-    assert old.pending_migrations() == ["0010_claims"]
+    assert old.pending_migrations()[-1] == "0010_claims"
     old.close()
     again = Store(old.state_dir, old.settings)
     again.open()

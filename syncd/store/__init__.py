@@ -292,13 +292,6 @@ class Store:
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
         self._claim_epoch = 0
-
-    @property
-    def where(self) -> str:
-        """The database as a person reads it (no password)."""
-        if self.shared and self.settings.url:
-            return safe_url(self.settings.url)
-        return str(self.path)
         #: the (side, record id) of every ``record_decision`` row, per sync, with the data
         #: version they were read at: a commit that syncs 100,000 records deletes only the
         #: decisions that exist (most syncs have no rules, so none ever)
@@ -307,6 +300,13 @@ class Store:
         self._history: dict[str, int] = {}
         #: when each sync's journal was last pruned by this process
         self._pruned: dict[str, datetime] = {}
+
+    @property
+    def where(self) -> str:
+        """The database as a person reads it (no password)."""
+        if self.shared and self.settings.url:
+            return safe_url(self.settings.url)
+        return str(self.path)
 
     def set_history(self, sync: str, days: int) -> None:
         self._history[sync] = days
@@ -1082,8 +1082,8 @@ class Store:
             [(sync, side, rid) for side, rid in records],
         )
         cursor.executemany(
-            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
-            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending'"
+            " AND run_id IS NOT DISTINCT FROM ? THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
         )
