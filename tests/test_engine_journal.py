@@ -62,7 +62,10 @@ def journal_rows(state: Path) -> list[tuple[str, str, str]]:
     if store.shared:
         store.open()
         try:
-            rows = store.db.execute_sql("SELECT side, kind, sent FROM journal ORDER BY id")
+            rows = store.db.execute_sql(
+                "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
+                " ORDER BY id"
+            )
             return [tuple(r) for r in rows.fetchall()]
         finally:
             store.close()

@@ -1083,7 +1083,8 @@ class Store:
         )
         cursor.executemany(
             "UPDATE journal SET outcome = CASE WHEN outcome = 'pending'"
-            " AND run_id IS NOT DISTINCT FROM ? THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            " AND run_id IS NOT DISTINCT FROM ? THEN 'confirmed' ELSE 'superseded' END,"
+            " settled_at = ?"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
         )
