@@ -93,7 +93,9 @@ def edit_one_percent(seed: int = 2) -> int:
 PHASES = ("merge", "no_change", "one_percent", "full_no_change")
 
 
-def one_size(count: int, profile: str | None = None, history_days: int = 90) -> dict[str, float]:
+def one_size(
+    count: int, profile: str | None = None, history_days: int = 90, url: str | None = None
+) -> dict[str, float]:
     """Run the phases at ``count`` in this process: the initial merge; a run with no changes
     (incremental, as scheduled runs are: it lists again what the merge wrote, and finds it
     unchanged); a run after 1 % of each side was edited; a run with no changes listing both
@@ -102,7 +104,7 @@ def one_size(count: int, profile: str | None = None, history_days: int = 90) -> 
     from syncd.engine.executor import RunOptions, run_sync
     from syncd.logs import configure
     from syncd.plugins import load_plugins
-    from syncd.store import Store
+    from syncd.store import Store, StoreSettings
 
     configure("json", "warning")
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +119,8 @@ def one_size(count: int, profile: str | None = None, history_days: int = 90) -> 
         sync = load_sync(path, load_plugins(extra=[synthetic]))
         populate(count)
         figures: dict[str, float] = {"start_rss_mb": current_rss_mb()}
-        store = Store(root / "state")
+        # --pg-url: the same phases on PostgreSQL (bench/pg.py runs both stores side by side)
+        store = Store(root / "state", StoreSettings(url=url) if url else None)
         store.open()
 
         def timed(name: str, full: bool = False) -> None:
@@ -172,13 +175,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pg-url", help=argparse.SUPPRESS)
     parser.add_argument("--history-days", type=int, default=90, help=argparse.SUPPRESS)
     parser.add_argument(
         "--profile", choices=PHASES, help="with --one: write /tmp/engine-PHASE.prof (cProfile)"
     )
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.profile, args.history_days)))
+        print(json.dumps(one_size(args.one, args.profile, args.history_days, args.pg_url)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, float]] = {}

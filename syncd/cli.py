@@ -34,6 +34,7 @@ from syncd.redact import redact, redact_data
 from syncd.run_json import result_json
 from syncd.state_owner import hand_back_after
 from syncd.store import Store
+from syncd.store.commands import add_store_commands
 from syncd.store.lock import SyncBusy
 from syncd.timefmt import RUNS_LIMIT_DEFAULT, RUNS_LIMIT_MAX, issue_json, run_json
 
@@ -61,11 +62,11 @@ class Context:
         return self._config
 
     def store(self) -> Store:
-        store = Store(self.config().daemon.state_dir)
+        store = Store(self.config().daemon.state_dir, self.config().daemon.store)
         try:
             store.open()
         except Exception as exc:
-            fail(f"state directory {store.state_dir}: {exc}", EXIT_USAGE)
+            fail(f"store {store.where}: {exc}", EXIT_USAGE)
         return store
 
 
@@ -130,6 +131,7 @@ def cli(
 
 # run, status, trigger, pause, resume, reload, healthcheck (syncd/daemon/commands.py)
 add_daemon_commands(cli)
+add_store_commands(cli)
 # "why did this contact not sync?" (syncd/explain_cli.py)
 cli.add_command(explain_command)
 # changes, undo, review (syncd/cli_history.py)
@@ -350,7 +352,7 @@ def check_command(obj: Context, connect: bool) -> None:
         )
     if not connect:
         return
-    store = Store(config.daemon.state_dir)
+    store = Store(config.daemon.state_dir, config.daemon.store)
     failures = asyncio.run(_connect_all(config, store))
     sys.exit(EXIT_STOPPED if failures else EXIT_OK)
 
@@ -412,7 +414,7 @@ def auth_command(obj: Context, sync_name: str, side: str) -> None:
     """One-time authorisation (OAuth) of a sync's side."""
     config = obj.config()
     sync = config.sync(sync_name)
-    store = Store(config.daemon.state_dir)
+    store = Store(config.daemon.state_dir, config.daemon.store)
     store.state_dir.mkdir(parents=True, exist_ok=True)
     connector = make_connector(sync, side, store)
     if not connector.needs_authorization:

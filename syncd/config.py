@@ -61,6 +61,8 @@ from syncd.config_values import (
 from syncd.config_values import parse_duration as _parse_duration
 from syncd.connector import SettingContext
 from syncd.plugins import Plugins
+from syncd.store.config import load_store_settings
+from syncd.store.engines import StoreSettings
 
 __all__ = [
     "Action",
@@ -144,6 +146,8 @@ class DaemonConfig:
     shutdown_deadline: float = 25.0
     default_interval: float = 600.0
     phone_region: str = "GB"
+    #: ``[store]``: SQLite in state_dir (default) or PostgreSQL shared by several daemons
+    store: StoreSettings = field(default_factory=StoreSettings)
     #: ``[hooks] listen``: a second listener serving only the webhook paths
     hooks_listen: str | None = None
     #: ``[hooks] debounce``: how long events are gathered before the run they trigger
@@ -214,7 +218,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     path = directory / "syncd.toml"
     data = load_toml(path) if os.path.lexists(path) else {}
     problems = Problems()
-    check_keys(data, ("daemon", "api", "defaults", "hooks"), path, "", problems)
+    check_keys(data, ("daemon", "api", "defaults", "hooks", "store"), path, "", problems)
     tables: dict[str, dict[str, Any]] = {}
     for name in ("daemon", "api", "defaults", "hooks"):
         tables[name] = {}
@@ -279,6 +283,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             "phone_region",
             lambda: check_phone_region(defaults["phone_region"], path, "defaults.phone_region"),
         )
+    take("store", lambda: load_store_settings(data.get("store"), path))
     if "history_days" in defaults:
         take(
             "history_days",

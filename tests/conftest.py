@@ -36,9 +36,40 @@ def fresh_memory_apps() -> Iterator[None]:
     memory.reset()
 
 
+#: the engine tests run on both stores (issue 17)
+BOTH_STORES = ("test_engine",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    uses_store = "store" in metafunc.fixturenames or module in STORE_HELPERS
+    if "store_kind" in metafunc.fixturenames and module.startswith(BOTH_STORES) and uses_store:
+        metafunc.parametrize("store_kind", ["sqlite", "postgresql"])
+
+
+#: engine test modules that open stores through ``pg_support.store_for`` themselves
+STORE_HELPERS = {"test_engine_journal", "test_engine_slices"}
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state")
+def store_kind() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def current_store_kind(store_kind: str) -> Iterator[str]:
+    import pg_support
+
+    pg_support.CURRENT_KIND = store_kind
+    yield store_kind
+    pg_support.CURRENT_KIND = "sqlite"
+
+
+@pytest.fixture
+def store(tmp_path: Path, store_kind: str) -> Iterator[Store]:
+    from pg_support import make_store
+
+    s = make_store(tmp_path / "state", store_kind)
     s.open()
     yield s
     s.close()

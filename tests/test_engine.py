@@ -369,8 +369,21 @@ async def test_incremental_listing_looks_up_before_creating(
 
 async def test_one_run_per_sync(tmp_path: Path, plugins: Plugins, store: Store) -> None:
     sync = memory_sync(tmp_path, plugins)
-    with SyncLock(store.state_dir, sync.name), pytest.raises(SyncBusy):
-        await run(sync, store)
+    if not store.shared:
+        with SyncLock(store.state_dir, sync.name), pytest.raises(SyncBusy):
+            await run(sync, store)
+        return
+    # PostgreSQL: another process's store holds the sync's claim
+    other = Store(store.state_dir, store.settings)
+    await other.aopen()
+    try:
+        held = await other.claim(sync.name)
+        with pytest.raises(SyncBusy):
+            await run(sync, store)
+        await other.unclaim(held)
+        assert (await run(sync, store)).outcome == "success"
+    finally:
+        await other.aclose()
 
 
 async def test_pending_create_is_reconciled_not_duplicated(

@@ -11,13 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from pg_support import store_for
 from support import memory_sync
 
 from syncd.config import SyncConfig
 from syncd.engine import executor
 from syncd.engine.executor import CrashCounter, RunOptions, RunResult, run_sync
 from syncd.plugins import Plugins
-from syncd.store import Store
 from syncd.testing.memory import app
 
 
@@ -32,7 +32,7 @@ async def crashed(sync: SyncConfig, state: Path, where: str, count: int) -> None
         raise Crash()
 
     executor.crash_hook = CrashCounter(count, where, die)
-    store = Store(state)
+    store = store_for(state)
     await store.aopen()
     try:
         with pytest.raises(Crash):
@@ -43,7 +43,7 @@ async def crashed(sync: SyncConfig, state: Path, where: str, count: int) -> None
 
 
 async def clean(sync: SyncConfig, state: Path) -> RunResult:
-    store = Store(state)
+    store = store_for(state)
     await store.aopen()
     try:
         result = await run_sync(sync, store, RunOptions())
@@ -58,6 +58,17 @@ def by_email(account: str) -> dict[str, tuple[str, dict[str, object]]]:
 
 
 def journal_rows(state: Path) -> list[tuple[str, str, str]]:
+    store = store_for(state)
+    if store.shared:
+        store.open()
+        try:
+            rows = store.db.execute_sql(
+                "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
+                " ORDER BY id"
+            )
+            return [tuple(r) for r in rows.fetchall()]
+        finally:
+            store.close()
     db = sqlite3.connect(state / "syncd.db")
     try:
         return db.execute(
@@ -171,7 +182,7 @@ async def test_an_archive_sent_before_a_crash_ends_archived(
     a.delete(by_email("mem-a")["old@x.com"][0])
     await crashed(sync, state, "sent", 1)
     await clean(sync, state)
-    store = Store(state)
+    store = store_for(state)
     store.open()
     try:
         states = sorted(link.state for link in store.load_links("mem"))

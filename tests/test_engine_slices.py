@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_support import store_for
 from support import memory_sync
 
 from syncd.engine import executor
@@ -64,7 +65,7 @@ async def merge_with(
     memory.reset()
     populate()
     monkeypatch.setattr(executor, "NEW_RECORDS_SLICE", slice_size)
-    store = Store(tmp_path / f"state-{slice_size}")
+    store = store_for(tmp_path / f"state-{slice_size}")
     store.open()
     try:
         sync = memory_sync(

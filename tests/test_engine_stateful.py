@@ -34,6 +34,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from pg_support import store_for
 
 from syncd.config import load_sync
 from syncd.engine import executor
@@ -67,12 +68,19 @@ def norm(value: Any) -> Any:
 
 
 class SyncMachine(RuleBasedStateMachine):
+    #: which store the machine runs on (PostgreSQL: :class:`PgSyncMachine`)
+    KIND = "sqlite"
+
+    def new_store(self) -> Store:
+        """The machine's store; after a crash, the same database opened afresh."""
+        return store_for(self.tmp / "state", self.KIND)
+
     def __init__(self) -> None:
         super().__init__()
         memory.reset()
         self.tmp = Path(tempfile.mkdtemp(prefix="syncd-machine-"))
         self.plugins = load_plugins(extra=[memory])
-        self.store = Store(self.tmp / "state")
+        self.store = self.new_store()
         self.store.open()
         self.apps = {"a": memory.app("m-a"), "b": memory.app("m-b")}
         self.fresh = itertools.count()
@@ -196,7 +204,7 @@ class SyncMachine(RuleBasedStateMachine):
             executor.crash_hook = None
         # the process is gone: only what the disk has survives
         self.store.close()
-        self.store = Store(self.tmp / "state")
+        self.store = self.new_store()
         self.store.open()
         self.crashed = True
 
@@ -300,6 +308,21 @@ EXAMPLES, STEPS = PROFILES[os.environ.get("SYNCD_HYPOTHESIS_PROFILE", "default")
 TestSyncMachine = SyncMachine.TestCase
 TestSyncMachine.settings = settings(
     max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+class PgSyncMachine(SyncMachine):
+    """The same machine on PostgreSQL, with fewer examples (each opens a database)."""
+
+    KIND = "postgresql"
+
+
+TestPgSyncMachine = PgSyncMachine.TestCase
+TestPgSyncMachine.settings = settings(
+    max_examples=max(10, EXAMPLES // 6),
     stateful_step_count=STEPS,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

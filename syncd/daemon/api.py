@@ -26,6 +26,7 @@ import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -260,6 +261,7 @@ class Api:
                 "progress": {"done": current.done, "total": current.total},
             },
             "running_elsewhere": slot.busy_elsewhere,
+            "claim": claim_json(self.daemon.scheduler.claims.get(slot.name)),
             "webhooks": self.daemon.hooks.status(slot.name),
             "message": slot.last.message
             if slot.last is not None and state in ("failing", "needs_auth")
@@ -329,6 +331,8 @@ class Api:
     async def status(self, request: web.Request) -> web.Response:
         daemon = self.daemon
         scheduler = daemon.scheduler
+        if daemon.store.shared:
+            await scheduler.refresh_claims()
         problem = daemon.config_error
         return reply(
             {
@@ -506,3 +510,11 @@ class Api:
 
 def plugins_json(plugins: Any) -> dict[str, Any]:
     return dict(plugins.as_json())
+
+
+def claim_json(claim: Any) -> dict[str, Any] | None:
+    """A shared store: which daemon runs the sync now, and since when (issue 17)."""
+    if claim is None:
+        return None
+    since = claim.since.replace(tzinfo=UTC) if claim.since is not None else None
+    return {"daemon": claim.holder, "since": rfc3339(since)}

@@ -220,6 +220,9 @@ def print_status(data: dict[str, Any]) -> None:
             notes[sync["name"]] = sync["message"]
         elif sync.get("running_elsewhere"):
             notes[sync["name"]] = f"running in another process ({sync['running_elsewhere']})"
+        elif sync.get("claim") and sync["state"] != "running":
+            claim = sync["claim"]
+            notes[sync["name"]] = f"running on {claim['daemon']} since {_ago(claim['since'], now)}"
         hooks = sync.get("webhooks") or {}
         if hooks.get("active"):
             line = (

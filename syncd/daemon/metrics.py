@@ -7,7 +7,9 @@ several daemons in one interpreter, and the global registry refuses a metric reg
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -116,6 +118,12 @@ class Metrics:
             registry=self.registry,
         )
         self.config_ok.set(1)
+        self.claimed = Gauge(
+            "syncd_sync_claimed_since_timestamp_seconds",
+            "A shared store: since when the daemon (holder) runs the sync.",
+            ["sync", "holder"],
+            registry=self.registry,
+        )
         info = Gauge("syncd_info", "The daemon's version.", ["version"], registry=self.registry)
         info.labels(__version__).set(1)
         self.registry.register(_BudgetCollector())
@@ -135,6 +143,13 @@ class Metrics:
 
     def set_last_success(self, sync: str, timestamp: float) -> None:
         self.last_success.labels(sync).set(timestamp)
+
+    def set_claims(self, claims: Mapping[str, Any]) -> None:
+        """Which daemon runs which sync, since when (a shared store; any daemon's claims)."""
+        self.claimed.clear()
+        for sync, claim in claims.items():
+            since = claim.since.replace(tzinfo=UTC).timestamp() if claim.since else 0.0
+            self.claimed.labels(sync, claim.holder).set(since)
 
     def forget(self, sync: str) -> None:
         """A sync removed from the config stops being reported as current."""

@@ -110,6 +110,7 @@ SCHEMAS: dict[str, Any] = {
             "message": NULLABLE_STRING,
         }
     ),
+    "Claim": _obj({"daemon": STRING, "since": NULLABLE_TIME}),
     "Running": _obj(
         {
             "run_id": {"type": ["integer", "null"]},
@@ -133,6 +134,7 @@ SCHEMAS: dict[str, Any] = {
             "next_run_at": NULLABLE_TIME,
             "running": _nullable(_ref("Running")),
             "running_elsewhere": NULLABLE_STRING,
+            "claim": _nullable(_ref("Claim")),
             "webhooks": _ref("Webhooks"),
             "message": NULLABLE_STRING,
         }

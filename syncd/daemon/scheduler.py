@@ -34,7 +34,7 @@ from syncd.daemon.metrics import Metrics
 from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
 from syncd.redact import redact
-from syncd.store import RunRow, Store
+from syncd.store import ClaimInfo, RunRow, Store
 from syncd.store.lock import SyncBusy
 from syncd.timefmt import rfc3339
 
@@ -53,6 +53,12 @@ TRIGGER_WAIT = 30.0
 #: how often OAuth grants of idle syncs are refreshed (Xero's expire after 60 unused days)
 KEEP_ALIVE_EVERY = 86400.0
 KEEP_ALIVE_JOB = "syncd:keep-alive"  # a colon: no sync can have this name
+#: on a shared (PostgreSQL) store: how often the claims of every daemon are read for status
+CLAIMS_JOB = "syncd:claims"
+CLAIMS_EVERY = 5.0
+#: on a shared store, a sync whose last run (by any daemon) started less than this share of
+#: its interval ago is not run again by another daemon's schedule
+SHARED_DUE = 0.8
 
 
 def utcnow() -> datetime:
@@ -203,6 +209,8 @@ class SyncScheduler:
         #: runs of syncs removed from the config, still finishing their current batch
         self._orphans: set[RunHandle] = set()
         self._stopping = False
+        #: on a shared store: which process holds which sync now (every daemon's)
+        self.claims: dict[str, ClaimInfo] = {}
         #: told of every run's start and end (``run_started``/``run_finished``): the webhooks
         self.listeners: list[Any] = []
         self._scheduler = AsyncIOScheduler(
@@ -227,6 +235,37 @@ class SyncScheduler:
             misfire_grace_time=3600,
             replace_existing=True,
         )
+        if self.store.shared:
+            await self.refresh_claims()
+            self._scheduler.add_job(
+                self.refresh_claims,
+                trigger=IntervalTrigger(
+                    seconds=min(CLAIMS_EVERY, self.store.settings.lease_timeout / 3),
+                    timezone=UTC,
+                ),
+                id=CLAIMS_JOB,
+                name="read the claims of every daemon",
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+            )
+
+    async def refresh_claims(self) -> None:
+        """Read which process runs which sync (any daemon on the shared store)."""
+        try:
+            self.claims = await self.store.run(self.store.live_claims)
+            orphans = await self.store.run(self.store.orphaned_syncs)
+        except Exception as exc:
+            log.warning("reading the claims failed", error=redact(f"{type(exc).__name__}: {exc}"))
+            return
+        self.metrics.set_claims(self.claims)
+        for name in orphans:
+            slot = self.slots.get(name)
+            if slot is not None and slot.current is None:
+                # its daemon died mid-run and its lease ran out: take it over soon (spread, so
+                # that the survivors do not all try at once)
+                log.info("taking over a sync whose daemon stopped answering", sync=name)
+                self._retry_at(slot, random.uniform(0.0, 0.5), floor=0.0)
 
     async def keep_credentials_alive(self) -> int:
         """Let every connector that needs authorisation refresh what would expire while its sync
@@ -234,28 +273,49 @@ class SyncScheduler:
         asked. A failure is logged and shows on the sync's next run."""
         asked = 0
         for slot in list(self.slots.values()):
-            for side in ("a", "b"):
-                if not slot.config.side(side).connector_class.needs_authorization:
-                    continue
-                connector = make_connector(slot.config, side, self.store)
-                asked += 1
-                try:
-                    await connector.open()
-                    summary = await connector.keep_alive()
-                    if summary:
-                        log.info(
-                            "credentials kept alive", sync=slot.name, side=side, detail=summary
-                        )
-                except Exception as exc:
-                    log.warning(
-                        "keeping credentials alive failed",
-                        sync=slot.name,
-                        side=side,
-                        error=redact(f"{type(exc).__name__}: {exc}"),
-                    )
-                finally:
-                    with contextlib.suppress(Exception):
-                        await connector.close()
+            needing = [
+                side
+                for side in ("a", "b")
+                if slot.config.side(side).connector_class.needs_authorization
+            ]
+            if not needing:
+                continue
+            if not self.store.shared:
+                asked += await self._keep_alive(slot, needing)
+                continue
+            # several daemons: only the one holding the sync's claim refreshes its grant (a
+            # rotating refresh token must never be used twice); a sync running elsewhere is
+            # refreshed by its run
+            try:
+                held = await self.store.claim(slot.name)
+            except SyncBusy:
+                continue
+            try:
+                asked += await self._keep_alive(slot, needing)
+            finally:
+                await self.store.unclaim(held)
+        return asked
+
+    async def _keep_alive(self, slot: SyncSlot, sides: list[str]) -> int:
+        asked = 0
+        for side in sides:
+            connector = make_connector(slot.config, side, self.store)
+            asked += 1
+            try:
+                await connector.open()
+                summary = await connector.keep_alive()
+                if summary:
+                    log.info("credentials kept alive", sync=slot.name, side=side, detail=summary)
+            except Exception as exc:
+                log.warning(
+                    "keeping credentials alive failed",
+                    sync=slot.name,
+                    side=side,
+                    error=redact(f"{type(exc).__name__}: {exc}"),
+                )
+            finally:
+                with contextlib.suppress(Exception):
+                    await connector.close()
         return asked
 
     @property
@@ -480,6 +540,8 @@ class SyncScheduler:
         if slot.current is not None:
             log.info("run skipped: the sync is already running", sync=name)
             return
+        if self.store.shared and await self._ran_elsewhere(slot):
+            return
         handle = self._launch(slot, "daemon")
         assert handle.task is not None
         try:
@@ -489,6 +551,24 @@ class SyncScheduler:
                 raise  # this job itself is cancelled
             # the run was cancelled by a shutdown past its deadline, and said so itself: not
             # an error of the job for APScheduler to log with a traceback
+
+    async def _ran_elsewhere(self, slot: SyncSlot) -> bool:
+        """Several daemons schedule every sync; whichever comes first runs it, and the others
+        skip it until it is due again (its last run, by anyone, is recent)."""
+        last = await self.store.run(self.store.last_run, slot.name)
+        if last is None:
+            return False
+        started = aware(last.started_at)
+        if started is None:
+            return False
+        # a run still "running" may be a dead daemon's: the claim decides, not the history
+        if last.outcome != "running" and utcnow() - started < timedelta(
+            seconds=slot.config.interval * SHARED_DUE
+        ):
+            slot.last = LastRun.from_row(last)
+            log.debug("run skipped: another daemon ran the sync recently", sync=slot.name)
+            return True
+        return False
 
     async def trigger(self, name: str, full: bool = False, force: bool = False) -> RunHandle:
         """Start a run now. Raises :class:`UnknownSync`, :class:`AlreadyRunning`."""
@@ -561,6 +641,10 @@ class SyncScheduler:
                 sync=slot.name,
                 holder=exc.holder,
             )
+            if self.store.shared and handle.trigger == "daemon":
+                # try again soon: if its holder died, its lease runs out within lease_timeout
+                lease = self.store.settings.lease_timeout
+                self._retry_at(slot, random.uniform(lease / 4, lease / 3), floor=0.1)
         except asyncio.CancelledError:
             # cancelled at the shutdown deadline, mid-batch: what was committed stays committed
             # (pending creates are reconciled on the next run); history must not say "success"
@@ -632,10 +716,10 @@ class SyncScheduler:
         if result.outcome in ("deferred", "retry_later") and result.retry_after:
             self._retry_at(slot, result.retry_after)
 
-    def _retry_at(self, slot: SyncSlot, delay: float) -> None:
+    def _retry_at(self, slot: SyncSlot, delay: float, floor: float = 1.0) -> None:
         if self._holds(slot) or self._stopping or slot.name not in self.slots:
             return
-        at = utcnow() + timedelta(seconds=max(1.0, delay))
+        at = utcnow() + timedelta(seconds=max(floor, delay))
         self._scheduler.modify_job(slot.name, next_run_time=at)
         log.info("next run moved", sync=slot.name, at=at.isoformat(), retry_after=delay)
 

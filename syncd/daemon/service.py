@@ -196,7 +196,7 @@ class Daemon:
         except ValueError as exc:
             _fail(f"hooks.listen: {exc}")
             return EXIT_CONFIG
-        store = Store(daemon.state_dir)
+        store = Store(daemon.state_dir, daemon.store)
         try:
             await store.aopen()
             self.token = await self._token(daemon)

@@ -74,7 +74,6 @@ from syncd.store import (
     Store,
     encode_base,
 )
-from syncd.store.lock import SyncLock
 
 log = get_logger("syncd.engine")
 
@@ -278,13 +277,12 @@ class SyncRun:
 
     async def execute(self) -> RunResult:
         started = time.monotonic()
-        lock = SyncLock(self.store.state_dir, self.sync.name)
-        lock.acquire()  # raises SyncBusy
+        held = await self.store.claim(self.sync.name)  # raises SyncBusy
         try:
             with cyclic_gc_paused():
                 result = await self._locked()
         finally:
-            lock.release()
+            await self.store.unclaim(held)
         result.duration = time.monotonic() - started
         return result
 

@@ -1,15 +1,20 @@
-"""The status database: SQLite through peewee, on one dedicated thread.
+"""The status database: SQLite (or PostgreSQL) through peewee, on one dedicated thread.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a committed outcome survives power loss),
 foreign keys on and a busy timeout, and the schema is kept by peewee's migration runner. Every
 call goes through :meth:`Store.run`, which executes it on the store's single worker thread, so
 the event loop is never blocked by the database and there is exactly one writer per process.
+
+With ``[store] url = "postgresql://…"`` the same models, migrations and queries run on
+PostgreSQL (psycopg 3), shared by several daemons: see :mod:`syncd.store.engines` (opening,
+placeholders, fencing) and :mod:`syncd.store.claims` (which process runs which sync).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -19,10 +24,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
 from syncd.redact import redact
+from syncd.store.claims import ClaimInfo, Claims
+from syncd.store.engines import (
+    FENCE,
+    ClaimLost,
+    Fence,
+    StoreSettings,
+    make_database,
+    safe_url,
+)
+from syncd.store.lock import SyncLock
 from syncd.store.models import (
     ALL_MODELS,
     Journal,
@@ -41,6 +55,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: the advisory lock daemons starting together on one PostgreSQL take while migrating
+MIGRATION_LOCK = 0x73796E6364  # "syncd"
 DB_NAME = "syncd.db"
 
 
@@ -264,21 +280,18 @@ def backoff(attempts: int) -> timedelta:
 class Store:
     """The status database of one state directory."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, settings: StoreSettings | None = None) -> None:
         self.state_dir = state_dir
         self.path = state_dir / DB_NAME
+        self.settings = settings or StoreSettings()
+        #: True on PostgreSQL: the store is shared by several processes, kept apart by claims
+        self.shared = self.settings.postgres
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
-        self.db = SqliteDatabase(
-            str(self.path),
-            pragmas={
-                "journal_mode": "wal",
-                "synchronous": 2,  # FULL
-                "foreign_keys": 1,
-                "busy_timeout": 15000,
-            },
-            check_same_thread=False,
-        )
+        self.db = make_database(str(self.path), self.settings)
+        self.claims = Claims(self.settings) if self.shared else None
         self._link_indexes: dict[str, LinkIndexCache] = {}
+        #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
+        self._claim_epoch = 0
         #: the (side, record id) of every ``record_decision`` row, per sync, with the data
         #: version they were read at: a commit that syncs 100,000 records deletes only the
         #: decisions that exist (most syncs have no rules, so none ever)
@@ -287,6 +300,13 @@ class Store:
         self._history: dict[str, int] = {}
         #: when each sync's journal was last pruned by this process
         self._pruned: dict[str, datetime] = {}
+
+    @property
+    def where(self) -> str:
+        """The database as a person reads it (no password)."""
+        if self.shared and self.settings.url:
+            return safe_url(self.settings.url)
+        return str(self.path)
 
     def set_history(self, sync: str, days: int) -> None:
         self._history[sync] = days
@@ -299,7 +319,20 @@ class Store:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the store's thread."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        # the caller's context (the claim its run writes under) goes along to the store's thread
+        context = contextvars.copy_context()
+
+        def call() -> T:
+            return self._call(fn, *args, **kwargs)
+
+        return await loop.run_in_executor(self._executor, context.run, call)
+
+    def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self.shared and not self.db.is_closed() and not self.db.is_connection_usable():
+            # the connection broke (server restarted, network): the next query reconnects
+            with contextlib.suppress(Exception):
+                self.db.close()
+        return fn(*args, **kwargs)
 
     def open(self) -> None:
         """Create the state directory (0700) and the database, and apply pending migrations."""
@@ -309,12 +342,31 @@ class Store:
             os.chmod(self.state_dir, 0o700)
         database.initialize(self.db)
         self.db.connect(reuse_if_open=True)
-        Runner(self.db, directory=str(MIGRATIONS)).up()
+        if self.shared:
+            # several daemons may start at once: one migrates, the others wait for it
+            self.db.execute_sql("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK,))
+            try:
+                Runner(self.db, directory=str(MIGRATIONS)).up()
+            finally:
+                self.db.execute_sql("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
+        else:
+            Runner(self.db, directory=str(MIGRATIONS)).up()
+
+    def pending_migrations(self) -> list[str]:
+        """Migrations not applied yet (without applying any)."""
+        if not self.shared:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        database.initialize(self.db)
+        self.db.connect(reuse_if_open=True)
+        runner = Runner(self.db, directory=str(MIGRATIONS))
+        return [m.name for m in runner.status() if not m.applied]
 
     async def aopen(self) -> None:
         await self.run(self.open)
 
     def close(self) -> None:
+        if self.claims is not None:
+            self.claims.close()
         if not self.db.is_closed():
             self.db.close()
 
@@ -323,8 +375,54 @@ class Store:
         self._executor.shutdown(wait=True)
 
     def integrity(self) -> str:
+        if self.shared:
+            return "ok"  # PostgreSQL checks its pages itself (data checksums, WAL)
         row = self.db.execute_sql("PRAGMA integrity_check").fetchone()
         return str(row[0])
+
+    # --- one run per sync at a time (flock on SQLite, a claim on PostgreSQL) ------------------
+
+    async def claim(self, sync: str) -> SyncLock | Fence:
+        """Take the sync for a run; raises :class:`SyncBusy` when another process has it.
+        On PostgreSQL every later commit of the calling task is fenced by the claim."""
+        if self.claims is None:
+            lock = SyncLock(self.state_dir, sync)
+            lock.acquire()
+            return lock
+        fence = await self.run(self._claim, sync)
+        FENCE.set(fence)
+        return fence
+
+    def _claim(self, sync: str) -> Fence:
+        assert self.claims is not None
+        fence = self.claims.acquire(self.db, sync)
+        self._claim_epoch += 1
+        return fence
+
+    async def unclaim(self, held: SyncLock | Fence) -> None:
+        if isinstance(held, SyncLock):
+            held.release()
+            return
+        FENCE.set(None)
+        assert self.claims is not None
+        await self.run(self.claims.release, self.db, held)
+
+    def orphaned_syncs(self) -> list[str]:
+        """Syncs with a run still "running" that no live claim covers: their process died."""
+        if self.claims is None:
+            return []
+        rows = self.db.execute_sql(
+            "SELECT DISTINCT r.sync FROM run r WHERE r.outcome = 'running' AND NOT EXISTS"
+            " (SELECT 1 FROM sync_claim c WHERE c.sync = r.sync AND c.holder <> ''"
+            " AND c.expires_at > clock_timestamp())"
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows)
+
+    def live_claims(self) -> dict[str, ClaimInfo]:
+        """Which process runs which sync now (PostgreSQL; empty on SQLite)."""
+        if self.claims is None:
+            return {}
+        return self.claims.live(self.db)
 
     def ping(self) -> bool:
         self.db.execute_sql("SELECT 1").fetchone()
@@ -384,6 +482,10 @@ class Store:
         return cache.index
 
     def _data_version(self) -> int:
+        if self.shared:
+            # nobody else writes a sync's links while we hold its claim; a new claim (ours
+            # or, before it, someone else's run) may follow anyone's writes: rebuild then
+            return self._claim_epoch
         # changes whenever another connection commits (our own commits update the caches)
         return int(self.db.execute_sql("PRAGMA data_version").fetchone()[0])
 
@@ -435,6 +537,9 @@ class Store:
         # a first merge inserts 150,000 links: one cursor, the time stamp formatted once
         # (as sqlite3's datetime adapter would), no query builder
         when = _sql_time(stamp)
+        if self.shared:
+            self._save_links_pg(sync, rows, when)
+            return
         cursor = self.db.cursor()
         for row in rows:
             values = (
@@ -456,6 +561,50 @@ class Store:
                 row.id = cursor.lastrowid
             else:
                 updates.append((*values, row.id))
+        if updates:
+            cursor.executemany(
+                "UPDATE link SET a_id = ?, b_id = ?, state = ?, base_a = ?, base_b = ?, fp_a = ?,"
+                " fp_b = ?, updated_at = ? WHERE id = ?",
+                updates,
+            )
+
+    def _save_links_pg(self, sync: str, rows: Iterable[LinkRow], when: str) -> None:
+        """PostgreSQL has no ``lastrowid``: the new links' ids come from the sequence in one
+        query, then inserts and updates go as two pipelined batches."""
+        saved = list(rows)
+        new = [row for row in saved if row.id is None]
+        updates = [
+            (r.a_id, r.b_id, r.state, r.base_a_json, r.base_b_json, r.fp_a, r.fp_b, when, r.id)
+            for r in saved
+            if r.id is not None
+        ]
+        cursor = self.db.cursor()
+        if new:
+            ids = cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('link', 'id')) FROM generate_series(1, ?)",
+                (len(new),),
+            ).fetchall()
+            for row, (link_id,) in zip(new, ids, strict=True):
+                row.id = int(link_id)
+            # one statement over arrays, not one per link (a first merge inserts 150,000)
+            cursor.execute(
+                "INSERT INTO link (id, a_id, b_id, state, base_a, base_b, fp_a, fp_b,"
+                " updated_at, sync) SELECT u.*, ?::timestamp, ? FROM unnest(?::bigint[],"
+                " ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
+                " AS u",
+                (
+                    when,
+                    sync,
+                    [r.id for r in new],
+                    [r.a_id for r in new],
+                    [r.b_id for r in new],
+                    [r.state for r in new],
+                    [r.base_a_json for r in new],
+                    [r.base_b_json for r in new],
+                    [r.fp_a for r in new],
+                    [r.fp_b for r in new],
+                ),
+            )
         if updates:
             cursor.executemany(
                 "UPDATE link SET a_id = ?, b_id = ?, state = ?, base_a = ?, base_b = ?, fp_a = ?,"
@@ -565,8 +714,12 @@ class Store:
         when = _sql_time(stamp)
         # one statement for all: a filter may leave most of a first merge's records behind
         self.db.cursor().executemany(
-            "INSERT OR REPLACE INTO record_decision (sync, side, record_id, kind, email, reason,"
-            " run_id, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            # an upsert on its one unique key: the same on SQLite and PostgreSQL
+            "INSERT INTO record_decision (sync, side, record_id, kind, email, reason,"
+            " run_id, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (sync, side, record_id) DO UPDATE SET kind = excluded.kind,"
+            " email = excluded.email, reason = excluded.reason, run_id = excluded.run_id,"
+            " decided_at = excluded.decided_at",
             [
                 (sync, d.side, d.record_id, d.kind, d.email, d.reason, run_id, when)
                 for d in decisions
@@ -715,12 +868,45 @@ class Store:
         stamp = now()
         when = _sql_time(stamp)
         with self.db.atomic():
-            self.db.cursor().executemany(
-                "INSERT OR REPLACE INTO pending_write (sync, side, source_id, key, email,"
+            cursor = self.db.cursor()
+            if self.shared and rows:
+                self._add_pending_pg(sync, rows, run_id, when)
+                self._insert_journal(sync, journal, run_id, stamp)
+                return
+            # replaces an entry with the same key or the same record (both are unique), as
+            # SQLite's INSERT OR REPLACE would, in SQL that PostgreSQL speaks too
+            cursor.executemany(
+                "DELETE FROM pending_write WHERE key = ? OR (sync = ? AND side = ?"
+                " AND source_id = ?)",
+                [(r.key, sync, r.side, r.source_id) for r in rows],
+            )
+            cursor.executemany(
+                "INSERT INTO pending_write (sync, side, source_id, key, email,"
                 " created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(sync, r.side, r.source_id, r.key, r.email, when, run_id) for r in rows],
             )
             self._insert_journal(sync, journal, run_id, stamp)
+
+    def _add_pending_pg(
+        self, sync: str, rows: Sequence[PendingRow], run_id: int | None, when: str
+    ) -> None:
+        keys = [r.key for r in rows]
+        sides = [r.side for r in rows]
+        sources = [r.source_id for r in rows]
+        cursor = self.db.cursor()
+        cursor.execute(
+            "DELETE FROM pending_write p USING unnest(?::text[], ?::text[], ?::text[])"
+            " AS u(key, side, source_id) WHERE p.key = u.key"
+            " OR (p.sync = ? AND p.side = u.side AND p.source_id = u.source_id)",
+            (keys, sides, sources, sync),
+        )
+        cursor.execute(
+            "INSERT INTO pending_write (sync, side, source_id, key, email, created_at, run_id)"
+            " SELECT ?, u.side, u.source_id, u.key, u.email, ?::timestamp, ?::integer"
+            " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS u(side, source_id,"
+            " key, email)",
+            (sync, when, run_id, sides, sources, keys, [r.email for r in rows]),
+        )
 
     def list_pending(self, sync: str) -> list[PendingRow]:
         query = PendingWrite.select().where(PendingWrite.sync == sync)
@@ -902,8 +1088,9 @@ class Store:
             [(sync, side, rid) for side, rid in records],
         )
         cursor.executemany(
-            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending' AND run_id IS ?"
-            " THEN 'confirmed' ELSE 'superseded' END, settled_at = ?"
+            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending'"
+            " AND run_id IS NOT DISTINCT FROM ? THEN 'confirmed' ELSE 'superseded' END,"
+            " settled_at = ?"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
         )
@@ -968,7 +1155,10 @@ class Store:
         return None if row is None else str(row.value)
 
     def set_value(self, key: str, value: str) -> None:
-        KeyValue.insert(key=key, value=value, updated_at=now()).on_conflict_replace().execute()
+        KeyValue.insert(key=key, value=value, updated_at=now()).on_conflict(
+            conflict_target=[KeyValue.key],
+            update={KeyValue.value: value, KeyValue.updated_at: now()},
+        ).execute()
 
 
 def _sql_time(value: datetime) -> str:
@@ -1018,6 +1208,8 @@ def _run_row(run: Run) -> RunRow:
 
 __all__ = [
     "ALL_MODELS",
+    "ClaimInfo",
+    "ClaimLost",
     "IssueRow",
     "JournalResult",
     "JournalRow",
@@ -1027,5 +1219,6 @@ __all__ = [
     "RunRow",
     "Store",
     "StoreError",
+    "StoreSettings",
     "encode_base",
 ]

@@ -1,0 +1,79 @@
+"""``[store]`` of ``syncd.toml``: which database the status lives in.
+
+```toml
+[store]
+url = "postgresql://syncd@db.internal:5432/syncd"   # omitted: SQLite in the state directory
+password = "${env:SYNCD_DB_PASSWORD}"               # a secret reference; or PG* vars / .pgpass
+lease_timeout = "30s"                               # how soon another daemon takes a sync over
+daemon_id = "box-1"                                 # how this daemon is named in claims
+```
+
+``SYNCD_STORE_URL`` in the environment overrides ``url``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from syncd.config_errors import ConfigError, Problems
+from syncd.config_secrets import resolve
+from syncd.config_settings import register_resolved
+from syncd.config_values import Bounds, check_keys, parse_duration, show, string, table
+from syncd.store.engines import DEFAULT_LEASE, StoreSettings, is_postgres_url
+
+LEASE = Bounds(1.0, 3600.0)
+KEYS = ("url", "password", "lease_timeout", "daemon_id")
+
+
+def load_store_settings(raw: Any, path: Path) -> StoreSettings:
+    """The ``[store]`` table (``raw``), checked: every problem names its key."""
+    data = table(raw if raw is not None else {}, path, "store")
+    problems = Problems()
+    check_keys(data, KEYS, path, "store.", problems)
+    values: dict[str, Any] = {}
+    with problems.check():
+        url = os.environ.get("SYNCD_STORE_URL") or data.get("url")
+        if url is not None:
+            url = string(url, path, "store.url")
+            if not is_postgres_url(url):
+                raise ConfigError(
+                    path,
+                    "store.url",
+                    f"expected postgresql://USER@HOST:PORT/DATABASE, got {show(url)}"
+                    " (leave it out for SQLite in the state directory)",
+                )
+            if (
+                "@" in url.split("//", 1)[-1].split("/", 1)[0]
+                and ":" in url.split("//", 1)[-1].split("@", 1)[0]
+            ):
+                raise ConfigError(
+                    path,
+                    "store.url",
+                    "put the password in store.password (a secret reference), a .pgpass file or"
+                    " PGPASSWORD, not in the URL",
+                )
+            values["url"] = url
+    if "password" in data:
+        with problems.check():
+            resolved = resolve(
+                string(data["password"], path, "store.password"), path, "store.password"
+            )
+            register_resolved(resolved, path, "store.password", always=True)
+            values["password"] = resolved.value
+    if "lease_timeout" in data:
+        with problems.check():
+            values["lease_timeout"] = parse_duration(
+                data["lease_timeout"], path, "store.lease_timeout", LEASE
+            )
+    if "daemon_id" in data:
+        with problems.check():
+            values["daemon_id"] = string(data["daemon_id"], path, "store.daemon_id")
+    problems.raise_any()
+    return StoreSettings(
+        url=values.get("url"),
+        password=values.get("password"),
+        lease_timeout=values.get("lease_timeout", DEFAULT_LEASE),
+        daemon_id=values.get("daemon_id"),
+    )
