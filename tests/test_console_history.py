@@ -24,6 +24,9 @@ class Console:
     def __init__(self, process: DaemonProcess, url: str) -> None:
         self.process, self.url = process, url
 
+    def token(self) -> str:
+        return self.process.token()
+
     def sign_in(self) -> requests.Session:
         browser = requests.Session()
         form = browser.get(self.url + "/signin", timeout=60)
