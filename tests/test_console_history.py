@@ -109,7 +109,7 @@ def test_run_page_lists_its_changes_and_undoes_after_showing_the_dry_run(
     preview = browser.post(undo, data={"csrf_token": token}, timeout=60)
     assert preview.status_code == 200
     words = text_of(preview.text)
-    assert "an undo would leave 10 restored" in words and "Would be restored (10)" in words
+    assert "Run 1, if undone: 10 restored." in words and "Would be restored (10)" in words
     assert 'name="confirm" value="yes"' in preview.text
     assert phones(data / "b.csv") == written
     # without the CSRF token: refused
@@ -131,7 +131,7 @@ def test_run_page_lists_its_changes_and_undoes_after_showing_the_dry_run(
     assert phones(data / "b.csv") == before
     # a second undo leaves everything alone, with its reasons
     again = text_of(browser.post(undo, data={"csrf_token": token}, timeout=60).text)
-    assert "an undo would leave 10 skipped" in again and "Left alone (10)" in again
+    assert "Run 1, if undone: 10 skipped." in again and "Left alone (10)" in again
 
     # the record's timeline on the sync page: both writes, oldest first
     explained = browser.get(console.url + "/syncs/s", params={"record": "p4@x.com"}, timeout=60)

@@ -132,7 +132,7 @@ def _undo_words(answer: dict[str, Any]) -> str:
     what = ", ".join(parts) if parts else "nothing to undo"
     head = f"Run {answer['undone_run']}"
     if answer["dry_run"]:
-        return f"{head}: an undo would leave {what}."
+        return f"{head}, if undone: {what}."
     run = f" (run {answer['run_id']})" if answer.get("run_id") else ""
     message = f" {answer['message']}" if answer.get("message") else ""
     return f"{head} undone{run}: {what}.{message}"
