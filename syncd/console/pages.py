@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from syncd.console import oauth_pages, overview, plugins_page, sync_page, wizard
+from syncd.console import history_pages, oauth_pages, overview, plugins_page, sync_page, wizard
 
-PAGE_MODULES: list[ModuleType] = [overview, plugins_page, oauth_pages, sync_page, wizard]
+PAGE_MODULES: list[ModuleType] = [
+    overview,
+    plugins_page,
+    oauth_pages,
+    sync_page,
+    wizard,
+    history_pages,
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from syncd.console.charts import runs_chart, series_values
+from syncd.console.history_service import HistoryService
 from syncd.console.insight_service import InsightService
 from syncd.console.overview import OUTCOME_WORDS, STATE_WORDS
 from syncd.console.service import UnknownSync
@@ -72,11 +73,16 @@ async def sync_page(request: web.Request) -> web.Response:
     live = request.query.get("live") == "1" and not _is_refresh(request)
     explanation = None
     explain_error = None
+    history = HistoryService(console.daemon)
+    timeline: list[dict[str, object]] = []
+    timeline_total = 0
     if query.strip():
         try:
             explanation = await insight.explain(name, query, live)
         except ExplainError as exc:
             explain_error = str(exc)
+        if explanation is not None and len(query) <= 320:
+            timeline, timeline_total = await history.changes(name, record=query.strip())
     runs = await insight.runs(name, HISTORY)
     summary = console.service.summary(slot)
     return render(
@@ -101,6 +107,9 @@ async def sync_page(request: web.Request) -> web.Response:
             "explanation": explanation,
             "explain_error": explain_error,
             "live": live,
+            "timeline": timeline,
+            "timeline_total": timeline_total,
+            "held": await history.held(name),
             "back": f"/syncs/{name}",
         },
     )

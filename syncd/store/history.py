@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from syncd.store import Store
+    from syncd.store import RunRow, Store
 
 CHANGES_LIMIT_DEFAULT = 100
 CHANGES_LIMIT_MAX = 1000
@@ -285,3 +285,12 @@ def held_json(held: Held) -> dict[str, Any]:
         "detected_at": _iso(held.detected_at),
         "run_id": held.run_id,
     }
+
+
+def get_run(store: Store, sync: str, run_id: int) -> RunRow | None:
+    """One run of ``sync`` by its id (the console's run page)."""
+    from syncd.store import _run_row
+    from syncd.store.models import Run
+
+    run = Run.get_or_none((Run.id == run_id) & (Run.sync == sync))
+    return _run_row(run) if run is not None else None

@@ -1,0 +1,183 @@
+"""The console's parts of the change journal (issue 15) over plain HTTP with a signed-in session,
+on a real daemon with CSV files: the run page and its undo (dry run first, then confirmed; 409
+while the sync runs), a record's timeline on the sync page, and the review queue's buttons."""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from syncd.store.lock import SyncLock
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
+
+from .test_undo_api import finished, phones, write_people
+
+
+class Console:
+    def __init__(self, process: DaemonProcess, url: str) -> None:
+        self.process, self.url = process, url
+
+    def token(self) -> str:
+        return self.process.token()
+
+    def sign_in(self) -> requests.Session:
+        browser = requests.Session()
+        form = browser.get(self.url + "/signin", timeout=60)
+        field = re.search(r'name="signin_csrf" value="([^"]+)"', form.text)
+        assert field, form.text
+        answer = browser.post(
+            self.url + "/signin",
+            data={"token": self.process.token(), "next": "/", "signin_csrf": field.group(1)},
+            allow_redirects=False,
+            timeout=60,
+        )
+        assert answer.status_code == 303, answer.text
+        return browser
+
+    def csrf(self, browser: requests.Session) -> str:
+        page = browser.get(self.url + "/", timeout=60)
+        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert found, page.text
+        return found.group(1)
+
+
+@pytest.fixture
+def console(tmp_path: Path) -> Iterator[Console]:
+    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
+    data.mkdir()
+    listen = f"127.0.0.1:{free_port()}"
+    write_daemon_config(config, listen, state, shutdown_deadline="10s")
+    write_people(data / "a.csv", 1, 10)
+    write_people(data / "b.csv", 2, 10)
+    (config / "syncs" / "s.toml").write_text(
+        textwrap.dedent(
+            f"""
+            interval = "1h"
+            winner = "a"
+            deletions = "review"
+            [a]
+            connector = "csv"
+            path = "{data / "a.csv"}"
+            [b]
+            connector = "csv"
+            path = "{data / "b.csv"}"
+            """
+        )
+    )
+    process = DaemonProcess(config, state, listen)
+    with process:
+        process.wait_ready()
+        wait_until(lambda: finished(process, 1), 120, "the first run")
+        yield Console(process, f"http://{listen}")
+        log = process.log_text()
+    assert "Traceback" not in log, log[-5000:]
+
+
+def text_of(page: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+
+
+def test_run_page_lists_its_changes_and_undoes_after_showing_the_dry_run(
+    console: Console, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    before = {f"p{i}@x.com": f"+44 20 7946 2{i:03d}" for i in range(10)}
+    written = phones(data / "b.csv")
+    assert written != before
+    [run] = console.process.get("/api/v1/syncs/s/runs")["runs"]
+    browser = console.sign_in()
+    token = console.csrf(browser)
+
+    sync_page = browser.get(console.url + "/syncs/s", timeout=60)
+    assert f'href="/syncs/s/runs/{run["id"]}"' in sync_page.text
+    page = browser.get(console.url + f"/syncs/s/runs/{run['id']}", timeout=60)
+    assert page.status_code == 200
+    words = text_of(page.text)
+    assert "10 writes, field by field" in words
+    assert "+44 20 7946 2004 → +442079461004" in words
+    assert "Undo this run" in words
+
+    undo = console.url + f"/syncs/s/runs/{run['id']}/undo"
+    # the first press shows the dry run and changes nothing
+    preview = browser.post(undo, data={"csrf_token": token}, timeout=60)
+    assert preview.status_code == 200
+    words = text_of(preview.text)
+    assert "Run 1, if undone: 10 restored." in words and "Would be restored (10)" in words
+    assert 'name="confirm" value="yes"' in preview.text
+    assert phones(data / "b.csv") == written
+    # without the CSRF token: refused
+    assert browser.post(undo, data={"confirm": "yes"}, timeout=60).status_code == 403
+    # while the sync runs: 409 and a message, nothing changed
+    lock = SyncLock(tmp_path / "state", "s")
+    lock.acquire()
+    try:
+        busy = browser.post(undo, data={"csrf_token": token, "confirm": "yes"}, timeout=60)
+    finally:
+        lock.release()
+    assert busy.status_code == 409 and "The sync is running" in busy.text
+    assert phones(data / "b.csv") == written
+
+    confirmed = browser.post(undo, data={"csrf_token": token, "confirm": "yes"}, timeout=60)
+    assert confirmed.status_code == 200
+    assert f"Run {run['id']} undone" in text_of(confirmed.text)
+    assert "10 restored" in text_of(confirmed.text)
+    assert phones(data / "b.csv") == before
+    # a second undo leaves everything alone, with its reasons
+    again = text_of(browser.post(undo, data={"csrf_token": token}, timeout=60).text)
+    assert "Run 1, if undone: 10 skipped." in again and "Left alone (10)" in again
+
+    # the record's timeline on the sync page: both writes, oldest first
+    explained = browser.get(console.url + "/syncs/s", params={"record": "p4@x.com"}, timeout=60)
+    timeline = text_of(explained.text.split('id="timeline"', 1)[1])
+    first = timeline.index("+44 20 7946 2004 → +442079461004")
+    second = timeline.index("→ +44 20 7946 2004")
+    assert first < second
+    assert browser.get(console.url + "/syncs/s/runs/999", timeout=60).status_code == 404
+    assert browser.get(console.url + "/syncs/s/runs/x1", timeout=60).status_code == 404
+
+
+def delete_from_a(data: Path, *emails: str) -> None:
+    with (data / "a.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [r for r in rows if not set(emails) & set(r)]
+    with (data / "a.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def test_review_section_approves_one_and_rejects_the_rest(console: Console, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    delete_from_a(data, "p2@x.com", "p3@x.com", "p5@x.com")
+    console.process.post("/api/v1/syncs/s/trigger", {"full": True})
+    wait_until(lambda: finished(console.process, 2), 120, "the second run")
+    browser = console.sign_in()
+    token = console.csrf(browser)
+    page = browser.get(console.url + "/syncs/s", timeout=60)
+    assert "Deletions held for review (3)" in text_of(page.text)
+    held = console.process.get("/api/v1/syncs/s/review")["held"]
+    p2 = next(h for h in held if h["email"] == "p2@x.com")
+    assert f'data-review-id="{p2["id"]}"' in page.text
+    assert "p2@x.com" in phones(data / "b.csv")
+
+    review = console.url + "/syncs/s/review"
+    answer = browser.post(
+        review, data={"csrf_token": token, "decision": "approve", "id": str(p2["id"])}, timeout=60
+    )
+    assert answer.status_code == 200 and "1 approved" in text_of(answer.text)
+    assert "p2@x.com" not in phones(data / "b.csv")
+    assert "Deletions held for review (2)" in text_of(answer.text)
+    bad = browser.post(review, data={"csrf_token": token, "decision": "approve", "id": "x"})
+    assert bad.status_code == 400
+    answer = browser.post(
+        review, data={"csrf_token": token, "decision": "reject", "all": "yes"}, timeout=60
+    )
+    assert "2 rejected" in text_of(answer.text)
+    assert "Deletions held for review" not in answer.text
+    assert {"p3@x.com", "p5@x.com"} <= set(phones(data / "b.csv"))
+    assert console.process.get("/api/v1/syncs/s/review")["held"] == []
