@@ -1,12 +1,12 @@
 """The connector's local mirror of one address book: each card's href, ETag, body and fields, and
 the collection's sync-token (the cursor of RFC 6578 WebDAV sync).
 
-syncd's engine keeps a time watermark as its cursor; a sync-token is no time, so the connector
-keeps its own, in a SQLite file under the state directory. With the mirror, a run asks the server
-only what changed since the token (one ``sync-collection`` REPORT) or, on a server without WebDAV
-sync, compares ETags from one PROPFIND, and fetches the bodies of changed cards alone; syncd
-still sees the whole address book on every run (unchanged cards carry their ETag as
-``version``), so it notices deletions without a listing in full.
+The sync-token is also the engine's cursor for this side (``Connector.listing_cursor``): a run
+lists only the cards changed since the token the last committed run ended at; the mirror keeps
+every card's body, ETag and fields, which an update needs (it edits only the properties syncd
+maps) and a full listing hands to syncd (unchanged cards carry their ETag as ``version``). On a
+server without WebDAV sync, every run compares ETags from one PROPFIND and fetches the bodies of
+changed cards alone.
 
 The mirror is a cache: losing it (or any write to it, in a crash) costs a full fetch, never data.
 Every write that reached the server but not the mirror is reported by the server again (the
