@@ -285,6 +285,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument("--concurrency", type=int, default=4, help="syncd's concurrency")
     parser.add_argument("--skip-large", action="store_true", help="only the first sync")
+    parser.add_argument("--skip-first", action="store_true", help="only the large books")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -307,7 +308,7 @@ def main() -> int:
                     ]
 
                 # 1. first sync, alternating, each on a fresh pair of books
-                for rep in range(args.repeat):
+                for rep in range(0 if args.skip_first else args.repeat):
                     for prefix in ("v", "s"):
                         seed(server, f"{prefix}first{rep}a", args.first)
                         seed(server, f"{prefix}first{rep}b", 0)

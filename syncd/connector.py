@@ -441,6 +441,17 @@ class Connector(abc.ABC):
         """Turn the engine's committed high-water mark into this connector's cursor string."""
         return watermark.isoformat()
 
+    def listing_cursor(self) -> str | None:
+        """A cursor of the app's own for the listing just done (a WebDAV sync-token), or None.
+
+        When it returns a string after ``list_records``, the engine stores that string as this
+        side's cursor (instead of one made from the records' update times by ``make_cursor``)
+        once the run has committed, and hands it back to the next incremental
+        ``list_records(cursor)``; it keeps the previous cursor when a record listed in this
+        run failed or was backed off, so that the record is listed again. See "An app whose
+        cursor is not a time" in docs/writing-a-connector.md."""
+        return None
+
     async def create(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         """Create records (at most ``create_batch_size``); one result per write, by ``key``."""
         raise NotImplementedError(f"{self.name} cannot create records")

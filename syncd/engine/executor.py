@@ -1175,6 +1175,14 @@ class SyncRun:
                 values[f"last_full_{side}"] = now
             if not connector.capabilities.incremental:
                 continue
+            own = connector.listing_cursor()
+            if own is not None:
+                # the app's own cursor (a sync-token): kept where it was while a record
+                # listed in this run failed or is backed off, so that it is listed again
+                held = self.failed_ids[side] | info.backed_off
+                if not any(info.listed(rid) or rid in info.released_held for rid in held):
+                    values[f"cursor_{side}"] = own
+                continue
             high = info.latest_update()
             if high is None:
                 continue

@@ -103,7 +103,9 @@ class CardDavConnector(Connector):
     capabilities = Capabilities(
         read=True,
         write=True,
-        incremental=False,  # the connector is incremental itself: see syncd_carddav.mirror
+        # listed incrementally from the sync-token (RFC 6578), the engine's cursor through
+        # Connector.listing_cursor; bodies and fields of unchanged cards stay in the mirror
+        incremental=True,
         lookup_by_email=False,
         archive="delete",
         create_batch_size=BATCH,
@@ -124,6 +126,8 @@ class CardDavConnector(Connector):
         self.mirror: Mirror | None = None
         self.books: list[AddressBook] = []
         self.stats = {"fetched": 0, "sync_reports": 0, "full_listings": 0}
+        #: the sync-token the last listing ended at (the engine's next cursor)
+        self._listed_token: str | None = None
 
     # --- session ------------------------------------------------------------------------
 
@@ -212,20 +216,54 @@ class CardDavConnector(Connector):
     def _card_url(self, book: AddressBook, cid: str) -> str:
         return urljoin(book.url, quote(cid))
 
+    def listing_cursor(self) -> str | None:
+        return self._listed_token
+
     async def list_records(self, cursor: str | None) -> AsyncIterator[list[RemoteRecord]]:
+        """All cards (``cursor`` None), else those changed since the sync-token ``cursor``
+        (removed ones as archived); a refused token falls back to every card."""
         book = await self._address_book()
         mirror = self._mirror(book)
-        await self._refresh(book, mirror)
+        self._listed_token = None
+        records: list[RemoteRecord] | None = None
+        if cursor is not None and not mirror.sync_unsupported:
+            records = await self._since(book, mirror, cursor)
+        if records is None:
+            await self._refresh(book, mirror)
+            records = [_record(cid, entry) for cid, entry in mirror.entries.items()]
+        if not mirror.sync_unsupported:
+            self._listed_token = mirror.token
         if not self.context.dry_run:
             await asyncio.to_thread(mirror.save)
-        page: list[RemoteRecord] = []
-        for cid, entry in list(mirror.entries.items()):
-            page.append(_record(cid, entry))
-            if len(page) >= PAGE:
-                yield page
-                page = []
-        if page:
-            yield page
+        for start in range(0, len(records), PAGE):
+            yield records[start : start + PAGE]
+
+    async def _since(
+        self, book: AddressBook, mirror: Mirror, cursor: str
+    ) -> list[RemoteRecord] | None:
+        """The cards changed since ``cursor`` (fetched when the mirror's copy is older), or
+        None when the server refuses the token or has no WebDAV sync."""
+        try:
+            changed, removed = await self._changes_since(book, mirror, cursor)
+        except InvalidSyncToken as exc:
+            log.info("sync-token refused (%s): listing %s in full", exc, book.path)
+            mirror.set_token(None)
+            return None
+        except SyncUnsupported as exc:
+            log.info("no sync-collection (%s): comparing ETags of %s", exc, book.path)
+            mirror.set_sync_unsupported(True)
+            mirror.set_token(None)
+            return None
+        stale = [
+            cid
+            for cid, etag in changed.items()
+            if etag is None or cid not in mirror.entries or mirror.entries[cid].etag != etag
+        ]
+        await self._fetch(book, mirror, stale)
+        records = [_record(cid, mirror.entries[cid]) for cid in changed if cid in mirror.entries]
+        gone = removed | {cid for cid in changed if cid not in mirror.entries}
+        records.extend(RemoteRecord(cid, {}, archived=True) for cid in sorted(gone))
+        return records
 
     async def _refresh(self, book: AddressBook, mirror: Mirror) -> None:
         """Bring the mirror up to date: what changed since the token, else every ETag."""
@@ -233,7 +271,7 @@ class CardDavConnector(Connector):
         changed: dict[str, str | None] | None = None
         if mirror.token and not mirror.sync_unsupported:
             try:
-                changed = await self._changes_since(book, mirror)
+                changed, _ = await self._changes_since(book, mirror, mirror.token)
             except InvalidSyncToken as exc:
                 log.info("sync-token refused (%s): listing %s in full", exc, book.path)
                 mirror.set_token(None)
@@ -250,12 +288,14 @@ class CardDavConnector(Connector):
         ]
         await self._fetch(book, mirror, stale)
 
-    async def _changes_since(self, book: AddressBook, mirror: Mirror) -> dict[str, str | None]:
-        """``sync-collection`` from the mirror's token: changed cards and their ETags (removed
-        ones leave the mirror at once)."""
-        assert self.dav is not None and mirror.token is not None
+    async def _changes_since(
+        self, book: AddressBook, mirror: Mirror, token: str
+    ) -> tuple[dict[str, str | None], set[str]]:
+        """``sync-collection`` from ``token``: changed cards and their ETags, and the removed
+        ones (which leave the mirror at once)."""
+        assert self.dav is not None
         changed: dict[str, str | None] = {}
-        token = mirror.token
+        removed: set[str] = set()
         for _ in range(1000):  # a truncated answer is continued from its token
             self.stats["sync_reports"] += 1
             answer = await self.dav.sync_collection(book.url, token)
@@ -266,13 +306,15 @@ class CardDavConnector(Connector):
                 if member.status == 404:
                     mirror.remove(cid)
                     changed.pop(cid, None)
+                    removed.add(cid)
                 elif _is_card(member.href):
                     changed[cid] = _etag(member)
+                    removed.discard(cid)
             token = answer.sync_token or token
             if not answer.truncated:
                 break
         mirror.set_token(token)
-        return changed
+        return changed, removed
 
     async def _full_listing(self, book: AddressBook, mirror: Mirror) -> dict[str, str | None]:
         """PROPFIND depth 1: every member's ETag, and the collection's sync-token."""

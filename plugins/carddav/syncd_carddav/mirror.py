@@ -1,12 +1,12 @@
 """The connector's local mirror of one address book: each card's href, ETag, body and fields, and
 the collection's sync-token (the cursor of RFC 6578 WebDAV sync).
 
-syncd's engine keeps a time watermark as its cursor; a sync-token is no time, so the connector
-keeps its own, in a SQLite file under the state directory. With the mirror, a run asks the server
-only what changed since the token (one ``sync-collection`` REPORT) or, on a server without WebDAV
-sync, compares ETags from one PROPFIND, and fetches the bodies of changed cards alone; syncd
-still sees the whole address book on every run (unchanged cards carry their ETag as
-``version``), so it notices deletions without a listing in full.
+The sync-token is also the engine's cursor for this side (``Connector.listing_cursor``): a run
+lists only the cards changed since the token the last committed run ended at; the mirror keeps
+every card's body, ETag and fields, which an update needs (it edits only the properties syncd
+maps) and a full listing hands to syncd (unchanged cards carry their ETag as ``version``). On a
+server without WebDAV sync, every run compares ETags from one PROPFIND and fetches the bodies of
+changed cards alone.
 
 The mirror is a cache: losing it (or any write to it, in a crash) costs a full fetch, never data.
 Every write that reached the server but not the mirror is reported by the server again (the
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,65 @@ CREATE TABLE IF NOT EXISTS card (
 """
 
 
-@dataclass(slots=True)
 class Entry:
-    href: str
-    etag: str | None
-    body: str | None
-    data: dict[str, Any] | None
-    picks: dict[str, int]
-    error: str | None = None
+    """One card: its href, ETag, body, fields and which vCard lines they came from. A loaded
+    entry decodes its fields when first asked (a run that lists incrementally reads few)."""
+
+    __slots__ = ("_data", "_picks", "_stored", "body", "error", "etag", "href")
+
+    def __init__(
+        self,
+        href: str,
+        etag: str | None,
+        body: str | None,
+        data: dict[str, Any] | None,
+        picks: dict[str, int],
+        error: str | None = None,
+    ) -> None:
+        self.href, self.etag, self.body, self.error = href, etag, body, error
+        self._data, self._picks = data, picks
+        self._stored: tuple[str | None, str | None] | None = None
+
+    @classmethod
+    def stored(
+        cls,
+        href: str,
+        etag: str | None,
+        body: str | None,
+        data: str | None,
+        picks: str | None,
+        error: str | None,
+    ) -> Entry:
+        entry = cls(href, etag, body, None, {}, error)
+        entry._stored = (data, picks)
+        return entry
+
+    def _decode(self) -> None:
+        if self._stored is not None:
+            data, picks = self._stored
+            self._stored = None
+            self._data = json.loads(data) if data else None
+            self._picks = json.loads(picks) if picks else {}
+
+    @property
+    def data(self) -> dict[str, Any] | None:
+        self._decode()
+        return self._data
+
+    @property
+    def picks(self) -> dict[str, int]:
+        self._decode()
+        return self._picks
+
+    def columns(self) -> tuple[str | None, str]:
+        """``data`` and ``picks`` as stored (JSON), decoded or not."""
+        if self._stored is not None:
+            data, picks = self._stored
+            return data, picks or "{}"
+        return (
+            json.dumps(self._data) if self._data is not None else None,
+            json.dumps(self._picks),
+        )
 
 
 class Mirror:
@@ -74,14 +124,7 @@ class Mirror:
                 for cid, href, etag, body, data, picks, error in db.execute(
                     "SELECT id, href, etag, body, data, picks, error FROM card"
                 ):
-                    self.entries[cid] = Entry(
-                        href,
-                        etag,
-                        body,
-                        json.loads(data) if data else None,
-                        json.loads(picks) if picks else {},
-                        error,
-                    )
+                    self.entries[cid] = Entry.stored(href, etag, body, data, picks, error)
         except (sqlite3.DatabaseError, ValueError):
             # a broken cache costs one full fetch
             self.entries.clear()
@@ -146,17 +189,8 @@ class Mirror:
             entry = self.entries.get(cid)
             if entry is None:
                 continue
-            rows.append(
-                (
-                    cid,
-                    entry.href,
-                    entry.etag,
-                    entry.body,
-                    json.dumps(entry.data) if entry.data is not None else None,
-                    json.dumps(entry.picks),
-                    entry.error,
-                )
-            )
+            data, picks = entry.columns()
+            rows.append((cid, entry.href, entry.etag, entry.body, data, picks, entry.error))
         with sqlite3.connect(self.path) as db:
             db.executescript(SCHEMA)
             db.executemany("DELETE FROM card WHERE id = ?", [(cid,) for cid in removed])

@@ -152,6 +152,45 @@ async def test_xero_and_radicale_two_way_no_duplicates_then_nothing_to_do(
     assert (await syncd.sync("xero-carddav")).written == 0
 
 
+async def test_runs_after_the_first_list_only_what_changed_since_the_sync_token(
+    xero: SandboxServer, rbook: Book, tmp_path: Path
+) -> None:
+    """The address book is listed incrementally, the sync-token as the engine's cursor: a run
+    with nothing changed reads no card, a phone's edit is the one card read (and travels), a
+    card deleted on the phone reaches Xero as a deletion, and none of it duplicates."""
+    await rbook.put_many(
+        (f"p{n}.vcf", sample_card(f"p{n}", given=f"P{n}", family="Lee", email=f"p{n}@x.example"))
+        for n in range(12)
+    )
+    syncd = await example_sync(tmp_path, xero, rbook)
+    conf = syncd.config / "syncs" / "xero-carddav.toml"
+    conf.write_text(
+        conf.read_text().replace('deletions = "ignore"', 'deletions = "archive"'),
+        encoding="utf-8",
+    )
+    first = await syncd.sync("xero-carddav")
+    assert first.counts["read_b"] == 12 and first.counts["created_a"] == 12, first.counts
+
+    again = await syncd.sync("xero-carddav")
+    assert again.written == 0 and again.counts["read_b"] == 0, again.counts
+
+    _, body, etag = await rbook.get("p3.vcf")
+    await rbook.put("p3.vcf", body.replace("Lee", "Lee-Smith"), etag or None)
+    edited = await syncd.sync("xero-carddav")
+    assert edited.counts["read_b"] == 1 and edited.counts["updated_a"] == 1, edited.counts
+    by_email = {c["EmailAddress"]: c for c in await xero_contacts(xero)}
+    assert by_email["p3@x.example"]["LastName"] == "Lee-Smith"
+
+    await rbook.delete("p5.vcf")
+    deleted = await syncd.sync("xero-carddav")
+    assert deleted.counts["archived_a"] == 1, deleted.counts
+    by_email = {c["EmailAddress"]: c for c in await xero_contacts(xero)}
+    assert by_email["p5@x.example"]["ContactStatus"] == "ARCHIVED"
+    assert len(by_email) == 12
+    assert all(n == 1 for n in card_emails(await cards(rbook)).values())
+    assert (await syncd.sync("xero-carddav")).written == 0
+
+
 @pytest.mark.parametrize("where", ["journaled:2", "sent:2"])
 async def test_kill_9_in_the_middle_of_a_run_then_a_rerun_duplicates_nothing(
     xero: SandboxServer, rbook: Book, tmp_path: Path, where: str
