@@ -206,7 +206,11 @@ def test_a_larger_count_is_a_taller_bar_and_every_bar_stays_in_the_plot(values: 
     assert len(drawn) == min(len(values), 60)
     shown = list(zip(values[-60:], drawn, strict=True))
     for (a, left), (b, right) in itertools.pairwise(sorted(shown, key=lambda p: p[0])):
-        assert left.height < right.height if a < b else left.height == right.height
+        # heights are rounded to 1/100 px: close counts may share one, never go the wrong way,
+        # and twice the count is always visibly taller (log scale: about 10 px)
+        assert left.height <= right.height if a < b else left.height == right.height
+        if b >= 2 * a + 1:
+            assert left.height < right.height
     for bar in drawn:
         assert bar.height >= 0 and bar.y >= 0 and bar.y + bar.height <= 220
         assert (bar.value == 0) == (bar.height == 0)
