@@ -166,6 +166,10 @@ def test_the_printed_commands_work_from_a_second_shell_and_ctrl_c_twice_stops_cl
             assert "error" not in done.stderr.lower(), (command, done.stderr)
         status = second_shell(f". {env_file} && {inspect[0]}").stdout
         assert "xero-salesflare" in status and "idle" in status
+        # the printed console command gives a one-time sign-in link to the demo's daemon
+        console = second_shell(f". {env_file} && syncd console")
+        assert console.returncode == 0, (console.stdout, console.stderr)
+        assert "syncd console" in commands and "/signin?code=" in console.stdout, console.stdout
 
         # no person became a company in Salesflare (the demo maps Xero's Organisation, which is
         # not a person's own name, and never echoes a Name Xero derived)

@@ -301,6 +301,7 @@ class Demo:
         print("  syncd status")
         print(f"  syncd history {SYNC}")
         print(f"  syncd errors {SYNC}")
+        print("  syncd console                # a link that signs a browser in to the web console")
         print("\nMake an edit in an emulator and watch it travel:")
         print(f"  python {edit} xero {example} LastName=Edited-in-Xero")
         print(f"  syncd trigger {SYNC}      # or wait for the next run (every 2 minutes)")
