@@ -93,6 +93,25 @@ async def test_same_field_on_both_sides_goes_to_the_winner(
     assert a.records[ida].data["city"] == b.records[idb].data["city"] == expected
 
 
+async def test_newest_is_the_record_edited_last_by_the_apps_timestamps(
+    tmp_path: Path, plugins: Plugins, store: Store
+) -> None:
+    """``newest`` compares each app's record timestamp (design.md rule 3): the apps do not
+    date single fields, so a later edit of another field makes the whole record the newer."""
+    a, b = app("mem-a"), app("mem-b")
+    ida = a.add({"email": "j@x.com", "city": "Leeds"})
+    sync = memory_sync(tmp_path, plugins, extra='winner = "newest"')
+    await run(sync, store)
+    idb = next(iter(b.records))
+    b.edit(idb, city="Hull")
+    a.edit(ida, city="York")  # a's city is the later edit...
+    b.edit(idb, title="CTO")  # ...but b's record is the one changed last
+    result = await run(sync, store)
+    assert result.counts["conflicts"] == 1
+    assert a.records[ida].data["city"] == b.records[idb].data["city"] == "Hull"
+    assert a.records[ida].data["title"] == "CTO"
+
+
 async def test_a_deliberate_clear_propagates(
     tmp_path: Path, plugins: Plugins, store: Store
 ) -> None:

@@ -84,8 +84,11 @@ class SyncMachine(RuleBasedStateMachine):
         self.store.open()
         self.apps = {"a": memory.app("m-a"), "b": memory.app("m-b")}
         self.fresh = itertools.count()
-        # edits made since the last sync: (side, record id, field) -> (value, clock)
-        self.edits: dict[tuple[str, str, str], tuple[Any, int]] = {}
+        # edits made since the last sync: (side, record id, field) -> (value, clock, linked)
+        self.edits: dict[tuple[str, str, str], tuple[Any, int, bool]] = {}
+        # (side, record id) -> the clock of a person's last edit of any field of the record:
+        # "newest" compares the apps' record timestamps, not the times of single fields
+        self.touched: dict[tuple[str, str], int] = {}
         # one-way syncs: target fields edited on the target since the source last wrote them
         self.diverged: set[tuple[str, str, str]] = set()
         self.clock = itertools.count()
@@ -151,8 +154,17 @@ class SyncMachine(RuleBasedStateMachine):
         if norm(self.apps[side].records[rid].data.get(field)) == norm(value):
             return  # typing the value a field already holds changes nothing
         self.apps[side].edit(rid, **{field: value})
-        self.edits[(side, rid, field)] = (norm(value), next(self.clock), self.is_linked(side, rid))
+        self.edits[(side, rid, field)] = (
+            norm(value),
+            self.tick(side, rid),
+            self.is_linked(side, rid),
+        )
         self.diverged.add((side, rid, field))
+
+    def tick(self, side: str, rid: str) -> int:
+        """The clock of a person's edit of the record, which is now its newest."""
+        self.touched[(side, rid)] = clock = next(self.clock)
+        return clock
 
     @precondition(lambda self: any(self.live(s) for s in SIDES))
     @rule(data=st.data())
@@ -161,7 +173,7 @@ class SyncMachine(RuleBasedStateMachine):
         rid = data.draw(st.sampled_from(sorted(self.live(side))))
         new = f"fresh{next(self.fresh)}@x.com"
         self.apps[side].edit(rid, email=new)
-        self.edits[(side, rid, "email")] = (new, next(self.clock), self.is_linked(side, rid))
+        self.edits[(side, rid, "email")] = (new, self.tick(side, rid), self.is_linked(side, rid))
         self.diverged.add((side, rid, "email"))
 
     @precondition(lambda self: any(self.live(s) for s in SIDES))
@@ -215,6 +227,7 @@ class SyncMachine(RuleBasedStateMachine):
         linked_now = {(side, link.record_id(side)) for link in self.links() for side in SIDES}
         edits = {k: v[:2] for k, v in self.edits.items() if v[2] and (k[0], k[1]) in linked_now}
         crashed, self.crashed = self.crashed, False
+        touched = dict(self.touched)
         result = self.run()
         assert result.outcome == "success", (result.outcome, result.message)
         self.edits.clear()
@@ -228,9 +241,11 @@ class SyncMachine(RuleBasedStateMachine):
                 got = {s: norm(records[s].data.get(field)) for s in SIDES}  # type: ignore[union-attr]
                 made = {s: edits.get((s, ids[s], field)) for s in SIDES}
                 if made["a"] and made["b"] and made["a"][0] != made["b"][0]:
-                    # the same field changed on both sides: the winner's value is kept
+                    # the same field changed on both sides: the winner's value is kept; "newest"
+                    # is the record a person edited last (in any field), as the apps' own
+                    # timestamps say
                     winner = self.winner
-                    latest = "a" if made["a"][1] > made["b"][1] else "b"
+                    latest = "a" if touched[("a", ids["a"])] > touched[("b", ids["b"])] else "b"
                     if winner == "newest":
                         winner = latest
                     if self.travels(other(winner)):
@@ -239,6 +254,9 @@ class SyncMachine(RuleBasedStateMachine):
                             # an edit made over a crashed run's write that may or may not have
                             # landed first: the person's latest edit may be the one kept
                             kept.add(made[latest][0])
+                        if crashed and self.winner == "newest":
+                            # a crashed run's write that landed made its record the newest
+                            kept.update(made[s][0] for s in SIDES if self.travels(other(s)))
                         assert got["a"] == got["b"] and got["a"] in kept, (field, got, made)
                 for side in SIDES:
                     if made[side] and not made[other(side)] and self.travels(other(side)):
