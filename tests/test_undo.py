@@ -78,6 +78,9 @@ async def test_undo_restores_what_the_wrong_winner_overwrote_and_reports_hand_ed
     skipped = {i.email: i for i in result.items if i.action == "skip"}
     assert set(skipped) == set(edited)
     assert all("changed since" in i.reason for i in skipped.values())
+    # each restored field says why the run wrote it, as its journal entry does
+    restored = [i for i in result.items if i.action == "restore"]
+    assert {i.reason for i in restored} == {"conflict won by side a (winner = a)"}, restored[0]
     for email, (_, record) in by_email("mem-b").items():
         assert record["phone"] == edited.get(email, original[email])
     assert unsettled(state) == 0

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import memory_sync
 
-from syncd.config import Action, Condition, Rule
+from syncd.config import DELETIONS, Action, Condition, Rule
 from syncd.console.charts import bars, runs_chart, series_values
 from syncd.console.words import (
     duration_words,
@@ -87,6 +87,15 @@ def test_the_settings_read_as_plain_words(tmp_path: Path, plugins: Plugins) -> N
     assert "updated last wins" in words["Winner"]
     assert "gets the tag gone on the other" in words["Deletions"]
     assert words["Full listing"].startswith("both sides are listed in full every day")
+
+
+@pytest.mark.parametrize("policy", DELETIONS)
+def test_every_deletion_policy_reads_as_a_sentence(
+    tmp_path: Path, plugins: Plugins, policy: str
+) -> None:
+    sync = memory_sync(tmp_path, plugins, extra=f'deletions = "{policy}"')
+    words = {s.label: s.words for s in settings_in_words(sync)}["Deletions"]
+    assert words.startswith("a contact deleted on one side"), words
 
 
 @pytest.mark.parametrize(

@@ -106,6 +106,8 @@ def settings_in_words(sync: SyncConfig) -> list[Setting]:
         f"{sync.deletion_tag} on the other (nothing is deleted)",
         "archive": "a contact deleted on one side is archived on the other (where the app can "
         "archive)",
+        "review": "a contact deleted on one side is held for your review; it is archived on "
+        "the other side only when you approve",
     }
     matching = {
         "email": "contacts are matched by email address",

@@ -326,7 +326,16 @@ class _Undo:
                 update.data[name], update.was[name], update.keys[name] = old, now, key
                 update.base[key] = h_old
                 self.result.items.append(
-                    UndoItem(side, rid, change.email, "restore", key, now, old, change.reason or "")
+                    UndoItem(
+                        side,
+                        rid,
+                        change.email,
+                        "restore",
+                        key,
+                        now,
+                        old,
+                        change.field_reason(name) or "",
+                    )
                 )
                 self.counts["restored_fields"] += 1
             else:
