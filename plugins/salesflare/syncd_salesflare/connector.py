@@ -57,6 +57,8 @@ from syncd_salesflare.paging import stable_pages
 # API accepts ``id`` as a sort key is not documented; if it refuses, fall back (see paging.py).
 ORDERINGS: tuple[str | None, ...] = ("id", "creation_date", None)
 LOOKUP_LIMIT = 100
+#: listing requests started ahead of the page being mapped
+READ_AHEAD = 1
 
 
 def _setting_int(config: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
@@ -244,7 +246,11 @@ class SalesflareConnector(Connector):
         async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
             return await self._contacts_page(base, offset, limit)
 
-        async for page in stable_pages(fetch, self.page_size):
+        # the next page is fetched while this one is mapped, within the throttle's concurrency
+        # (Salesflare publishes no limit; each speculative request past the list's end is a
+        # wasted call, so never more than one ahead)
+        window = min(READ_AHEAD, self.http.concurrency)
+        async for page in stable_pages(fetch, self.page_size, window):
             records = []
             for contact in page:
                 self.accounts.remember(contact.get("account"))

@@ -130,6 +130,10 @@ class Accounting:
     replies: dict[tuple[str, str], tuple[float, int, bytes]] = field(default_factory=dict)
     replays: int = 0
     requests_seen: list[dict[str, Any]] = field(default_factory=list)
+    #: Accounting requests between arrival and answer (the latency switch included), and the
+    #: most at once: tests and benchmarks read it to show a client keeps within 5 concurrent
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     @property
     def orgs(self) -> dict[str, Org]:
@@ -169,6 +173,23 @@ def switch_too_many(request: web.Request, retry_after: float) -> web.StreamRespo
             "X-AppMinLimit-Remaining": "9000",
         },
     )
+
+
+def in_flight_counter(accounting: Accounting) -> Middleware:
+    """Counts Accounting requests in flight; goes outermost, so that latency is in flight too."""
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX):
+            return await handler(request)
+        accounting.in_flight += 1
+        accounting.most_in_flight = max(accounting.most_in_flight, accounting.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            accounting.in_flight -= 1
+
+    return count
 
 
 def middleware(accounting: Accounting) -> Middleware:
