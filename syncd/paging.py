@@ -5,7 +5,8 @@ and the network's) and then the time of turning the page into records (decoding,
 one after the other, the two add up; this module overlaps them: while the engine takes page *n*,
 the requests for the pages after it are already on their way.
 
-Two helpers, for connectors in this repository and for third-party ones:
+Two helpers, for connectors in this repository and for third-party ones (and
+:func:`json_body`, a faster JSON decoding of a page):
 
 * :func:`numbered_pages` for APIs paged by number (``page=1, 2, …``) that say, on a page, how many
   pages there are (Xero's ``pagination.pageCount``, a total-count header) or at least whether
@@ -35,12 +36,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable
 from contextlib import suppress
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import orjson
 
 K = TypeVar("K", bound=Hashable)
 P = TypeVar("P")
 
-__all__ = ["ReadAhead", "numbered_pages"]
+__all__ = ["ReadAhead", "json_body", "numbered_pages"]
+
+
+def json_body(body: bytes) -> Any:
+    """A page's JSON body, decoded with orjson; ``None`` for an empty body.
+
+    Decoding is a listing's largest cost on the client after the mapping (a page of 1,000 Xero
+    contacts is ~1.5 MB of JSON); orjson takes about a third of the standard library's time.
+    Invalid JSON raises :class:`ValueError`, as :func:`json.loads` does.
+    """
+    return orjson.loads(body) if body else None
 
 
 class ReadAhead(Generic[K, P]):

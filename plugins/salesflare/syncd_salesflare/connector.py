@@ -32,6 +32,7 @@ from syncd.connector import (
     WriteResult,
     http_url,
 )
+from syncd.paging import json_body
 from syncd_salesflare.accounts import AccountDirectory, AccountUnavailable
 from syncd_salesflare.client import (
     DEFAULT_BASE_URL,
@@ -274,7 +275,7 @@ class SalesflareConnector(Connector):
                     continue
             if response.status >= 400:
                 raise self._unexpected("GET /contacts", parse_error(response))
-            body = response.json()
+            body = json_body(response.body)
             if not isinstance(body, list):
                 raise ConnectorConfigError(
                     f"{self.http.base_url}/contacts did not answer with a list", key="base_url"

@@ -41,7 +41,7 @@ from syncd.connector import (
     http_url,
     shared_budget,
 )
-from syncd.paging import numbered_pages
+from syncd.paging import json_body, numbered_pages
 from syncd_woodpecker.errors import (
     E_RECORD_NOT_FOUND,
     E_WRONG_PARAM,
@@ -303,7 +303,7 @@ class WoodpeckerConnector(Connector):
         self._expect_ok(response, "listing prospects")
         if diff is not None:
             self.diff_supported = True
-        rows = response.json()
+        rows = json_body(response.body)
         if not isinstance(rows, list) or not rows:
             return _Page([], None, diff)
         return _Page(rows, _total_count(response), diff)

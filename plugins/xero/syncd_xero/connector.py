@@ -44,7 +44,7 @@ from syncd.connector import (
     http_url,
     shared_budget,
 )
-from syncd.paging import numbered_pages
+from syncd.paging import json_body, numbered_pages
 from syncd_xero import mapping, webhooks, writes
 from syncd_xero.limits import XeroBudget
 from syncd_xero.oauth import (
@@ -577,7 +577,7 @@ class XeroConnector(Connector):
                 return [], page
             if response.status != 200:
                 raise ConnectorError(f"Xero answered HTTP {response.status} to GET /Contacts")
-            body = response.json()
+            body = json_body(response.body)
             contacts = [c for c in (body or {}).get("Contacts") or () if isinstance(c, dict)]
             pagination = (body or {}).get("pagination")
             page_count = pagination.get("pageCount") if isinstance(pagination, dict) else None

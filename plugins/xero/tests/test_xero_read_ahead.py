@@ -19,7 +19,7 @@ WAIT = 60.0
 
 async def until(condition: Any) -> None:
     async with asyncio.timeout(WAIT):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 (polls the emulator's counters)
             await asyncio.sleep(0.005)
 
 
@@ -57,9 +57,7 @@ async def test_pages_after_the_first_are_fetched_five_at_a_time_and_no_more(xero
 async def test_read_ahead_keeps_to_the_concurrency_and_rate_limits_xero_enforces(
     xero: Any,
 ) -> None:
-    env = await xero(
-        seed=4, count=300, rate_limits=True, minute_limit=1000, concurrent_limit=5
-    )
+    env = await xero(seed=4, count=300, rate_limits=True, minute_limit=1000, concurrent_limit=5)
     await env.switches(latency_ms=20)
     connector = await env.authorized(page_size=10, minute_limit=1000)
     pages = await _collect(connector.list_records(None))
