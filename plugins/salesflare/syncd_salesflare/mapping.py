@@ -162,9 +162,9 @@ def record_from_contact(contact: Mapping[str, Any]) -> RemoteRecord:
     data: dict[str, RawValue] = {}
     for name in FLAT_FIELDS:
         value = get(name)
-        data[name] = (value or None) if value.__class__ is str else text(value)
+        data[name] = (value or None) if value.__class__ is str or value is None else text(value)
     value = get("name")
-    data["name"] = (value or None) if value.__class__ is str else text(value)
+    data["name"] = (value or None) if value.__class__ is str or value is None else text(value)
     account = get("account")
     data[COMPANY_FIELD] = text(account.get("name")) if isinstance(account, dict) else None
     data[ROLE_FIELD] = current_role(contact)
@@ -173,7 +173,7 @@ def record_from_contact(contact: Mapping[str, Any]) -> RemoteRecord:
         value = address.get(theirs)
         if theirs == "state_region" and value is None:
             value = address.get("region")  # the deprecated spelling
-        data[key] = (value or None) if value.__class__ is str else text(value)
+        data[key] = (value or None) if value.__class__ is str or value is None else text(value)
     data["tags"] = tag_names(contact.get("tags"))
     opt_out = contact.get("opt-out")
     data["opt-out"] = None if opt_out is None else text(bool(opt_out))

@@ -158,13 +158,20 @@ def prospect_data(prospect: Mapping[str, Any]) -> dict[str, RawValue]:
     get = prospect.get
     for name, legacy_names in _TEXT_FIELDS_AND_LEGACY:
         value = get(name)
-        if value.__class__ is str and value and not value.isspace():
-            data[name] = value
-            continue
-        text = _text(value)
-        if text is None:
-            for legacy in legacy_names:
-                text = _text(get(legacy))
+        if value.__class__ is str:
+            if value and not value.isspace():
+                data[name] = value
+                continue
+        elif value is not None:
+            text = _text(value)
+            if text is not None:
+                data[name] = text
+                continue
+        text = None  # empty: a legacy spelling may hold it
+        for legacy in legacy_names:
+            old = get(legacy)
+            if old is not None:
+                text = _text(old)
                 if text is not None:
                     break
         data[name] = text

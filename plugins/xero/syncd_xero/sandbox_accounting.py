@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
@@ -366,7 +367,12 @@ def routes(accounting: Accounting) -> web.RouteTableDef:
         ]
         if summary:
             rendered = [summarised(c) for c in rendered]
-        return web.json_response(_envelope(accounting, rendered, **extra))
+        # orjson: a page of 1,000 contacts is ~1.5 MB of JSON, made for every listing request
+        return web.Response(
+            body=orjson.dumps(_envelope(accounting, rendered, **extra)),
+            content_type="application/json",
+            charset="utf-8",
+        )
 
     @table.put(API_PREFIX + "/Contacts")
     async def put_contacts(request: web.Request) -> web.Response:
