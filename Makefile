@@ -50,6 +50,20 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 
+# bench/listing.py's venv: syncd and the plugins as in .venv, plus the official xero-python SDK
+# it compares the Xero connector with (a benchmark's reference only, never a dependency of syncd)
+BENCH_VENV ?= .venv-bench
+.PHONY: bench-venv bench-listing
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . $(foreach dir,$(PLUGIN_DIRS),-e '$(dir)') 'xero-python>=15.2'
+	@touch $@
+
+bench-listing: bench-venv
+	$(BENCH_VENV)/bin/python bench/listing.py
+
 # the crash soak (not part of `make test`): >= 1,000 in-process kill points per pair of apps,
 # 1,000 real SIGKILLs of syncd processes over the four pairs, then the state machine with crashes
 # for 10,000+ steps
@@ -65,4 +79,4 @@ image-test: $(STAMP)
 	VENV=$(VENV) sh contrib/image/test.sh $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

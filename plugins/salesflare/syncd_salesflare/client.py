@@ -177,6 +177,11 @@ class SalesflareHttp:
             await self._client.close()
 
     @property
+    def concurrency(self) -> int:
+        """Requests in flight at once (the ``concurrency`` setting)."""
+        return int(self._budget_settings[1])
+
+    @property
     def calls(self) -> int:
         return self._client.calls if self._client is not None else 0
 

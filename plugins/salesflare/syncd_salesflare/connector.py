@@ -32,6 +32,7 @@ from syncd.connector import (
     WriteResult,
     http_url,
 )
+from syncd.paging import json_body
 from syncd_salesflare.accounts import AccountDirectory, AccountUnavailable
 from syncd_salesflare.client import (
     DEFAULT_BASE_URL,
@@ -57,6 +58,8 @@ from syncd_salesflare.paging import stable_pages
 # API accepts ``id`` as a sort key is not documented; if it refuses, fall back (see paging.py).
 ORDERINGS: tuple[str | None, ...] = ("id", "creation_date", None)
 LOOKUP_LIMIT = 100
+#: listing requests started ahead of the page being mapped
+READ_AHEAD = 1
 
 
 def _setting_int(config: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
@@ -244,7 +247,11 @@ class SalesflareConnector(Connector):
         async def fetch(offset: int, limit: int) -> list[dict[str, Any]]:
             return await self._contacts_page(base, offset, limit)
 
-        async for page in stable_pages(fetch, self.page_size):
+        # the next page is fetched while this one is mapped, within the throttle's concurrency
+        # (Salesflare publishes no limit; each speculative request past the list's end is a
+        # wasted call, so never more than one ahead)
+        window = min(READ_AHEAD, self.http.concurrency)
+        async for page in stable_pages(fetch, self.page_size, window):
             records = []
             for contact in page:
                 self.accounts.remember(contact.get("account"))
@@ -268,7 +275,7 @@ class SalesflareConnector(Connector):
                     continue
             if response.status >= 400:
                 raise self._unexpected("GET /contacts", parse_error(response))
-            body = response.json()
+            body = json_body(response.body)
             if not isinstance(body, list):
                 raise ConnectorConfigError(
                     f"{self.http.base_url}/contacts did not answer with a list", key="base_url"

@@ -152,18 +152,28 @@ def custom_values(custom: Any) -> dict[str, RawValue]:
     return values
 
 
+_ADDRESS_FIELDS = tuple((f"address.{ours}", theirs) for ours, theirs in ADDRESS_KEYS.items())
+
+
 def record_from_contact(contact: Mapping[str, Any]) -> RemoteRecord:
-    data: dict[str, RawValue] = {name: text(contact.get(name)) for name in FLAT_FIELDS}
-    data["name"] = text(contact.get("name"))
-    account = contact.get("account")
+    """A listed contact as a record. Called once per contact in a listing, so text (the usual
+    value) takes a fast path: :func:`text` of a string is the string, or None when empty."""
+    get = contact.get
+    data: dict[str, RawValue] = {}
+    for name in FLAT_FIELDS:
+        value = get(name)
+        data[name] = (value or None) if value.__class__ is str or value is None else text(value)
+    value = get("name")
+    data["name"] = (value or None) if value.__class__ is str or value is None else text(value)
+    account = get("account")
     data[COMPANY_FIELD] = text(account.get("name")) if isinstance(account, dict) else None
     data[ROLE_FIELD] = current_role(contact)
     address = primary_address(contact) or {}
-    for ours, theirs in ADDRESS_KEYS.items():
+    for key, theirs in _ADDRESS_FIELDS:
         value = address.get(theirs)
         if theirs == "state_region" and value is None:
             value = address.get("region")  # the deprecated spelling
-        data[f"address.{ours}"] = text(value)
+        data[key] = (value or None) if value.__class__ is str or value is None else text(value)
     data["tags"] = tag_names(contact.get("tags"))
     opt_out = contact.get("opt-out")
     data["opt-out"] = None if opt_out is None else text(bool(opt_out))

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from syncd.connector import RetryLater
+from syncd.paging import ReadAhead
 
 Item = dict[str, Any]
 FetchPage = Callable[[int, int], Awaitable[list[Item]]]
@@ -37,14 +38,31 @@ class ListKeptMoving(RetryLater):
     """The list changed faster than it could be read consistently; try again later."""
 
 
-async def stable_pages(fetch: FetchPage, limit: int) -> AsyncIterator[list[Item]]:
+async def stable_pages(fetch: FetchPage, limit: int, window: int = 0) -> AsyncIterator[list[Item]]:
     """Yield pages of items (dicts with an ``id``) that were not yielded before.
 
     ``fetch(offset, limit)`` performs one request and returns its items. ``limit`` must be at
     least 2, since every page but the first overlaps the previous one by a record.
+
+    ``window``: after a full page, the requests for up to that many following pages start
+    before the caller is done with this one (:class:`syncd.paging.ReadAhead`), at the offsets
+    they will have if the list holds still and the pages stay full. A guess that turns out wrong
+    (the list moved, a short page) is cancelled and the right page fetched, so the pages and
+    their order are those of the sequential listing; only the requests start earlier. Each
+    speculative request can be one the sequential listing would not have sent: at the end of the
+    list, at most ``window - 1`` of them.
     """
     if limit < 2:
         raise ValueError("the page size must be at least 2")
+    ahead: ReadAhead[tuple[int, int], list[Item]] = ReadAhead(lambda key: fetch(*key), window)
+    async with ahead:
+        async for page in _stable_pages(ahead, limit):
+            yield page
+
+
+async def _stable_pages(
+    ahead: ReadAhead[tuple[int, int], list[Item]], limit: int
+) -> AsyncIterator[list[Item]]:
     seen: set[Any] = set()
     position = 0  # list positions already read, as the list looked at the last request
     full_page_seen = False
@@ -53,7 +71,9 @@ async def stable_pages(fetch: FetchPage, limit: int) -> AsyncIterator[list[Item]
     step_backs = 0
     while True:
         start = position - 1 if position > 0 else 0
-        page = await fetch(start, limit)
+        if (start, limit) not in ahead:
+            ahead.discard()  # guessed wrong: the list moved, or the page size changed
+        page = await ahead.get((start, limit))
         if start > 0 and (not page or page[0].get("id") not in seen):
             # The record before our position is not the one we read there: the list moved
             # left. Re-read the page before this one, overlapping it by one record.
@@ -63,6 +83,10 @@ async def stable_pages(fetch: FetchPage, limit: int) -> AsyncIterator[list[Item]
             position = max(0, start - limit + 2)
             continue
         forward += 1
+        if len(page) >= limit:
+            # full: the next pages, if nothing moves, start where this one ends (less one)
+            for k in range(1, ahead.window + 1):
+                ahead.prefetch((start + k * (limit - 1), limit))
 
         fresh = []
         for item in page:

@@ -195,6 +195,20 @@ def make_app(
     install_switches(app, too_many=too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES)
     app.middlewares.reverse()
 
+    @web.middleware
+    async def count_in_flight(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # outermost, so that the latency switch counts as time in flight
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        try:
+            return await handler(request)
+        finally:
+            state.in_flight -= 1
+
+    app.middlewares.insert(0, count_in_flight)
+
     routes = web.RouteTableDef()
 
     @routes.get("/me")

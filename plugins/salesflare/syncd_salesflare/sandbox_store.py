@@ -161,6 +161,10 @@ class SalesflareState:
     )
     #: called after each ``GET /contacts`` page is computed (tests change the data there)
     after_page: Callable[[SalesflareState], None] | None = None
+    #: API requests being answered now, and the most at once (tests and benchmarks check that
+    #: a client stays within its concurrency)
+    in_flight: int = 0
+    most_in_flight: int = 0
     _next_contact: int = 285528841
     _next_account: int = 13397916
     _next_other: int = 35006927

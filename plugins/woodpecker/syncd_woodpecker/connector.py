@@ -16,8 +16,10 @@ behaviour is emulated by the sandbox and which alternatives the code also copes 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +41,7 @@ from syncd.connector import (
     http_url,
     shared_budget,
 )
+from syncd.paging import json_body, numbered_pages
 from syncd_woodpecker.errors import (
     E_RECORD_NOT_FOUND,
     E_WRONG_PARAM,
@@ -231,56 +234,79 @@ class WoodpeckerConnector(Connector):
         """
         seen: set[str] = set()
         total: int | None = None
-        per_page = self.per_page
         for _pass in range(MAX_LISTING_PASSES):
-            page = 1
             totals: set[int] = set()
-            while True:
-                params = {"page": str(page), "per_page": str(per_page), "sort": "+id"}
-                if diff is not None:
-                    params["diff"] = diff
-                response = await self.http.request("GET", PROSPECTS, params=params)
-                if response.status == 400 and page == 1:
-                    error = error_of(response)
-                    if error is not None and error.code == E_WRONG_PARAM:
-                        if diff is not None:
-                            # The diff syntax is a secondary fact [vendors.md §3.2]: when the
-                            # API refuses it, list everything (a superset is always safe).
-                            self.diff_supported = False
-                            diff = None
-                            continue
-                        if per_page > LEGACY_MAX_PER_PAGE:
-                            # older limit of 500 per page (secondary) [vendors.md §3.2]
-                            per_page = self.per_page = LEGACY_MAX_PER_PAGE
-                            continue
-                if response.status == 204:
-                    break
-                self._expect_ok(response, "listing prospects")
-                if diff is not None:
-                    self.diff_supported = True
-                rows = response.json()
-                if not isinstance(rows, list) or not rows:
-                    break
-                total = _total_count(response)
-                if total is not None:
-                    totals.add(total)
-                records = [self._record(row) for row in rows if isinstance(row, dict)]
-                fresh = [r for r in records if r.id not in seen]
-                seen.update(r.id for r in fresh)
-                if fresh:
-                    yield fresh
-                if len(rows) < per_page:
-                    if page == 1 and total is not None and total > len(rows):
-                        # The API served fewer rows than asked although more exist: it caps
-                        # per_page lower than we thought. Page on with its own page size.
-                        per_page = len(rows)
-                    else:
+            first = await self._first_page(diff)
+            diff, per_page = first.diff, self.per_page
+            if first.rows and len(first.rows) < min(per_page, first.total or 0):
+                # The API served fewer rows than asked although more exist: it caps per_page
+                # lower than we thought. Page on with its own page size.
+                per_page = len(first.rows)
+            # Woodpecker processes one request at a time (vendors.md §3.4), and so does the
+            # budget: the next page is fetched while this one is mapped, never two at once.
+            pages = numbered_pages(
+                functools.partial(self._page, per_page=per_page, diff=diff),
+                functools.partial(_last_page, per_page=per_page, seen=seen),
+                window=1,
+                fetched=first,
+            )
+            async with aclosing(pages):
+                async for _number, page in pages:
+                    if not page.rows:
                         break
-                elif total is not None and len(seen) >= total:
-                    break  # the last page was full: spare the call that would answer 204
-                page += 1
+                    total = page.total
+                    if total is not None:
+                        totals.add(total)
+                    records = [self._record(row) for row in page.rows if isinstance(row, dict)]
+                    fresh = [r for r in records if r.id not in seen]
+                    seen.update(r.id for r in fresh)
+                    if fresh:
+                        yield fresh
+                    if len(page.rows) < per_page:
+                        break
+                    if total is not None and len(seen) >= total:
+                        break  # the last page was full: spare the call that would answer 204
             if len(totals) <= 1 and (total is None or len(seen) >= total):
                 return
+
+    async def _first_page(self, diff: str | None) -> _Page:
+        """Page 1, finding out on the way whether the API takes ``diff`` and our per_page."""
+        while True:
+            params = {"page": "1", "per_page": str(self.per_page), "sort": "+id"}
+            if diff is not None:
+                params["diff"] = diff
+            response = await self.http.request("GET", PROSPECTS, params=params)
+            if response.status == 400:
+                error = error_of(response)
+                if error is not None and error.code == E_WRONG_PARAM:
+                    if diff is not None:
+                        # The diff syntax is a secondary fact [vendors.md §3.2]: when the API
+                        # refuses it, list everything (a superset is always safe).
+                        self.diff_supported = False
+                        diff = None
+                        continue
+                    if self.per_page > LEGACY_MAX_PER_PAGE:
+                        # older limit of 500 per page (secondary) [vendors.md §3.2]
+                        self.per_page = LEGACY_MAX_PER_PAGE
+                        continue
+            return self._answer(response, diff)
+
+    async def _page(self, number: int, per_page: int, diff: str | None) -> _Page:
+        params = {"page": str(number), "per_page": str(per_page), "sort": "+id"}
+        if diff is not None:
+            params["diff"] = diff
+        return self._answer(await self.http.request("GET", PROSPECTS, params=params), diff)
+
+    def _answer(self, response: HttpResponse, diff: str | None) -> _Page:
+        if response.status == 204:  # an empty page [vendors.md §3.4]
+            return _Page([], None, diff)
+        self._expect_ok(response, "listing prospects")
+        if diff is not None:
+            self.diff_supported = True
+        rows = json_body(response.body)
+        if not isinstance(rows, list) or not rows:
+            return _Page([], None, diff)
+        return _Page(rows, _total_count(response), diff)
 
     def _record(self, row: Mapping[str, Any]) -> RemoteRecord:
         record_id = str(row.get("id", ""))
@@ -594,3 +620,25 @@ def _bounded(config: Mapping[str, Any], key: str, default: int, highest: int) ->
     if not 1 <= value <= highest:
         raise ConnectorConfigError(f"{key} must be between 1 and {highest}", key=key)
     return value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Page:
+    """One listed page: its rows (empty for a 204), ``X-Total-Count``, the ``diff`` it used."""
+
+    rows: list[Any]
+    total: int | None
+    diff: str | None
+
+
+def _last_page(number: int, page: _Page, *, per_page: int, seen: set[str]) -> int | None:
+    """The last page, as the sequential listing would find it once page ``number`` came: the
+    read-ahead fetches no page that listing would not have asked for."""
+    if not page.rows or len(page.rows) < per_page:
+        return number
+    if page.total is None:
+        return None
+    if number * per_page < page.total:
+        return -(-page.total // per_page)
+    fresh = {str(row.get("id", "")) for row in page.rows if isinstance(row, dict)} - seen
+    return number if len(seen) + len(fresh) >= page.total else None

@@ -78,6 +78,8 @@ def error_of(response: HttpResponse) -> WoodpeckerError | None:
     """The Woodpecker error a response carries, if any."""
     if not response.body:
         return None
+    if response.status < 400 and response.body[:64].lstrip()[:1] == b"[":
+        return None  # a list (a page of prospects): no error object, and not worth decoding
     try:
         found = error_in(json.loads(response.body))
     except ValueError:

@@ -73,6 +73,14 @@ def parse_updated(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip()
+    try:
+        # the fast path (strptime costs ten times as much); where both read a text they agree,
+        # and what only strptime reads (single-digit fields) falls through to it
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     for candidate in (text, text.replace("Z", "+0000")):
         try:
             return datetime.strptime(candidate, _TIMESTAMP_FORMAT)
@@ -139,17 +147,34 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
+_TEXT_FIELDS_AND_LEGACY = tuple((name, _LEGACY_NAMES.get(name, ())) for name in TEXT_FIELDS)
+
+
 def prospect_data(prospect: Mapping[str, Any]) -> dict[str, RawValue]:
-    """A prospect object as listed by the API → ``RemoteRecord.data`` (every field present)."""
+    """A prospect object as listed by the API → ``RemoteRecord.data`` (every field present).
+
+    Called once per listed prospect, so a field holding text costs one lookup and one test."""
     data: dict[str, RawValue] = {}
-    for name in TEXT_FIELDS:
-        value = prospect.get(name)
-        if _text(value) is None:
-            for legacy in _LEGACY_NAMES.get(name, ()):
-                if _text(prospect.get(legacy)) is not None:
-                    value = prospect.get(legacy)
+    get = prospect.get
+    for name, legacy_names in _TEXT_FIELDS_AND_LEGACY:
+        value = get(name)
+        if value.__class__ is str:
+            if value and not value.isspace():
+                data[name] = value
+                continue
+        elif value is not None:
+            text = _text(value)
+            if text is not None:
+                data[name] = text
+                continue
+        text = None  # empty: a legacy spelling may hold it
+        for legacy in legacy_names:
+            old = get(legacy)
+            if old is not None:
+                text = _text(old)
+                if text is not None:
                     break
-        data[name] = _text(value)
+        data[name] = text
     data["tags"] = parse_tags(prospect.get("tags"))
     for name in ("last_contacted", "last_replied"):
         value = prospect.get(name)

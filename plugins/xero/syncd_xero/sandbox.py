@@ -26,7 +26,8 @@ organisations, default "Demo Company (UK)" and "Demo Company (NZ)"; only the fir
 
 Sandbox-only controls (**not Xero's API**), besides the shared ``/_sandbox/switches``:
 
-* ``GET  /_sandbox/xero/state``: organisations, grants, token counts, replays, 429s;
+* ``GET  /_sandbox/xero/state``: organisations, grants, token counts, replays, 429s, the most
+  Accounting requests in flight at once (``most_in_flight``);
 * ``GET  /_sandbox/xero/contacts?tenant=``: every contact, archived included;
 * ``POST /_sandbox/xero/contacts``: ``{"tenant"?, "Contacts": [...]}`` stored as a person using
   Xero would (no API validation; ``ContactID`` to edit one);
@@ -50,6 +51,7 @@ from syncd.sandbox import install_switches, option_list
 from syncd_xero.sandbox_accounting import (
     Accounting,
     Limits,
+    in_flight_counter,
     middleware,
     switch_too_many,
 )
@@ -139,6 +141,7 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
     install_switches(
         app, too_many=switch_too_many, fault=fault, error_statuses=DEFAULT_ERROR_STATUSES
     )
+    app.middlewares.insert(0, in_flight_counter(accounting))
     app.middlewares.append(http_errors())
     app.middlewares.append(middleware(accounting))
     app.add_routes(identity_routes(identity))
@@ -185,6 +188,7 @@ def _control_routes(accounting: Accounting) -> web.RouteTableDef:
                 "tokens_issued": identity.issued,
                 "idempotent_replays": accounting.replays,
                 "rate_limited": accounting.limits.refused,
+                "most_in_flight": accounting.most_in_flight,
                 "writes": accounting.requests_seen[-50:],
             }
         )

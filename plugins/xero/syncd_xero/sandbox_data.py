@@ -333,10 +333,20 @@ def _valid_website(contact: Mapping[str, Any]) -> bool:
     return not website or website.startswith(("http://", "https://"))
 
 
+def _copied(value: Any) -> Any:
+    """A copy of stored JSON data (what ``copy.deepcopy`` gives, at a fraction of its cost: a
+    page of 1,000 contacts is rendered for every listing request)."""
+    if value.__class__ is list:
+        return [_copied(item) for item in value]
+    if value.__class__ is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    return value if value.__class__ in (str, int, float, bool) else copy.deepcopy(value)
+
+
 def render(contact: Mapping[str, Any], paged: bool, with_offset: bool = True) -> dict[str, Any]:
     """A stored contact as GET /Contacts shows it."""
     shown: dict[str, Any] = {
-        key: copy.deepcopy(value)
+        key: _copied(value)
         for key, value in contact.items()
         if not key.startswith("_") and value not in (None,)
     }

@@ -120,7 +120,9 @@ async def test_not_authorised_yet_needs_reauth_with_the_fix(xero: Any) -> None:
 
 async def test_an_expired_access_token_is_refreshed_mid_run_and_rotated(xero: Any) -> None:
     env = await xero(seed=4, count=120)
-    connector = await env.authorized()
+    # 12 pages: more than the listing reads ahead (5), so that some are asked for after the
+    # expiry, several at once, and they share one refresh
+    connector = await env.authorized(page_size=10)
     before = stored(env)
     pages = connector.list_records(None)
     first = await anext(pages)
