@@ -82,3 +82,36 @@ def test_sigint_again_and_again_during_shutdown_exits_0_without_a_traceback(
     assert "KeyboardInterrupt" not in log and "Aborted!" not in log, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     assert '"event": "stopped"' in log
+
+
+def test_after_the_stop_began_late_signals_meet_a_python_handler_not_sig_ign(
+    tmp_path: Path,
+) -> None:
+    """A SIGINT that arrived just before the daemon let go of its handlers is still to be
+    handled; with SIG_IGN in place by then, Python raises "Signal 2 ignored due to race
+    condition" wherever it is (seen as a traceback in the demo's log). A Python-level handler
+    that does nothing takes it, and every later one."""
+    import asyncio
+
+    from syncd.daemon.service import Daemon
+    from syncd.plugins import load_plugins
+
+    daemon = Daemon(lambda _: None, tmp_path, load_plugins())  # type: ignore[arg-type,return-value]
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    async def stop_twice() -> dict[int, object]:
+        daemon._install_signal_handlers()
+        daemon.request_stop("test")
+        daemon._remove_signal_handlers()
+        signal.raise_signal(signal.SIGINT)  # handled by the handler left in place: nothing
+        await asyncio.sleep(0)
+        return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    try:
+        left = asyncio.run(stop_twice())
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    for sig, handler in left.items():
+        assert callable(handler) and handler not in (signal.SIG_IGN, signal.SIG_DFL), (sig, handler)
+        assert handler is not signal.default_int_handler

@@ -283,13 +283,23 @@ class Daemon:
 
     def _remove_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
+        stopping = self._stop.is_set()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
-            if sig != signal.SIGHUP and self._stop.is_set():
-                # the daemon is stopping already: another Ctrl-C (or SIGTERM) changes nothing.
-                # Left to Python's defaults, it would raise KeyboardInterrupt wherever the
-                # interpreter is by then (joining the store's threads at exit: a traceback)
-                signal.signal(sig, signal.SIG_IGN)
+            if sig == signal.SIGHUP or not stopping:
+                loop.remove_signal_handler(sig)
+                continue
+            # the daemon is stopping already: another Ctrl-C (or SIGTERM) changes nothing.
+            # Left to Python's defaults, it would raise KeyboardInterrupt wherever the
+            # interpreter is by then (joining the store's threads at exit: a traceback). Not
+            # SIG_IGN either: a signal that arrived just before is still to be handled, and
+            # Python raises "Signal 2 ignored due to race condition" for it wherever it is.
+            # A Python-level handler that does nothing takes late and pending signals alike.
+            try:
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, _ignore_signal)
+            except KeyboardInterrupt:
+                # the Ctrl-C that came in the instant between the two: the same nothing
+                signal.signal(sig, _ignore_signal)
 
     def request_stop(self, reason: str = "request") -> None:
         if self._stop.is_set():
@@ -477,3 +487,7 @@ async def run_daemon(
     except Exception:
         log.exception("the daemon crashed")
         return EXIT_CRASHED
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    """A stop signal after the stop began: nothing more to do."""
