@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -188,6 +189,22 @@ class SyncSlot:
         if self.last is not None and self.last.outcome in FAILING:
             return "failing"
         return "idle"
+
+
+#: how long after a run the collector gets back what the run left alive
+THAW_DELAY = 0.5
+
+
+def thaw_after_run() -> None:
+    """Hand the objects a run left alive back to the cyclic collector.
+
+    At the end of the last run in progress the engine moves what the run made and still holds
+    to the permanent generation (:func:`syncd.engine.executor.cyclic_gc_paused`) instead of
+    letting the collector walk it all at once on the event loop. Once the run is gone, reference
+    counting has freed nearly all of it; what survives (a cycle here and there) goes back to
+    the oldest generation, so that it can still be collected."""
+    if gc.isenabled() and gc.get_freeze_count():
+        gc.unfreeze()
 
 
 class SyncScheduler:
@@ -673,6 +690,8 @@ class SyncScheduler:
                 listener.run_finished(slot, handle, result)
             except Exception:
                 log.exception("a run listener failed", sync=slot.name)
+        # the run's objects are gone by then (the task's frame held them)
+        asyncio.get_running_loop().call_later(THAW_DELAY, thaw_after_run)
 
     async def _mark_cancelled(self, handle: RunHandle) -> None:
         if handle.run_id is None or handle.engine is None:

@@ -46,6 +46,7 @@ from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
 from syncd.daemon.events import EventHub
 from syncd.daemon.hooks import Hooks, make_hooks_app
+from syncd.daemon.loopwatch import LoopWatch
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.daemon.scheduler import SyncScheduler, utcnow
@@ -118,6 +119,7 @@ class Daemon:
         self.listen_option = listen
         self.notifier = notifier or Notifier.from_environment()
         self.metrics = Metrics()
+        self.loop_watch = LoopWatch(self.metrics.registry)
         #: what GET /api/v1/events streams (the scheduler publishes to it)
         self.events = EventHub()
         self.started_at = utcnow()
@@ -183,7 +185,7 @@ class Daemon:
             return EXIT_CONFIG
         daemon = self.config.daemon
         self._configure_logging(daemon)
-        for problem in self.plugins.problems:
+        for problem in self.plugins.loaded_problems:  # the others are not imported
             log.warning("plugin problem", plugin=problem.plugin, problem=problem.message)
         try:
             self.endpoint = Endpoint.parse(choose_listen(self.listen_option, daemon.api_listen))
@@ -240,6 +242,7 @@ class Daemon:
         self.notifier.ready(self.status_line())
         self._spawn(self.notifier.watchdog_loop())
         self._spawn(self.scheduler.publish_progress_forever())
+        self._spawn(self.loop_watch.run_forever())
         if not self._stop.is_set():
             await self._stop.wait()
         return await self._shutdown(runner)
