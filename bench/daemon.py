@@ -214,8 +214,21 @@ def loop_stalls(metrics: Any) -> dict[str, Any]:
     }
     total = re.search(r"syncd_event_loop_lag_seconds_count ([0-9.e+]+)", text)
     largest = re.search(r"syncd_event_loop_lag_max_seconds ([0-9.e+-]+)", text)
+    busiest = re.search(r"syncd_event_loop_busy_max_seconds ([0-9.e+-]+)", text)
+    busy = {
+        float(bound): float(value)
+        for bound, value in re.findall(
+            r'syncd_event_loop_busy_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)', text
+        )
+    }
     count = float(total.group(1)) if total else 0.0
     return {
+        "loop_busy_over_ms": {
+            f"{bound * 1000:g}": count - below
+            for bound, below in sorted(busy.items())
+            if bound >= 0.02
+        },
+        "loop_busy_max_ms": float(busiest.group(1)) * 1000 if busiest else 0.0,
         "loop_wakeups": count,
         "loop_late_over_ms": {
             f"{bound * 1000:g}": count - below
@@ -422,6 +435,12 @@ def sync_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
             if bound in ("20", "50", "100", "200", "500", "1000")
         ),
         ("  event loop: longest stall", f"{figures['loop_stall_max_ms']:.0f} ms"),
+        *(
+            (f"  event loop: computing > {bound} ms at a stretch", f"{late:,.0f}")
+            for bound, late in figures["loop_busy_over_ms"].items()
+            if bound in ("20", "50", "100", "200")
+        ),
+        ("  event loop: longest computing stretch", f"{figures['loop_busy_max_ms']:.0f} ms"),
     ]
 
 

@@ -230,9 +230,9 @@ def load_plugins(extra: Iterable[ModuleType | object] = ()) -> Plugins:
         if _register(plugins, module, module_name, None, None):
             names.append(module_name)
 
-    for index, module in enumerate(extra):
-        name = getattr(module, "__name__", None) or f"extra-{index}"
-        if _register(plugins, module, name, None, None):
+    for index, extra_module in enumerate(extra):
+        name = getattr(extra_module, "__name__", None) or f"extra-{index}"
+        if _register(plugins, extra_module, name, None, None):
             names.append(name)
 
     _collect(plugins, names)

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,6 +65,11 @@ AppFactory = Callable[["Daemon"], web.Application]
 EXIT_OK, EXIT_CRASHED, EXIT_CONFIG = 0, 1, 2
 #: how long /healthz waits for the database before calling it unreachable
 HEALTH_DB_TIMEOUT = 10.0
+#: how long a thread may keep the GIL while another wants it (Python's default: 5 ms). The
+#: event loop gives the GIL up at every system call (accept, recv, send, close: several per
+#: request); while a run's threads (a connector's writes, the store, the planner) compute, each
+#: of them cost up to the interval
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -176,6 +182,7 @@ class Daemon:
     async def serve(self) -> int:
         """Run until a stop signal; the process exit status."""
         self.notifier.status("starting")
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self.config = await asyncio.to_thread(
                 load_config, self.config_dir, self.plugins, self.state_dir_option
