@@ -2,7 +2,8 @@
 
 * Installed plugins are imported when a sync uses their connector (or something lists them),
   not by every ``syncd run``; their commands still work.
-* The console's jinja2 and the OpenAPI document wait for the first request that needs them.
+* The console's jinja2 and the OpenAPI document wait for the first request that needs them;
+  psycopg waits for a PostgreSQL store (tests/test_pg_store.py opens those).
 * After a run, the cyclic collector does not walk what the run made all at once on the event
   loop (the run's survivors go to the permanent generation, and back once the run is gone).
 * The loop watch sees a callback that holds the loop, and ``GET /metrics`` shows it.
@@ -167,11 +168,18 @@ def test_the_api_is_built_without_jinja2_or_the_openapi_document(tmp_path: Path)
             "routes": routes,
             "jinja2": "jinja2" in sys.modules,
             "openapi": "syncd.daemon.openapi" in sys.modules,
+            "psycopg": "psycopg" in sys.modules,
         }}))
         """
     )
     assert found["routes"] > 20
-    assert found == {"routes": found["routes"], "jinja2": False, "openapi": False}
+    # nor psycopg (libpq, OpenSSL: 10 MB) for an SQLite store
+    assert found == {
+        "routes": found["routes"],
+        "jinja2": False,
+        "openapi": False,
+        "psycopg": False,
+    }
 
 
 def test_the_first_console_page_and_the_openapi_document_are_served(tmp_path: Path) -> None:
@@ -269,3 +277,28 @@ def test_metrics_show_the_event_loop_lag(tmp_path: Path) -> None:
         ):
             assert name in text
         assert daemon.stop() == 0
+
+
+# --- memory given back after a run ------------------------------------------------------------
+
+
+def test_freed_heap_goes_back_to_the_system() -> None:
+    found = run_python(
+        """
+        import json, psutil
+        from syncd.daemon.memory import limit_arenas, trim
+        limited = limit_arenas()
+        rss = lambda: psutil.Process().memory_info().rss / 2**20
+        blocks = [bytes(2000) + bytes([i % 256]) for i in range(100_000)]  # 200 MB via malloc
+        pinned = bytes(2000)  # above them on the heap: free() alone cannot shrink it
+        full = rss()
+        del blocks
+        freed = rss()
+        trimmed = trim()
+        print(json.dumps({"limited": limited, "trimmed": trimmed, "full": full,
+                          "freed": freed, "after": rss()}))
+        """
+    )
+    assert found["limited"] and found["trimmed"]
+    assert found["full"] > 150
+    assert found["after"] < found["freed"] - 100, found

@@ -31,6 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import SyncConfig
 from syncd.daemon.events import EventHub
+from syncd.daemon.memory import trim
 from syncd.daemon.metrics import Metrics
 from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
@@ -691,7 +692,14 @@ class SyncScheduler:
             except Exception:
                 log.exception("a run listener failed", sync=slot.name)
         # the run's objects are gone by then (the task's frame held them)
-        asyncio.get_running_loop().call_later(THAW_DELAY, thaw_after_run)
+        asyncio.get_running_loop().call_later(THAW_DELAY, self._after_run)
+
+    def _after_run(self) -> None:
+        """Once a run is gone: its survivors back to the collector, and when no other run is
+        going, the freed heap back to the system (in a worker thread: it walks the heap)."""
+        thaw_after_run()
+        if not self.running_count():
+            asyncio.get_running_loop().run_in_executor(None, trim)
 
     async def _mark_cancelled(self, handle: RunHandle) -> None:
         if handle.run_id is None or handle.engine is None:

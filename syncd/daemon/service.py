@@ -48,6 +48,7 @@ from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
 from syncd.daemon.events import EventHub
 from syncd.daemon.hooks import Hooks, make_hooks_app
 from syncd.daemon.loopwatch import LoopWatch
+from syncd.daemon.memory import limit_arenas
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.daemon.scheduler import SyncScheduler, utcnow
@@ -183,6 +184,7 @@ class Daemon:
         """Run until a stop signal; the process exit status."""
         self.notifier.status("starting")
         sys.setswitchinterval(SWITCH_INTERVAL)
+        limit_arenas()  # before the first thread: see syncd.daemon.memory
         try:
             self.config = await asyncio.to_thread(
                 load_config, self.config_dir, self.plugins, self.state_dir_option
