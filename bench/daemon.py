@@ -318,9 +318,12 @@ def bench_console_during_sync(contacts: int, batch: int, consoles: int) -> dict[
                 assert code == 200, body
                 running = body["syncs"][0]["state"] == "running"
             run = body["syncs"][0]["last_run"]
+            # the daemon first: it ends the streams, so the readers return and let go of the
+            # responses (closing one while its reader waits for the next event, up to a 15 s
+            # heartbeat, blocks on the reader's buffer lock)
+            assert daemon.stop() == 0
             for answer in streams:
                 answer.close()
-            assert daemon.stop() == 0
     return {
         "console_contacts": contacts,
         "console_run_seconds": run["duration_seconds"],
