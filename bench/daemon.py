@@ -126,7 +126,11 @@ def wait_ready(daemon: DaemonProcess, timeout: float = 120.0) -> tuple[float, fl
     return min(found[0], stamp) - daemon.started_at, cpu.user + cpu.system
 
 
-def bench_start_and_idle(repeats: int) -> dict[str, Any]:
+def bench_start_and_idle(repeats: int, tree: Path | None = None) -> dict[str, Any]:
+    """``tree``: a directory holding another version's ``syncd`` package (``git archive REV
+    syncd | tar -x -C TREE``), which the daemon then runs instead: it is started in that
+    directory, and ``python -m`` puts it first on the module path."""
+    prefix = ("env", f"--chdir={tree}") if tree is not None else ()
     fresh: list[float] = []
     restart: list[float] = []
     cpu: list[float] = []
@@ -134,7 +138,7 @@ def bench_start_and_idle(repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
             config, state, listen = four_syncs(Path(tmp))
-            with DaemonProcess(config, state, listen) as daemon:
+            with DaemonProcess(config, state, listen, prefix=prefix) as daemon:
                 wall, used = wait_ready(daemon)
                 fresh.append(wall)
                 cpu.append(used)
@@ -142,7 +146,7 @@ def bench_start_and_idle(repeats: int) -> dict[str, Any]:
                 time.sleep(2)  # let the allocator settle after the runs
                 rss.append(psutil.Process(daemon.pid).memory_info().rss / 2**20)
                 assert daemon.stop() == 0
-            with DaemonProcess(config, state, listen) as daemon:
+            with DaemonProcess(config, state, listen, prefix=prefix) as daemon:
                 wall, used = wait_ready(daemon)
                 restart.append(wall)
                 cpu.append(used)
@@ -367,6 +371,13 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("console", "start", "sync"), help="measure only this part"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="TREE",
+        help="with --only start: alternate with the syncd package in TREE (another commit's, "
+        "from git archive), one start/idle measurement each per repeat, and print both",
+    )
     args = parser.parse_args()
 
     machine = f"{platform.machine()}, {psutil.cpu_count()} CPUs, Python {platform.python_version()}"
@@ -383,6 +394,9 @@ def main() -> None:
             console_rows(console),
             ("overview_p99_ms", "api_p99_with_consoles_ms", "page_weight_kb"),
         )
+        return
+    if args.against is not None:
+        compare_start(args.against.resolve(), args.repeats, machine)
         return
     figures: dict[str, Any] = {"machine": machine}
     rows: list[tuple[str, str]] = []
@@ -406,6 +420,22 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         return
     report({**figures, **checked}, rows, names)
+
+
+def compare_start(tree: Path, repeats: int, machine: str) -> None:
+    runs: dict[str, list[dict[str, Any]]] = {"this": [], str(tree): []}
+    for _ in range(repeats):
+        runs["this"].append(bench_start_and_idle(1))
+        runs[str(tree)].append(bench_start_and_idle(1, tree))
+    print(f"syncd daemon start, alternating ({machine}; load average {load_average()})")
+    for name, found in runs.items():
+        median = {key: statistics.median(run[key] for run in found) for key in found[0]}
+        print(
+            f"  {name}: READY fresh {median['ready_fresh_seconds']:.2f} s, restart "
+            f"{median['ready_restart_seconds']:.2f} s, CPU by READY "
+            f"{median['ready_cpu_seconds']:.2f} s, idle RSS {median['idle_rss_mb']:.1f} MB "
+            f"(medians of {repeats})"
+        )
 
 
 def start_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
