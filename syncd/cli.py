@@ -29,7 +29,7 @@ from syncd.daemon.commands import add_daemon_commands
 from syncd.engine.executor import RunOptions, RunResult, make_connector, run_sync
 from syncd.explain_cli import explain_command
 from syncd.logs import configure as configure_logging
-from syncd.plugins import Plugins, load_plugins
+from syncd.plugins import PluginCommands, Plugins, load_plugins
 from syncd.redact import redact, redact_data
 from syncd.run_json import result_json
 from syncd.state_owner import hand_back_after
@@ -97,7 +97,7 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(redact_data(data), indent=2, sort_keys=True, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
 @click.option(
     "--config",
@@ -489,7 +489,7 @@ async def _serve(app: Any, host: str, port: int, name: str) -> None:
 
 def main() -> None:
     plugins = load_plugins()
-    plugins.add_commands(cli)
+    cli.plugins = plugins  # their commands are added when a command is not syncd's own
     try:
         cli.main(obj=plugins, prog_name="syncd")
     except KeyboardInterrupt:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from syncd.console import auth_pages, stream
 from syncd.console.pages import PAGE_MODULES
 from syncd.console.service import ConsoleService
 from syncd.console.sessions import SESSIONS_FILE, Sessions
+from syncd.console.templating import Templates
 from syncd.console.web import STATE_KEY, ConsoleState, current_session
 from syncd.timefmt import rfc3339
 
@@ -30,19 +29,11 @@ def setup_console(app: web.Application, daemon: Daemon, api: ApiShapes) -> None:
     config = daemon.config.daemon if daemon.config is not None else None
     lifetime = config.session_lifetime if config is not None else 7 * 86400.0
     path = config.state_dir / SESSIONS_FILE if config is not None else None
-    console = ConsoleState(daemon, ConsoleService(daemon, api), Sessions(path, lifetime))
-    app[STATE_KEY] = console
-    environment = aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.PackageLoader("syncd.console", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    templates = Templates({"when": when, "ago": ago, "count": count_text})
+    console = ConsoleState(
+        daemon, ConsoleService(daemon, api), Sessions(path, lifetime), templates=templates
     )
-    environment.filters["when"] = when
-    environment.filters["ago"] = ago
-    environment.filters["count"] = count_text
+    app[STATE_KEY] = console
 
     async def load_sessions(app: web.Application) -> None:
         import asyncio

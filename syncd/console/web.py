@@ -7,6 +7,7 @@ Page modules use :func:`requires_session`, :func:`checks_csrf`, :func:`render`,
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
@@ -15,11 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from syncd import __version__
 from syncd.console.sessions import Session, Sessions, SignInCodes, Throttle
+from syncd.console.templating import Templates
 from syncd.daemon.events import Subscription
 from syncd.logs import get_logger
 from syncd.redact import redact
@@ -66,6 +67,8 @@ class ConsoleState:
     daemon: Daemon
     service: ConsoleService
     sessions: Sessions
+    #: the jinja2 environment, made on the first page (:mod:`syncd.console.templating`)
+    templates: Templates = field(default_factory=lambda: Templates({}))
     codes: SignInCodes = field(default_factory=SignInCodes)
     throttle: Throttle = field(default_factory=Throttle)
     #: authorisations begun in the console, by their OAuth ``state``
@@ -233,7 +236,8 @@ def render(
         "url": console.url,
     }
     common.update(context or {})
-    response = aiohttp_jinja2.render_template(template, request, common, status=status)
+    text = console.templates.render(template, common)
+    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -285,6 +289,9 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.path == "/api/v1/events":
             response.headers.update(SECURITY_HEADERS)
         return response
+    templates = state(request).templates
+    if not templates.ready:
+        await asyncio.to_thread(templates.environment)  # jinja2's import: not on the loop
     try:
         response = await request.match_info.handler(request)
     except ConsoleError as exc:

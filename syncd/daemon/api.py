@@ -38,7 +38,6 @@ from syncd.daemon.history_api import CHANGES_QUERY, HistoryProblem, HistoryRoute
 from syncd.daemon.hooks import ROUTE_NAME as HOOK_ROUTE
 from syncd.daemon.hooks import add_routes as add_hook_routes
 from syncd.daemon.metrics import CONTENT_TYPE
-from syncd.daemon.openapi import document
 from syncd.daemon.scheduler import (
     AlreadyRunning,
     ShuttingDown,
@@ -222,7 +221,13 @@ def make_app(daemon: Daemon) -> web.Application:
 class Api:
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.document = document()
+
+    @functools.cached_property
+    def document(self) -> dict[str, Any]:
+        """The OpenAPI document, built when first asked for (not at every start-up)."""
+        from syncd.daemon.openapi import document
+
+        return document()
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import SyncConfig
 from syncd.daemon.events import EventHub
+from syncd.daemon.memory import trim
 from syncd.daemon.metrics import Metrics
 from syncd.engine.executor import RunOptions, RunResult, SyncRun, make_connector
 from syncd.logs import get_logger
@@ -188,6 +190,22 @@ class SyncSlot:
         if self.last is not None and self.last.outcome in FAILING:
             return "failing"
         return "idle"
+
+
+#: how long after a run the collector gets back what the run left alive
+THAW_DELAY = 0.5
+
+
+def thaw_after_run() -> None:
+    """Hand the objects a run left alive back to the cyclic collector.
+
+    At the end of the last run in progress the engine moves what the run made and still holds
+    to the permanent generation (:func:`syncd.engine.executor.cyclic_gc_paused`) instead of
+    letting the collector walk it all at once on the event loop. Once the run is gone, reference
+    counting has freed nearly all of it; what survives (a cycle here and there) goes back to
+    the oldest generation, so that it can still be collected."""
+    if gc.isenabled() and gc.get_freeze_count():
+        gc.unfreeze()
 
 
 class SyncScheduler:
@@ -673,6 +691,15 @@ class SyncScheduler:
                 listener.run_finished(slot, handle, result)
             except Exception:
                 log.exception("a run listener failed", sync=slot.name)
+        # the run's objects are gone by then (the task's frame held them)
+        asyncio.get_running_loop().call_later(THAW_DELAY, self._after_run)
+
+    def _after_run(self) -> None:
+        """Once a run is gone: its survivors back to the collector, and when no other run is
+        going, the freed heap back to the system (in a worker thread: it walks the heap)."""
+        thaw_after_run()
+        if not self.running_count():
+            asyncio.get_running_loop().run_in_executor(None, trim)
 
     async def _mark_cancelled(self, handle: RunHandle) -> None:
         if handle.run_id is None or handle.engine is None:

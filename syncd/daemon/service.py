@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from syncd.config import Config, ConfigError, DaemonConfig, load_config
 from syncd.daemon.endpoint import Endpoint, choose_listen, ensure_token_file
 from syncd.daemon.events import EventHub
 from syncd.daemon.hooks import Hooks, make_hooks_app
+from syncd.daemon.loopwatch import LoopWatch
+from syncd.daemon.memory import limit_arenas
 from syncd.daemon.metrics import Metrics
 from syncd.daemon.notify import Notifier
 from syncd.daemon.scheduler import SyncScheduler, utcnow
@@ -63,6 +66,11 @@ AppFactory = Callable[["Daemon"], web.Application]
 EXIT_OK, EXIT_CRASHED, EXIT_CONFIG = 0, 1, 2
 #: how long /healthz waits for the database before calling it unreachable
 HEALTH_DB_TIMEOUT = 10.0
+#: how long a thread may keep the GIL while another wants it (Python's default: 5 ms). The
+#: event loop gives the GIL up at every system call (accept, recv, send, close: several per
+#: request); while a run's threads (a connector's writes, the store, the planner) compute, each
+#: of them cost up to the interval
+SWITCH_INTERVAL = 0.001
 
 
 @dataclass
@@ -118,6 +126,7 @@ class Daemon:
         self.listen_option = listen
         self.notifier = notifier or Notifier.from_environment()
         self.metrics = Metrics()
+        self.loop_watch = LoopWatch(self.metrics.registry)
         #: what GET /api/v1/events streams (the scheduler publishes to it)
         self.events = EventHub()
         self.started_at = utcnow()
@@ -174,6 +183,8 @@ class Daemon:
     async def serve(self) -> int:
         """Run until a stop signal; the process exit status."""
         self.notifier.status("starting")
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        limit_arenas()  # before the first thread: see syncd.daemon.memory
         try:
             self.config = await asyncio.to_thread(
                 load_config, self.config_dir, self.plugins, self.state_dir_option
@@ -183,7 +194,7 @@ class Daemon:
             return EXIT_CONFIG
         daemon = self.config.daemon
         self._configure_logging(daemon)
-        for problem in self.plugins.problems:
+        for problem in self.plugins.loaded_problems:  # the others are not imported
             log.warning("plugin problem", plugin=problem.plugin, problem=problem.message)
         try:
             self.endpoint = Endpoint.parse(choose_listen(self.listen_option, daemon.api_listen))
@@ -240,6 +251,7 @@ class Daemon:
         self.notifier.ready(self.status_line())
         self._spawn(self.notifier.watchdog_loop())
         self._spawn(self.scheduler.publish_progress_forever())
+        self._spawn(self.loop_watch.run_forever())
         if not self._stop.is_set():
             await self._stop.wait()
         return await self._shutdown(runner)

@@ -24,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+# peewee without psycopg (libpq, OpenSSL) until a PostgreSQL store is opened
+import syncd.store.lazy_psycopg  # noqa: F401  # isort: skip
 from playhouse.migrations import Runner
 
 from syncd.redact import redact

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from peewee import Database, PostgresqlDatabase, SqliteDatabase
 
+from syncd.store.lazy_psycopg import psycopg_for_peewee
+
 DEFAULT_LEASE = 30.0
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
@@ -135,6 +137,7 @@ class FencedPostgresqlDatabase(PostgresqlDatabase):
     def __init__(self, url: str, password: str | None = None, lease_timeout: float = 30.0):
         self.url = url
         self.lease_timeout = lease_timeout
+        psycopg_for_peewee()  # before peewee picks its driver
         # the name is peewee's; the connection is made from the URL (see _connect)
         super().__init__("syncd", prefer_psycopg3=True, autoconnect=True)
         self._url_kwargs = connect_kwargs(url, password)
