@@ -39,11 +39,11 @@ from syncd_carddav.dav import (
     InvalidSyncToken,
     Member,
     SyncUnsupported,
+    basic_auth,
 )
 from syncd_carddav.dav import classify as dav_classify
 from syncd_carddav.discovery import AddressBook, choose, discover
 from syncd_carddav.mirror import Entry, Mirror
-from syncd_carddav.servers import basic_auth
 
 log = logging.getLogger("syncd.carddav")
 
@@ -402,8 +402,8 @@ class CardDavConnector(Connector):
         assert self.dav is not None
         uid = vcard.uid_for(write.key)
         cid = f"{uid}.vcf"
-        body = vcard.new_card(uid, write.data)
-        parsed = vcard.parse(body)
+        # the mirror's entry is made from the card as built, not by parsing it again
+        body, parsed = vcard.built(uid, write.data)
         url = self._card_url(book, cid)
         response = await self.dav.put(url, body.encode(), etag=None)
         if response.status == 412:

@@ -8,7 +8,6 @@ print that they listen: a state, never a pause.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import socket
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
+from syncd_carddav.dav import basic_auth
+
 STARTUP_TIMEOUT = 60.0
 
 
@@ -31,10 +32,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def wait_for_port(port: int, deadline: float) -> None:
