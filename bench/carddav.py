@@ -142,6 +142,78 @@ def warm(server: Radicale, book: str) -> None:
         answer.read()
 
 
+# --- a bare client: what the server's own answers cost -------------------------------------
+
+
+def bare(
+    server: Radicale, proxy_url: str, method: str, path: str, body: bytes, **headers: str
+) -> tuple[float, bytes]:
+    """One request by a bare client (urllib, no syncd, no vdirsyncer): (seconds, answer)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        proxy_url + path,
+        method=method,
+        data=body,
+        headers={"Authorization": basic_auth(server.user, server.password), **headers},
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=3600) as answer:
+        text = answer.read()
+    return time.monotonic() - started, text
+
+
+def floor_figures(
+    server: Radicale, proxy_url: str, book: str, count: int, repeat: int
+) -> dict[str, float]:
+    """Medians of what Radicale takes to answer, to a bare client, the requests each tool makes
+    of a ``count``-card address book: syncd's ``sync-collection`` REPORT with a current token,
+    vdirsyncer's PROPFIND depth 1 of every ETag, and one conditional PUT of a changed card."""
+    path = f"/{server.user}/{book}/"
+    xml = {"Content-Type": "application/xml"}
+    _, answer = bare(
+        server,
+        proxy_url,
+        "PROPFIND",
+        path,
+        b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:sync-token/>'
+        b"</d:prop></d:propfind>",
+        Depth="0",
+        **xml,
+    )
+    token = answer.split(b"sync-token>", 1)[1].split(b"<", 1)[0].decode()
+    report = (
+        '<?xml version="1.0"?><d:sync-collection xmlns:d="DAV:">'
+        f"<d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level>"
+        "<d:prop><d:getetag/></d:prop></d:sync-collection>"
+    ).encode()
+    propfind = (
+        b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:getetag/>'
+        b"<d:resourcetype/></d:prop></d:propfind>"
+    )
+    reports, propfinds, puts = [], [], []
+    for rep in range(repeat):
+        reports.append(bare(server, proxy_url, "REPORT", path, report, Depth="1", **xml)[0])
+        propfinds.append(bare(server, proxy_url, "PROPFIND", path, propfind, Depth="1", **xml)[0])
+        n = (rep * 37) % count
+        name = f"bench-{n:06d}.vcf"
+        puts.append(
+            bare(
+                server,
+                proxy_url,
+                "PUT",
+                path + name,
+                card(n, f" floor{rep}").encode(),
+                **{"Content-Type": "text/vcard"},
+            )[0]
+        )
+    return {
+        "report_s": statistics.median(reports),
+        "propfind_s": statistics.median(propfinds),
+        "put_s": statistics.median(puts),
+    }
+
+
 def edit_share(folder: Path, count: int, share: float, round_: int) -> None:
     """Change ``share`` of the cards (their family name), a different slice every round."""
     step = max(1, round(1 / share))
@@ -326,13 +398,14 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    floors = results.pop("floor", {}).get("bare", [None])[0]
     report = {}
     for figure, by_tool in results.items():
         ours, theirs = median_of(by_tool["syncd"]), median_of(by_tool["vdirsyncer"])
         ratios = {k: (ours[k] / theirs[k] if theirs[k] else float("nan")) for k in ours}
         report[figure] = {"syncd": ours, "vdirsyncer": theirs, "ratio": ratios}
     if args.json:
-        print(json.dumps({"vdirsyncer": version, "figures": report}, indent=1))
+        print(json.dumps({"vdirsyncer": version, "figures": report, "floor": floors}, indent=1))
         return 0
     print(
         f"syncd vs vdirsyncer {version} on one Radicale; medians of {args.repeat} runs; "
@@ -354,7 +427,37 @@ def main() -> int:
             f"{figure:<13} {'ratio':<11} {r['wall_s']:8.2f} {r['server_s']:9.2f} "
             f"{r['cpu_s']:8.2f} {r['requests']:9.2f} {r['bytes']:12.2f}"
         )
+    if floors is not None:
+        print_floors(floors, report, args.large)
     return 0
+
+
+def print_floors(floors: dict[str, float], report: dict[str, Any], count: int) -> None:
+    """The server's own time for each tool's requests (a bare client, medians), and the ratio a
+    client that cost nothing would score: the floor Radicale sets."""
+    changed = max(1, round(count * 0.01))
+    print(
+        f"bare client, {count}-card book (medians): sync-collection REPORT "
+        f"{floors['report_s']:.2f}s, PROPFIND depth 1 {floors['propfind_s']:.2f}s, "
+        f"one PUT {floors['put_s']:.3f}s"
+    )
+    no_change = report.get("no change")
+    if no_change:
+        least = 2 * floors["report_s"]
+        theirs = no_change["vdirsyncer"]["wall_s"]
+        print(
+            f"no change floor: 2 REPORTs = {least:.2f}s; / vdirsyncer's wall "
+            f"{theirs:.2f}s = {least / theirs:.2f} (vdirsyncer's own 2 PROPFINDs: "
+            f"{2 * floors['propfind_s']:.2f}s)"
+        )
+    one = report.get("1 % changed")
+    if one:
+        least = 2 * floors["report_s"] + changed * floors["put_s"]
+        theirs = one["vdirsyncer"]["wall_s"]
+        print(
+            f"1 % changed floor: 2 REPORTs + {changed} PUTs = {least:.2f}s; / vdirsyncer's wall "
+            f"{theirs:.2f}s = {least / theirs:.2f}"
+        )
 
 
 def large_runs(
@@ -385,6 +488,10 @@ def large_runs(
             run = tool.sync(proxy)
             results.setdefault("1 % changed", {}).setdefault(tool.name, []).append(run)
             log(f"1 % changed {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
+    # what the server alone takes (after the measured runs: the PUTs change a book)
+    floors = floor_figures(server, proxy.server.url, "vlargea", args.large, args.repeat)
+    log(f"bare client on a {args.large}-card book: {floors}")
+    results["floor"] = {"bare": [floors]}
 
 
 def mkdir(path: Path) -> Path:

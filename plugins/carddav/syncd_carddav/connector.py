@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -39,11 +39,11 @@ from syncd_carddav.dav import (
     InvalidSyncToken,
     Member,
     SyncUnsupported,
+    basic_auth,
 )
 from syncd_carddav.dav import classify as dav_classify
 from syncd_carddav.discovery import AddressBook, choose, discover
 from syncd_carddav.mirror import Entry, Mirror
-from syncd_carddav.servers import basic_auth
 
 log = logging.getLogger("syncd.carddav")
 
@@ -132,6 +132,10 @@ class CardDavConnector(Connector):
     # --- session ------------------------------------------------------------------------
 
     def _ssl(self) -> ssl.SSLContext | bool:
+        """What the connection trusts: the system's CAs, those of ``ca_bundle``, or nothing
+        at all with ``verify_tls = false`` (which wins over ``ca_bundle``, and is warned of)."""
+        if not self.config.get("verify_tls", True):
+            return False
         bundle = self.config.get("ca_bundle")
         if bundle:
             path = Path(str(bundle)).expanduser()
@@ -141,7 +145,10 @@ class CardDavConnector(Connector):
                 return ssl.create_default_context(cafile=str(path))
             except (OSError, ssl.SSLError) as exc:
                 raise ConnectorConfigError(f"cannot read {path}: {exc}", key="ca_bundle") from None
-        return bool(self.config.get("verify_tls", True))
+        return True
+
+    def _unchecked_tls(self, url: str) -> bool:
+        return url.startswith("https://") and not self.config.get("verify_tls", True)
 
     async def open(self) -> None:
         url = str(self.config["url"]).strip()
@@ -156,6 +163,12 @@ class CardDavConnector(Connector):
         headers = {"User-Agent": "syncd-carddav/0.1"}
         if user is not None:
             headers["Authorization"] = basic_auth(str(user), str(self.config.get("password") or ""))
+        if self._unchecked_tls(url):
+            log.warning(
+                "carddav %s: verify_tls = false: the server's TLS certificate is not checked "
+                "(anyone on the way can read the password); set ca_bundle instead",
+                urlsplit(url).netloc,
+            )
         self.http = DavHttp(
             base_url=url,
             budget=budget,
@@ -206,6 +219,8 @@ class CardDavConnector(Connector):
         others = len(self.books) - 1
         more = f" (of {len(self.books)} found)" if others > 0 else ""
         how = "WebDAV sync" if sync else "ETag comparison (no sync-token)"
+        if self._unchecked_tls(book.url):
+            how += "; WARNING: TLS certificate not checked (verify_tls = false)"
         return f"address book {book.describe()}{more} at {urlsplit(book.url).netloc}, {how}"
 
     # --- reading ------------------------------------------------------------------------
@@ -387,8 +402,8 @@ class CardDavConnector(Connector):
         assert self.dav is not None
         uid = vcard.uid_for(write.key)
         cid = f"{uid}.vcf"
-        body = vcard.new_card(uid, write.data)
-        parsed = vcard.parse(body)
+        # the mirror's entry is made from the card as built, not by parsing it again
+        body, parsed = vcard.built(uid, write.data)
         url = self._card_url(book, cid)
         response = await self.dav.put(url, body.encode(), etag=None)
         if response.status == 412:
@@ -517,6 +532,28 @@ class DavHttp(HttpClient):
                 connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._pool),
             )
         return self._session
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        data: bytes | None,
+        headers: Mapping[str, str],
+    ) -> HttpResponse:
+        try:
+            return await super()._exchange(method, url, params, data, headers)
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # not worth a retry: the same certificate comes back
+            reason = getattr(exc.certificate_error, "verify_message", None) or str(
+                exc.certificate_error
+            )
+            raise ConnectorConfigError(
+                f"{urlsplit(url).netloc}: the server's TLS certificate is not trusted "
+                f"({reason}); set ca_bundle to a PEM file of the CA that signed it "
+                "(or verify_tls = false, which checks nothing)",
+                key="ca_bundle",
+            ) from None
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Only what the connector needs: RFC 4918 (PROPFIND, multistatus), RFC 6352 (CardD
 
 from __future__ import annotations
 
+import base64
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -17,6 +18,10 @@ CARD = "urn:ietf:params:xml:ns:carddav"
 CS = "http://calendarserver.org/ns/"
 NS = {"d": DAV, "c": CARD, "cs": CS}
 XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _tag(ns: str, name: str) -> str:

@@ -101,7 +101,9 @@ class Mirror:
     def __init__(self, path: Path | None, book_url: str) -> None:
         self.path = path
         self.book_url = book_url
-        self.entries: dict[str, Entry] = {}
+        #: the cards, read from the file when first asked for (a run in which nothing
+        #: changed on the server never reads them)
+        self._entries: dict[str, Entry] | None = {}
         self.token: str | None = None
         self.sync_unsupported = False
         self._dirty: set[str] = set()
@@ -121,18 +123,36 @@ class Mirror:
                     return
                 self.token = meta.get("sync_token") or None
                 self.sync_unsupported = meta.get("sync_unsupported") == "1"
+        except (sqlite3.DatabaseError, ValueError):
+            self._broken()
+            return
+        self._entries = None
+        self._meta_dirty = False
+
+    def _broken(self) -> None:
+        # a broken cache costs one full fetch
+        self._entries = {}
+        self.token = None
+        self._meta_dirty = True
+        self._reset_file = True
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        if self._entries is not None:
+            return self._entries
+        entries: dict[str, Entry] = {}
+        assert self.path is not None
+        try:
+            with sqlite3.connect(self.path) as db:
                 for cid, href, etag, body, data, picks, error in db.execute(
                     "SELECT id, href, etag, body, data, picks, error FROM card"
                 ):
-                    self.entries[cid] = Entry.stored(href, etag, body, data, picks, error)
+                    entries[cid] = Entry.stored(href, etag, body, data, picks, error)
         except (sqlite3.DatabaseError, ValueError):
-            # a broken cache costs one full fetch
-            self.entries.clear()
-            self.token = None
-            self._meta_dirty = True
-            self._reset_file = True
-            return
-        self._meta_dirty = False
+            self._broken()
+            entries = {}
+        self._entries = entries
+        return entries
 
     _reset_file = False
 

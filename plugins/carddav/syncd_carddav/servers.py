@@ -8,10 +8,10 @@ print that they listen: a state, never a pause.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,6 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
+from syncd_carddav.dav import basic_auth
+
 STARTUP_TIMEOUT = 60.0
 
 
@@ -30,10 +32,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def wait_for_port(port: int, deadline: float) -> None:
@@ -78,10 +76,15 @@ class DavServer:
     process: asyncio.subprocess.Process | None = None
     log: list[str] = field(default_factory=list)
     kind: str = "dav"
+    #: serve HTTPS with this certificate chain and key (PEM files), where the server can
+    tls: tuple[Path, Path] | None = None
+    #: what the helpers below trust when ``tls`` is set (the CA that signed the certificate)
+    client_ssl: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def home(self) -> str:
@@ -157,7 +160,8 @@ class DavServer:
 
     def session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
-            headers={"Authorization": basic_auth(self.user, self.password)}
+            headers={"Authorization": basic_auth(self.user, self.password)},
+            connector=aiohttp.TCPConnector(ssl=self.client_ssl or True),
         )
 
     async def make_addressbook(self, name: str, display: str | None = None) -> str:
@@ -243,6 +247,11 @@ class Radicale(DavServer):
             ) from None
         users = self.folder / "users"
         users.write_text(f"{self.user}:{self.password}\n")
+        tls: list[str] = []
+        if self.tls is not None:
+            certificate, key = self.tls
+            tls = ["--server-ssl", "--server-certificate", str(certificate)]
+            tls += ["--server-key", str(key)]
         return [
             sys.executable,
             "-m",
@@ -265,6 +274,7 @@ class Radicale(DavServer):
             "info",
             "--logging-mask-passwords",
             "True",
+            *tls,
         ]
 
     def storage_of(self, book_url: str) -> Path:

@@ -2,10 +2,11 @@
 
 Reading parses a card's content lines with ``vobject``'s parser and picks the mapped properties
 (see ``FIELDS``); building ``vobject``'s whole component tree would cost eight times as much.
-Writing never re-serialises a whole card: the card is split into its content lines (folded lines
-kept as they are), and only the lines of the properties being changed are replaced, added or
-removed, so that PHOTO, the other EMAIL and TEL entries, X- properties and properties syncd has
-never heard of survive byte for byte.
+``vobject`` is imported when the first card is read (a run that lists nothing new never pays
+for it). Writing never re-serialises a whole card: the card is split into its content lines
+(folded lines kept as they are), and only the lines of the properties being changed are
+replaced, added or removed, so that PHOTO, the other EMAIL and TEL entries, X- properties and
+properties syncd has never heard of survive byte for byte.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import vobject.base  # type: ignore[import-untyped]
+from typing import Any
 
 RawValue = str | tuple[str, ...] | frozenset[str] | list[str] | None
 
@@ -49,6 +49,9 @@ ADR_INDEX = {
 }
 CUSTOM = "custom."
 _LINE_END = re.compile(r"(?<=\n)")
+_HEAD_END = re.compile(r"[;:]")
+_FOLD = re.compile(r"\r?\n[ \t]")
+_ESCAPED = re.compile(r"\\(.)")
 
 
 class VCardError(ValueError):
@@ -69,7 +72,7 @@ class Line:
     @property
     def unfolded(self) -> str:
         text = self.raw.rstrip("\r\n")
-        return re.sub(r"\r?\n[ \t]", "", text)
+        return _FOLD.sub("", text) if "\n" in text else text
 
 
 def split_lines(text: str) -> list[Line]:
@@ -84,7 +87,7 @@ def split_lines(text: str) -> list[Line]:
             if lines:
                 lines[-1].raw += part  # a blank line stays where it was
             continue
-        head = re.split(r"[;:]", part, maxsplit=1)[0].strip()
+        head = _HEAD_END.split(part, maxsplit=1)[0].strip()
         group, dot, name = head.rpartition(".")
         lines.append(Line(part, name.upper(), group if dot else None))
     return lines
@@ -98,6 +101,13 @@ def newline_of(text: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_URL_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _url(value: str) -> str:
+    """A URL as a content line holds it: not escaped, without line breaks or control
+    characters (which would end the line)."""
+    return _URL_BREAKS.sub("", value)
 
 
 def escape(value: str) -> str:
@@ -168,7 +178,10 @@ def _text(value: str | None) -> str | None:
 
 
 def _tel_value(line: Prop) -> str | None:
-    text = _text(line.value)
+    return _tel_text(_text(line.value))
+
+
+def _tel_text(text: str | None) -> str | None:
     if text and text.lower().startswith("tel:"):
         text = text[4:]
     return text
@@ -218,9 +231,10 @@ def _properties(text: str) -> dict[str, list[Prop]]:
         raise VCardError("no END:VCARD at the end")
     props: dict[str, list[Prop]] = {}
     depth = 0
+    parse_line = _vobject_parse_line()
     for line in lines[1:-1]:
         try:
-            name, params, value, _group = vobject.base.parseLine(line.unfolded)
+            name, params, value, _group = parse_line(line.unfolded)
         except Exception as exc:  # vobject's ParseError, and whatever a broken line raises
             raise VCardError(_one_line(exc) or type(exc).__name__) from None
         name = name.upper()
@@ -242,6 +256,12 @@ def _properties(text: str) -> dict[str, list[Prop]]:
     if "VERSION" not in props:
         raise VCardError("no VERSION")
     return props
+
+
+def _vobject_parse_line() -> Any:
+    import vobject.base  # type: ignore[import-untyped]
+
+    return vobject.base.parseLine
 
 
 def parse(text: str) -> Parsed:
@@ -452,7 +472,7 @@ class CardEditor:
         for key, name in (("fn", "FN"), ("title", "TITLE"), ("note", "NOTE"), ("url", "URL")):
             if _set(data, key):
                 value = _value(data, key)
-                self._set_single(name, value if name == "URL" and value else _esc(value))
+                self._set_single(name, _url(value) if name == "URL" and value else _esc(value))
         if _set(data, "org"):
             self._set_structured("ORG", {0: _value(data, "org")}, 1)
         if _set(data, "given") or _set(data, "family"):
@@ -547,7 +567,9 @@ class CardEditor:
 
 
 def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
+    if "\\" not in value:
+        return value
+    return _ESCAPED.sub(lambda m: "\n" if m.group(1) in "nN" else m.group(1), value)
 
 
 def _esc(value: str | None) -> str | None:
@@ -585,6 +607,75 @@ def new_card(uid: str, data: Mapping[str, RawValue], newline: str = "\r\n") -> s
     editor = CardEditor(skeleton, {})
     editor.apply({k: v for k, v in data.items() if k != "fn"})
     return editor.text()
+
+
+_SIMPLE_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def built(uid: str, data: Mapping[str, RawValue]) -> tuple[str, Parsed]:
+    """:func:`new_card` and what :func:`parse` reads from it, made from what was put in the
+    card instead of parsing it again (a first sync creates every card)."""
+    text = new_card(uid, data)
+    return text, _new_fields(uid, data) or parse(text)
+
+
+def _clean(value: str | None) -> str | None:
+    """A text value as it reads back once written (escaped, then unescaped and trimmed)."""
+    return _text(escape(value)) if value is not None else None
+
+
+def _new_fields(uid: str, data: Mapping[str, RawValue]) -> Parsed | None:
+    """What ``parse(new_card(uid, data))`` gives, or None where only parsing can tell (a
+    custom field whose name is not a plain property name)."""
+    out: dict[str, RawValue] = {}
+    picks: dict[str, int] = {}
+    email = _value(data, "email")
+    if email is not None:
+        out["email"] = _clean(email)
+        picks["email"] = 0
+    out["fn"] = _clean(_value(data, "fn") or derived_fn(data))
+    out["family"] = _clean(_value(data, "family"))
+    out["given"] = _clean(_value(data, "given"))
+    for key in ("org", "title", "note"):
+        value = _value(data, key)
+        if value is not None:
+            out[key] = _clean(value)
+    tels = 0
+    for key in ("tel", "cell"):
+        value = _value(data, key)
+        if value is not None:
+            out[key] = _tel_text(_clean(value))
+            picks[key] = tels
+            tels += 1
+    url = _value(data, "url")
+    if url is not None:
+        out["url"] = _text(_url(url))
+    parts = {key: _value(data, key) for key in ADR_FIELDS if key in data}
+    if any(parts.values()):
+        picks["adr"] = 0
+        for key in ADR_FIELDS:
+            out[key] = _clean(parts.get(key))
+    if "categories" in data:
+        tags = _tags(data.get("categories"))
+        if tags:
+            categories: list[str] = []
+            for tag in tags:
+                held = _unescape(escape(tag)).strip()
+                if held and held not in categories:
+                    categories.append(held)
+            out["categories"] = tuple(categories)
+    for key in data:
+        if key.startswith(CUSTOM):
+            name = key[len(CUSTOM) :]
+            if not _SIMPLE_NAME.fullmatch(name):
+                return None
+            field = CUSTOM + name.upper().lower()
+            value = _value(data, key)
+            if value is None:
+                out.pop(field, None)
+            else:
+                out[field] = _clean(value)
+    return Parsed(out, uid, picks)
 
 
 def edit(text: str, picks: Mapping[str, int], data: Mapping[str, RawValue]) -> str:

@@ -4,9 +4,11 @@ on both), Radicale alone where only it can play the part (``rbook``)."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
+from syncd_carddav.connector import CardDavConnector
 from syncd_carddav.servers import DavServer, sample_card
 from syncd_carddav.testing import Book, Connect, MakeBook, MakeProxy, listing
 
@@ -48,15 +50,17 @@ async def test_well_known_carddav_leads_to_the_principal(
 async def test_an_ambiguous_choice_lists_the_address_books(
     radicale: DavServer, rbook: Book, connect: Connect, new_book: MakeBook
 ) -> None:
-    other = await new_book(radicale, "Family")
+    # a name of its own: the server is shared by the session's tests (another makes a "Family")
+    family = f"Family {uuid.uuid4().hex[:6]}"
+    other = await new_book(radicale, family)
     connector = await connect(radicale, radicale.url)
     with pytest.raises(ConnectorConfigError) as caught:
         await connector.check()
     message = str(caught.value)
     assert caught.value.key == "addressbook"
     assert "set addressbook to one of" in message
-    assert "'Family'" in message and other.url.split("/", 3)[3] in message
-    by_name = await connect(radicale, radicale.url, addressbook="family")
+    assert f"'{family}'" in message and other.url.split("/", 3)[3] in message
+    by_name = await connect(radicale, radicale.url, addressbook=family.lower())
     await by_name.check()
     assert by_name.book is not None and by_name.book.url == other.url
     missing = await connect(radicale, radicale.url, addressbook="Nope")
@@ -118,6 +122,34 @@ async def test_the_mirror_survives_a_new_connector_and_a_restart(
     records = await listing(second)
     assert set(records) == {"a.vcf"}
     assert front.counts.by_method == {"PROPFIND": 1, "REPORT": 1}  # discovery, sync-collection
+
+
+async def test_a_run_from_a_current_sync_token_reads_no_card_from_the_mirror(
+    server: DavServer, book: Book, connect: Connect
+) -> None:
+    """The engine's cursor is the sync-token: when nothing changed, the mirror's cards (10,000
+    bodies in a large address book) are never read from its file; when one did, they are."""
+    for n in range(3):
+        await book.put(f"c{n}.vcf", sample_card(f"u{n}", given=f"G{n}"))
+    first = await connect(server, book.url)
+    await listing(first)
+    cursor = first.listing_cursor()
+    assert cursor
+    await first.close()
+
+    async def since(connector: CardDavConnector, token: str) -> list[str]:
+        return [r.id async for page in connector.list_records(token) for r in page]
+
+    second = await connect(server, book.url)
+    assert await since(second, cursor) == []
+    assert second.mirror is not None and second.mirror._entries is None  # never loaded
+    assert second.listing_cursor() == cursor
+    await second.close()
+
+    await book.put("c1.vcf", sample_card("u1", given="Changed"))
+    third = await connect(server, book.url)
+    assert await since(third, cursor) == ["c1.vcf"]
+    assert third.mirror is not None and set(third.mirror.entries) == {"c0.vcf", "c1.vcf", "c2.vcf"}
 
 
 async def test_an_invalid_sync_token_falls_back_to_a_listing_in_full(

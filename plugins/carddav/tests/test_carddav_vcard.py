@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -200,3 +203,61 @@ def test_the_sandbox_refuses_a_bad_option_in_one_line() -> None:
 
     with pytest.raises(SandboxError, match="count= expects a number"):
         make_app(None, {"count": "many"})
+
+
+field_values = st.none() | texts | st.sampled_from(["", "  ", "tel:+44 1", "a\\,b;c", "x\ny"])
+
+
+@settings(max_examples=300)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(
+            [name for name, _ in vcard.FIELDS if name != "categories"]
+            + ["custom.nickname", "custom.Nickname", "custom.x-y", "custom.a;b", "custom.ß"]
+        ),
+        field_values,
+        max_size=12,
+    ),
+    tags=st.none() | st.lists(texts, max_size=4),
+)
+def test_a_new_cards_fields_are_what_parsing_it_reads(
+    data: dict[str, str | None], tags: list[str] | None
+) -> None:
+    """The mirror's entry for a created card is made from what was put in it, not parsed
+    again: it must be exactly what a parse of the card reads."""
+    fields: dict[str, vcard.RawValue] = dict(data)
+    if tags is not None:
+        fields["categories"] = tuple(tags)
+    uid = vcard.uid_for("k")
+    text, parsed = vcard.built(uid, fields)
+    assert text == vcard.new_card(uid, fields)
+    assert parsed == vcard.parse(text)
+
+
+def test_a_new_card_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(text: str) -> vcard.Parsed:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(vcard, "parse", refuse)
+    _, parsed = vcard.built("u-1", {"email": "a@x.test", "given": "Ann", "custom.team": "Ops"})
+    assert parsed.data["email"] == "a@x.test" and parsed.data["custom.team"] == "Ops"
+
+
+def test_loading_the_plugin_does_not_import_vobject() -> None:
+    """``syncd`` loads the plugin on every start; vobject (and dateutil, pytz) come in with the
+    first card read, so a run that reads none never pays for them."""
+    code = (
+        "import sys, syncd_carddav.plugin, syncd_carddav.connector;"
+        "sys.exit('vobject' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    code = (
+        "import sys, syncd_carddav.vcard as v; v.parse(v.new_card('u', {}));"
+        "sys.exit('vobject' not in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_url_with_a_line_break_still_makes_a_readable_card() -> None:
+    text = vcard.new_card("u-2", {"url": "https://x.test/\na", "email": "a@x.test"})
+    assert vcard.parse(text).data["url"] == "https://x.test/a"
