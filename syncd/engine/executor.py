@@ -280,7 +280,12 @@ class SyncRun:
         held = await self.store.claim(self.sync.name)  # raises SyncBusy
         try:
             with cyclic_gc_paused():
-                result = await self._locked()
+                try:
+                    result = await self._locked()
+                finally:
+                    # let the run's listings go while the collector is still paused: once it
+                    # runs again it would first walk every object made since it stopped
+                    self.inp = None
         finally:
             await self.store.unclaim(held)
         result.duration = time.monotonic() - started
