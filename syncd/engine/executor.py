@@ -264,8 +264,8 @@ class SyncRun:
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
-        #: records a create of this run linked (the new record, and its source)
-        self.linked_by_create: set[tuple[str, str]] = set()
+        #: records a create of this run linked (the new record, and its source), by side
+        self.linked_by_create: dict[str, set[str]] = {"a": set(), "b": set()}
         #: listed records the app merged into another (``RemoteRecord.merged_into``), per side
         self.merged: dict[str, list[RemoteRecord]] = {"a": [], "b": []}
         #: the plan's input while writing (what the journal reads the values before from)
@@ -927,14 +927,13 @@ class SyncRun:
             for p in await self.store.run(self.store.list_pending, self.sync.name)
         }
         source_side = other(side)
-        taken = [(p, w) for p, w in items if (source_side, w.source_id) in self.linked_by_create]
+        linked_source = self.linked_by_create[source_side]
+        taken = [(p, w) for p, w in items if w.source_id in linked_source]
         if taken:
             # a create of this run on the other side came back with this very record (an app
             # that keeps a create's idempotency key answered a crashed run's create with the
             # record it had made, whose email was changed since): it is linked already
-            items = [
-                (p, w) for p, w in items if (source_side, w.source_id) not in self.linked_by_create
-            ]
+            items = [(p, w) for p, w in items if w.source_id not in linked_source]
             for pair, _ in taken:
                 pending_ops[id(pair)] -= 1
         kept = self.kept_emails[side]
@@ -1001,8 +1000,8 @@ class SyncRun:
                         "another record already; not linked twice",
                     )
                 if result.ok and result.id:
-                    self.linked_by_create.add((side, result.id))
-                    self.linked_by_create.add((source_side, write.source_id or ""))
+                    self.linked_by_create[side].add(result.id)
+                    self.linked_by_create[source_side].add(write.source_id or "")
                     created.append(pair)
                     setattr(pair.link, f"{side}_id", result.id)
                     self.counts[f"created_{side}"] += 1
@@ -1034,7 +1033,7 @@ class SyncRun:
 
     def _linked_elsewhere(self, side: str, record_id: str) -> bool:
         """Whether ``record_id`` on ``side`` is linked already (a create cannot have made it)."""
-        return (side, record_id) in self.linked_by_create or record_id in self.index.fps[side]
+        return record_id in self.linked_by_create[side] or record_id in self.index.fps[side]
 
     async def _archives(
         self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
