@@ -151,8 +151,9 @@ def one_size(
             figures[f"{name}_writes"] = sum(
                 result.counts[k] for k in result.counts if k.startswith(("created", "updated"))
             )
+            # the peak so far: which phase reached the run's peak
+            figures[f"{name}_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if name == "merge":
-                figures["merge_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 figures.update(database_figures(store))
 
         timed("merge")
@@ -266,6 +267,10 @@ def main() -> None:
             f"{size:>14,} peak {fig['peak_rss_mb']:.0f} = interpreter {fig['base_rss_mb']:.0f}"
             f" + apps {fig['apps_rss_mb']:.0f} + syncd {fig['syncd_rss_mb']:.0f}"
         )
+    print("peak RSS (MB) after each phase (the first to reach the peak is where it is):")
+    for size, fig in results.items():
+        peaks = ", ".join(f"{LABELS[p]} {fig[p + '_rss_mb']:.0f}" for p in PHASES)
+        print(f"{size:>14,} {peaks}")
     print("records read / written per run (medians):")
     for size, fig in results.items():
         counts = ", ".join(

@@ -836,7 +836,12 @@ class SyncRun:
 
     def _to_app(self, side: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.app_names[side]
-        return {names[key]: to_raw(value) for key, value in values.items() if key in names}
+        # most values are text, sent as they are (only tags are made a tuple)
+        return {
+            names[key]: value if type(value) is str else to_raw(value)
+            for key, value in values.items()
+            if key in names
+        }
 
     async def _send(
         self, call: Any, batch: Sequence[Any], side: str, keys: Sequence[str]
