@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import os
@@ -134,6 +135,7 @@ def one_size(
 
         def timed(name: str, full: bool = False) -> None:
             options = RunOptions(full=full)
+            collected = GC_SECONDS[0]
             cpu = time.process_time()
             started = time.perf_counter()
             if profile == name:
@@ -146,6 +148,7 @@ def one_size(
                 result = asyncio.run(run_sync(sync, store, options))
             figures[name] = time.perf_counter() - started
             figures[f"{name}_cpu"] = time.process_time() - cpu
+            figures[f"{name}_gc"] = GC_SECONDS[0] - collected
             assert result.outcome == "success", result.message
             figures[f"{name}_read"] = result.counts["read_a"] + result.counts["read_b"]
             figures[f"{name}_writes"] = sum(
@@ -168,6 +171,22 @@ def one_size(
     others = figures["base_rss_mb"] + figures["apps_rss_mb"]
     figures["syncd_rss_mb"] = figures["peak_rss_mb"] - others
     return figures
+
+
+#: seconds the cyclic garbage collector ran, in total (the engine pauses it during a run; what
+#: the run leaves to it is collected once it runs again)
+GC_SECONDS = [0.0]
+_gc_started = [0.0]
+
+
+def _gc_timer(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+    else:
+        GC_SECONDS[0] += time.perf_counter() - _gc_started[0]
+
+
+gc.callbacks.append(_gc_timer)
 
 
 def apps_rss_mb(path: Path) -> float:
@@ -261,6 +280,9 @@ def main() -> None:
     for size, fig in results.items():
         cells = " ".join(f"{fig[p]:>7.2f} ({fig[p + '_cpu']:>6.2f})" for p in PHASES)
         print(f"{size:>14,} {cells}")
+    print("of which the cyclic garbage collector (wall seconds):")
+    for size, fig in results.items():
+        print(f"{size:>14,} " + ", ".join(f"{LABELS[p]} {fig[p + '_gc']:.2f}" for p in PHASES))
     print("memory (MB): peak RSS = interpreter + apps (loaded alone, no sync) + syncd's own")
     for size, fig in results.items():
         print(
