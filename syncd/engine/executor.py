@@ -163,6 +163,28 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (None elsewhere, e.g. musl): it returns the heap pages freed
+    memory left behind to the system, which glibc otherwise keeps."""
+    try:
+        import ctypes
+
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give back to the system what a run freed (a first merge frees hundreds of MB: without
+    this a daemon keeps it, and the next run's listing comes on top of it)."""
+    if _MALLOC_TRIM is not None and _gc_holds == 0:
+        _MALLOC_TRIM(0)
+
+
 class RunStopped(Exception):
     """The run stopped before it finished; ``outcome`` says why (for history and status)."""
 
@@ -270,8 +292,8 @@ class SyncRun:
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
-        #: records a create of this run linked (the new record, and its source)
-        self.linked_by_create: set[tuple[str, str]] = set()
+        #: records a create of this run linked (the new record, and its source), by side
+        self.linked_by_create: dict[str, set[str]] = {"a": set(), "b": set()}
         #: listed records the app merged into another (``RemoteRecord.merged_into``), per side
         self.merged: dict[str, list[RemoteRecord]] = {"a": [], "b": []}
         #: the plan's input while writing (what the journal reads the values before from)
@@ -286,9 +308,15 @@ class SyncRun:
         held = await self.store.claim(self.sync.name)  # raises SyncBusy
         try:
             with cyclic_gc_paused():
-                result = await self._locked()
+                try:
+                    result = await self._locked()
+                finally:
+                    # let the run's listings go while the collector is still paused: once it
+                    # runs again it would first walk every object made since it stopped
+                    self.inp = None
         finally:
             await self.store.unclaim(held)
+        await asyncio.to_thread(release_memory)  # off the loop: it walks the heap
         result.duration = time.monotonic() - started
         return result
 
@@ -837,7 +865,12 @@ class SyncRun:
 
     def _to_app(self, side: str, values: dict[str, Any]) -> dict[str, Any]:
         names = self.app_names[side]
-        return {names[key]: to_raw(value) for key, value in values.items() if key in names}
+        # most values are text, sent as they are (only tags are made a tuple)
+        return {
+            names[key]: value if type(value) is str else to_raw(value)
+            for key, value in values.items()
+            if key in names
+        }
 
     async def _send(
         self, call: Any, batch: Sequence[Any], side: str, keys: Sequence[str]
@@ -928,14 +961,13 @@ class SyncRun:
             for p in await self.store.run(self.store.list_pending, self.sync.name)
         }
         source_side = other(side)
-        taken = [(p, w) for p, w in items if (source_side, w.source_id) in self.linked_by_create]
+        linked_source = self.linked_by_create[source_side]
+        taken = [(p, w) for p, w in items if w.source_id in linked_source]
         if taken:
             # a create of this run on the other side came back with this very record (an app
             # that keeps a create's idempotency key answered a crashed run's create with the
             # record it had made, whose email was changed since): it is linked already
-            items = [
-                (p, w) for p, w in items if (source_side, w.source_id) not in self.linked_by_create
-            ]
+            items = [(p, w) for p, w in items if w.source_id not in linked_source]
             for pair, _ in taken:
                 pending_ops[id(pair)] -= 1
         kept = self.kept_emails[side]
@@ -989,8 +1021,8 @@ class SyncRun:
                         "another record already; not linked twice",
                     )
                 if result.ok and result.id:
-                    self.linked_by_create.add((side, result.id))
-                    self.linked_by_create.add((source_side, write.source_id or ""))
+                    self.linked_by_create[side].add(result.id)
+                    self.linked_by_create[source_side].add(write.source_id or "")
                     created.append(pair)
                     setattr(pair.link, f"{side}_id", result.id)
                     self.counts[f"created_{side}"] += 1
@@ -1046,7 +1078,7 @@ class SyncRun:
 
     def _linked_elsewhere(self, side: str, record_id: str) -> bool:
         """Whether ``record_id`` on ``side`` is linked already (a create cannot have made it)."""
-        return (side, record_id) in self.linked_by_create or record_id in self.index.fps[side]
+        return record_id in self.linked_by_create[side] or record_id in self.index.fps[side]
 
     async def _archives(
         self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]

@@ -212,14 +212,14 @@ class SideFields:
         return self.fingerprint(record.data, record.archived)
 
     def version_fingerprint(self, version: str, archived: bool = False) -> str:
-        return "v:" + version + (self._archived_suffix if archived else self._version_suffix)
+        return "v:" + version + (self._archived_suffix if archived else self.version_suffix)
 
     @functools.cached_property
     def signature_hex(self) -> str:
         return self.signature.hex()
 
     @functools.cached_property
-    def _version_suffix(self) -> str:
+    def version_suffix(self) -> str:
         return ":" + self.signature_hex
 
     @functools.cached_property

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -76,8 +77,26 @@ _BASE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 def encode_base(base: dict[str, str] | None) -> str | None:
     """A base (field key → value hash) as stored: JSON text, a third of the dictionary's
-    weight, which matters while a first merge plans 100,000 pairs."""
-    return None if base is None else _BASE_ENCODER.encode(base)
+    weight, which matters while a first merge plans 100,000 pairs.
+
+    Written here as ``_BASE_ENCODER`` would (the same text), twice as fast: each key's JSON
+    is made once, and a hash needs only the C string escape."""
+    if base is None:
+        return None
+    parts = []
+    for key, value in base.items():
+        if type(value) is not str or type(key) is not str:
+            return _BASE_ENCODER.encode(base)
+        parts.append(_key_json(key) + _escape(value))
+    return "{" + ",".join(parts) + "}"
+
+
+_escape = json.encoder.encode_basestring_ascii  # what the encoder itself uses
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_json(key: str) -> str:
+    return _escape(key) + ":"
 
 
 @dataclass(slots=True)
