@@ -278,6 +278,9 @@ class JournalResult:
 
 #: journal outcomes a crash leaves behind: what the next run reads (rule 4)
 UNSETTLED = ("pending", "failed")
+#: the condition of the journal's partial indexes (migration 0006): a query that finds an entry
+#: by key or record names it as it is, so that the index is used (on SQLite and PostgreSQL)
+OPEN = "outcome IN ('pending', 'failed')"
 
 
 @dataclass
@@ -1035,14 +1038,16 @@ class Store:
         when = _sql_time(stamp)
         # a settled entry's hashes served only a crash: dropped, the history is the values
         cursor.executemany(
-            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?)",
+            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?"
+            f" AND {OPEN})",
             [(r.key,) for r in results if r.outcome in ("confirmed", "refused")],
         )
         cursor.executemany(
             "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
             " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
-            # by key alone (its index): a key names one write (a run's id, or random)
-            " THEN ? ELSE settled_at END WHERE key = ?",
+            # by key (its index holds the unsettled entries): a key names one write (a run's
+            # id, or random), and the entry is unsettled until this very statement
+            f" THEN ? ELSE settled_at END WHERE key = ? AND {OPEN}",
             [
                 (
                     r.outcome,
@@ -1074,11 +1079,10 @@ class Store:
 
     def count_journal(self, sync: str) -> int:
         """Entries whose outcome was never committed (what a crash left behind)."""
-        return int(
-            Journal.select()
-            .where((Journal.sync == sync) & Journal.outcome.in_(list(UNSETTLED)))
-            .count()
+        cursor = self.db.execute_sql(
+            f"SELECT count(*) FROM journal WHERE sync = ? AND {OPEN}", (sync,)
         )
+        return int(cursor.fetchone()[0])
 
     def remove_journal(self, sync: str, records: Sequence[tuple[str, str]]) -> None:
         with self.db.atomic():
@@ -1097,7 +1101,7 @@ class Store:
             return
         if not self.keeps_history(sync):
             self.db.cursor().executemany(
-                "DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ?",
+                f"DELETE FROM journal WHERE sync = ? AND side = ? AND record_id = ? AND {OPEN}",
                 [(sync, side, rid) for side, rid in records],
             )
             return
