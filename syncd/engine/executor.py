@@ -756,8 +756,16 @@ class SyncRun:
             pending_ops[id(pair)] = len(pair.writes) + len(pair.archive)
         for side in SIDES:
             await self._updates(the_plan, side, pending_ops, failed)
+        # a crashed run's creates, sent again, first on both sides: what the app answers for
+        # them (the records made then) must be known before any record is created as new
+        existing = {
+            (p.side, p.source_id): p.key
+            for p in await self.store.run(self.store.list_pending, self.sync.name)
+        }
         for side in SIDES:
-            await self._creates(the_plan, side, pending_ops, failed)
+            await self._creates(the_plan, side, pending_ops, failed, existing, resends=True)
+        for side in SIDES:
+            await self._creates(the_plan, side, pending_ops, failed, existing, resends=False)
         for side in SIDES:
             await self._archives(the_plan, side, pending_ops, failed)
 
@@ -949,17 +957,23 @@ class SyncRun:
             self._progress(len(chunk))
 
     async def _creates(
-        self, the_plan: Plan, side: str, pending_ops: dict[int, int], failed: set[int]
+        self,
+        the_plan: Plan,
+        side: str,
+        pending_ops: dict[int, int],
+        failed: set[int],
+        existing: dict[tuple[str, str], str],
+        resends: bool,
     ) -> None:
+        """The plan's creates on ``side``: only those a crashed run sent already (``resends``:
+        their keys are in ``existing``, the pending creates as the slice began), or only the
+        others."""
         items = the_plan.writes(side, create=True)
+        items = [(p, w) for p, w in items if ((side, w.source_id or "") in existing) == resends]
         if not items:
             return
         connector = self.connectors[side]
         size = max(1, connector.capabilities.create_batch_size)
-        existing = {
-            (p.side, p.source_id): p.key
-            for p in await self.store.run(self.store.list_pending, self.sync.name)
-        }
         source_side = other(side)
         linked_source = self.linked_by_create[source_side]
         taken = [(p, w) for p, w in items if w.source_id in linked_source]

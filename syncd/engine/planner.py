@@ -951,7 +951,7 @@ class NewRecords:
         # side's new records, as the planner listed them (no tuple per record)
         self.segments: list[tuple[str, list[SideRecord] | list[tuple[SideRecord, LinkRow]]]] = [
             *((source, planner.revived[source]) for source in SIDES),
-            *((source, planner.new[source]) for source in SIDES),
+            *self._resends_first(planner),
         ]
         self.total = sum(len(items) for _, items in self.segments)
         planner.new = {"a": [], "b": []}
@@ -960,6 +960,30 @@ class NewRecords:
         #: the segment being planned, and the position in it
         self.segment = 0
         self.offset = 0
+
+    @staticmethod
+    def _resends_first(planner: _Planner) -> list[tuple[str, list[SideRecord]]]:
+        """Each side's new records, those a crashed run was creating on the other side first.
+
+        Their create is sent again under its idempotency key, and an app that kept the key
+        answers with the record it made then, whose email a person may have changed since:
+        that record is syncd's own copy, linked by the answer. Planned after it, the record
+        would look new, and be copied back, a duplicate."""
+        creates = planner.inp.journal.creates if planner.inp.journal else {}
+        if not creates:
+            return [(source, planner.new[source]) for source in SIDES]
+        first: list[tuple[str, list[SideRecord]]] = []
+        rest: list[tuple[str, list[SideRecord]]] = []
+        for source in SIDES:
+            target = other(source)
+            resent = [r for r in planner.new[source] if (target, r.id) in creates]
+            first.append((source, resent))
+            if resent:
+                ids = {r.id for r in resent}
+                rest.append((source, [r for r in planner.new[source] if r.id not in ids]))
+            else:
+                rest.append((source, planner.new[source]))
+        return first + rest
 
     @property
     def remaining(self) -> int:
