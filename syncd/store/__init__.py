@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,8 +32,10 @@ from syncd.store import pgbulk
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
+    PG_STORE_THREADS,
     ClaimLost,
     Fence,
+    FencedPostgresqlDatabase,
     StoreSettings,
     make_database,
     safe_url,
@@ -287,12 +290,16 @@ class Store:
         self.settings = settings or StoreSettings()
         #: True on PostgreSQL: the store is shared by several processes, kept apart by claims
         self.shared = self.settings.postgres
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
+        # SQLite: one thread (one writer at a time anyway); PostgreSQL: several, each with
+        # its own connection, so that one daemon's syncs do not queue behind each other
+        threads = PG_STORE_THREADS if self.shared else 1
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="syncd-store")
         self.db = make_database(str(self.path), self.settings)
         self.claims = Claims(self.settings) if self.shared else None
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
         self._claim_epoch = 0
+        self._epoch_lock = threading.Lock()
         #: the (side, record id) of every ``record_decision`` row, per sync, with the data
         #: version they were read at: a commit that syncs 100,000 records deletes only the
         #: decisions that exist (most syncs have no rules, so none ever)
@@ -368,7 +375,9 @@ class Store:
     def close(self) -> None:
         if self.claims is not None:
             self.claims.close()
-        if not self.db.is_closed():
+        if isinstance(self.db, FencedPostgresqlDatabase):
+            self.db.close_all()
+        elif not self.db.is_closed():
             self.db.close()
 
     async def aclose(self) -> None:
@@ -397,7 +406,8 @@ class Store:
     def _claim(self, sync: str) -> Fence:
         assert self.claims is not None
         fence = self.claims.acquire(self.db, sync)
-        self._claim_epoch += 1
+        with self._epoch_lock:
+            self._claim_epoch += 1
         return fence
 
     async def unclaim(self, held: SyncLock | Fence) -> None:
