@@ -105,10 +105,16 @@ def written(cluster: BenchCluster, name: str, people: int) -> bool:
         return sum(1 for _ in fh) - 1 >= people
 
 
-def one(kind: str, daemons: int, people: int, batch: int, delay: float) -> dict[str, object]:
+def one(
+    kind: str, daemons: int, people: int, batch: int, delay: float, connections: int
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="syncd-bench-d-") as tmp:
         cluster = BenchCluster(Path(tmp), pg_support.new_database())
         cluster.setup()
+        toml = Path(tmp) / "config" / "syncd.toml"
+        toml.write_text(
+            toml.read_text().replace("[store]\n", f"[store]\nconnections = {connections}\n")
+        )
         go = Path(tmp) / "go"
         names = [f"s{i:02d}" for i in range(SYNCS)]
         for name in names:
@@ -148,8 +154,14 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=40, help="contacts per io sync")
     parser.add_argument("--latency", type=float, default=0.25, help="seconds per io write call")
     parser.add_argument("--cpu-people", type=int, default=1000, help="contacts per cpu sync")
+    parser.add_argument(
+        "--connections", default="4", help="[store] connections of each daemon (e.g. 1,4)"
+    )
     args = parser.parse_args()
-    counts = [int(n) for n in args.daemons.split(",")]
+    variants = [
+        (int(n), int(c)) for n in args.daemons.split(",") for c in args.connections.split(",")
+    ]
+    counts = sorted({n for n, _ in variants})
     print(f"{SYNCS} syncs over 1..{max(counts)} daemons on one PostgreSQL; {os.cpu_count()} cores")
     for kind in args.kinds.split(","):
         if kind == "io":
@@ -158,24 +170,24 @@ def main() -> None:
         else:
             people, batch, delay = args.cpu_people, 100, 0.0
             what = f"cpu: {people} contacts a sync, no latency"
-        runs: dict[int, list[dict[str, object]]] = {n: [] for n in counts}
+        runs: dict[tuple[int, int], list[dict[str, object]]] = {v: [] for v in variants}
         for repeat in range(args.repeats):
-            for n in counts if repeat % 2 == 0 else list(reversed(counts)):
-                runs[n].append(one(kind, n, people, batch, delay))
+            for v in variants if repeat % 2 == 0 else list(reversed(variants)):
+                runs[v].append(one(kind, v[0], people, batch, delay, v[1]))
         print(what + f"; medians of {args.repeats}")
         print(
-            f"{'daemons':>8} {'seconds':>8} {'syncs/min':>10} {'contacts/s':>11}"
-            f" {'x 1 daemon':>10} {'load':>5}  runs per daemon"
+            f"{'daemons':>8} {'conns':>6} {'seconds':>8} {'syncs/min':>10} {'contacts/s':>11}"
+            f" {'x first':>8} {'load':>5}  runs per daemon"
         )
         base = None
-        for n in counts:
-            secs = statistics.median(float(r["seconds"]) for r in runs[n])  # type: ignore[arg-type]
+        for v in variants:
+            secs = statistics.median(float(r["seconds"]) for r in runs[v])  # type: ignore[arg-type]
             base = base or secs
-            load = statistics.median(float(r["load"]) for r in runs[n])  # type: ignore[arg-type]
-            spreads = " | ".join("/".join(map(str, r["spread"])) for r in runs[n])  # type: ignore[call-overload]
+            load = statistics.median(float(r["load"]) for r in runs[v])  # type: ignore[arg-type]
+            spreads = " | ".join("/".join(map(str, r["spread"])) for r in runs[v])  # type: ignore[call-overload]
             print(
-                f"{n:>8} {secs:>8.1f} {SYNCS / secs * 60:>10.1f} {SYNCS * people / secs:>11.0f}"
-                f" {base / secs:>10.2f} {load:>5.1f}  {spreads}"
+                f"{v[0]:>8} {v[1]:>6} {secs:>8.1f} {SYNCS / secs * 60:>10.1f}"
+                f" {SYNCS * people / secs:>11.0f} {base / secs:>8.2f} {load:>5.1f}  {spreads}"
             )
 
 

@@ -32,7 +32,6 @@ from syncd.store import pgbulk
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
-    PG_STORE_THREADS,
     ClaimLost,
     Fence,
     FencedPostgresqlDatabase,
@@ -292,7 +291,7 @@ class Store:
         self.shared = self.settings.postgres
         # SQLite: one thread (one writer at a time anyway); PostgreSQL: several, each with
         # its own connection, so that one daemon's syncs do not queue behind each other
-        threads = PG_STORE_THREADS if self.shared else 1
+        threads = self.settings.connections if self.shared else 1
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="syncd-store")
         self.db = make_database(str(self.path), self.settings)
         self.claims = Claims(self.settings) if self.shared else None

@@ -71,6 +71,8 @@ class StoreSettings:
     password: str | None = None
     lease_timeout: float = DEFAULT_LEASE
     daemon_id: str | None = None
+    #: PostgreSQL: how many connections (and store threads) one process uses
+    connections: int = PG_STORE_THREADS
 
     @property
     def postgres(self) -> bool:
