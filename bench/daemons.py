@@ -42,13 +42,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 import pg_support  # noqa: E402  (tests/ on the path: the suite's own PostgreSQL helper)
 from test_pg_daemons import Cluster  # noqa: E402
 
-from syncd.testing.daemon import DaemonProcess, free_port, wait_until  # noqa: E402
+from syncd.testing.daemon import wait_until  # noqa: E402
 
 SYNCS = 30
 
 
 class BenchCluster(Cluster):
-    """The tests' cluster, with daemons started together (not one after another's READY)."""
+    """The tests' cluster, with syncs of a given size and write latency."""
 
     def sync_kind(self, name: str, people: int, batch: int, delay: float, go: Path) -> None:
         a = self.data / f"{name}-a.csv"
@@ -71,30 +71,6 @@ class BenchCluster(Cluster):
         hold_after = 0
         """
         (self.root / "config" / "syncs" / f"{name}.toml").write_text(textwrap.dedent(body))
-
-    def spawn(self) -> DaemonProcess:
-        self.count += 1
-        n = self.count
-        listen = f"127.0.0.1:{free_port()}"
-        state = self.root / f"state-{n}"
-        config = self.root / f"config-{n}"
-        config.mkdir()
-        os.symlink(self.root / "config" / "syncs", config / "syncs")
-        text = (self.root / "config" / "syncd.toml").read_text()
-        text = text.replace('listen = "127.0.0.1:1"', f'listen = "{listen}"')
-        text = text.replace(f'state_dir = "{self.root / "state"}"', f'state_dir = "{state}"')
-        (config / "syncd.toml").write_text(text)
-        env = {
-            "SYNCD_PLUGIN_MODULES": "pg_runlog",
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
-            "SYNCD_TEST_RUNLOG": str(self.runlog),
-        }
-        daemon = DaemonProcess(
-            config, state, listen, env=env, log_path=self.root / f"daemon-{n}.log"
-        )
-        daemon.start()
-        self.daemons.append(daemon)
-        return daemon
 
 
 def written(cluster: BenchCluster, name: str, people: int) -> bool:
@@ -121,7 +97,7 @@ def one(
             cluster.sync_kind(name, people, batch, delay, go)
         try:
             for _ in range(daemons):
-                cluster.spawn()
+                cluster.start(wait=False)
             for daemon in cluster.daemons:
                 daemon.wait_ready()
 

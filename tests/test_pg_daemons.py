@@ -86,7 +86,9 @@ class Cluster:
             """,
         )
 
-    def start(self) -> DaemonProcess:
+    def start(self, wait: bool = True) -> DaemonProcess:
+        """A daemon more; ``wait``: once it is READY (else the caller waits, so that several
+        start together)."""
         self.count += 1
         n = self.count
         listen = f"127.0.0.1:{free_port()}"
@@ -110,7 +112,8 @@ class Cluster:
         )
         daemon.start()
         self.daemons.append(daemon)
-        daemon.wait_ready()
+        if wait:
+            daemon.wait_ready()
         return daemon
 
     def kill(self, daemon: DaemonProcess) -> None:
@@ -158,7 +161,11 @@ def test_three_daemons_share_thirty_syncs_never_two_runs_of_one_sync(cluster: Cl
     for name in names:
         cluster.sync(name, 5)
     cluster.sync("held", 3, hold=True)
-    daemons = [cluster.start() for _ in range(3)]
+    # started together, as replicas are: the syncs due at start-up spread over them (one
+    # started seconds before the others would run every small sync before they are up)
+    daemons = [cluster.start(wait=False) for _ in range(3)]
+    for daemon in daemons:
+        daemon.wait_ready()
     wait_until(lambda: all(synced(cluster, n) for n in names), 180, "every sync to have run once")
     # the held sync is running on one daemon; every daemon's status says which, and since when
     wait_until(lambda: cluster.hold("held").with_suffix(".held").exists() or None, 60, "held")
