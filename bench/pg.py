@@ -59,7 +59,8 @@ def engine(sizes: list[int], repeats: int) -> None:
         verdict = "≤" if ratio <= 1.5 else ">"
         print(
             f"{size:>14,} first merge PostgreSQL / SQLite = {ratio:.2f} ({verdict} 1.5); per"
-            f" repeat {', '.join(f'{r:.2f}' for r in ratios)}; load average"
+            f" repeat {', '.join(f'{r:.2f}' for r in ratios)} (median"
+            f" {statistics.median(ratios):.2f}); load average"
             f" {statistics.median(loads):.1f} on {os.cpu_count()} cores"
         )
 
