@@ -87,6 +87,8 @@ class Cluster:
         )
 
     def start(self, wait: bool = True) -> DaemonProcess:
+        """A daemon more; ``wait``: once it is READY (else the caller waits, so that several
+        start together)."""
         self.count += 1
         n = self.count
         listen = f"127.0.0.1:{free_port()}"

@@ -4,12 +4,15 @@ target), the ``[store]`` settings, and fencing: a commit under a lost claim rais
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from pg_support import new_database, pg_settings
 from playhouse.migrations import Runner
@@ -17,7 +20,7 @@ from playhouse.migrations import Runner
 from syncd.engine.executor import RunOptions, run_sync
 from syncd.plugins import Plugins
 from syncd.store import MIGRATIONS, ClaimLost, Store, StoreSettings
-from syncd.store.engines import FENCE
+from syncd.store.engines import FENCE, FencedPostgresqlDatabase
 from syncd.store.lock import SyncBusy
 from syncd.store.models import database
 from syncd.testing import memory
@@ -102,6 +105,8 @@ def test_migrate_check_reports_pending_migrations_on_postgresql(tmp_path: Path) 
         ('[store]\nurl = "postgresql://u:hunter2@h/db"\n', "store.password"),
         ('[store]\nlease_timeout = "0s"\n', "store.lease_timeout"),
         ("[store]\nport = 5432\n", "store.port"),
+        ("[store]\nconnections = 0\n", "store.connections: expected a whole number from 1"),
+        ('[store]\nconnections = "4"\n', "store.connections"),
     ],
 )
 def test_bad_store_settings_are_one_line_and_exit_2(
@@ -233,3 +238,36 @@ async def test_a_commit_under_a_lost_claim_raises_and_writes_nothing(tmp_path: P
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_one_process_commits_of_two_syncs_side_by_side(tmp_path: Path) -> None:
+    """On PostgreSQL a process's store calls go over several connections: one sync's long
+    transaction does not hold up another sync's commit (with one connection, 30 small syncs
+    of one daemon queued their commits behind each other)."""
+    settings = pg_settings()
+    store = Store(tmp_path / "state", settings)
+    await store.aopen()
+    released = threading.Event()
+    try:
+
+        def long_commit() -> None:
+            with store.db.atomic():
+                store.set_value("a", "1")
+                released.wait(120)
+
+        first = asyncio.create_task(store.run(long_commit))
+        # the other sync's commit goes through while the first transaction is still open
+        await asyncio.wait_for(store.run(store.set_value, "b", "2"), 60)
+        assert settings.url is not None
+        with psycopg.connect(settings.url, autocommit=True) as conn:
+            seen = conn.execute("SELECT key FROM key_value ORDER BY key").fetchall()
+        assert seen == [("b",)]
+        released.set()
+        await first
+        assert await store.run(store.get_value, "a") == "1"
+    finally:
+        released.set()
+        await store.aclose()
+    # every connection of the store was closed with it
+    assert isinstance(store.db, FencedPostgresqlDatabase)
+    assert store.db._connections == []

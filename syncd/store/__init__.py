@@ -18,6 +18,7 @@ import contextvars
 import functools
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,11 +31,13 @@ import syncd.store.lazy_psycopg  # noqa: F401  # isort: skip
 from playhouse.migrations import Runner
 
 from syncd.redact import redact
+from syncd.store import pgbulk
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
     ClaimLost,
     Fence,
+    FencedPostgresqlDatabase,
     StoreSettings,
     make_database,
     safe_url,
@@ -310,12 +313,16 @@ class Store:
         self.settings = settings or StoreSettings()
         #: True on PostgreSQL: the store is shared by several processes, kept apart by claims
         self.shared = self.settings.postgres
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
+        # SQLite: one thread (one writer at a time anyway); PostgreSQL: several, each with
+        # its own connection, so that one daemon's syncs do not queue behind each other
+        threads = self.settings.connections if self.shared else 1
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="syncd-store")
         self.db = make_database(str(self.path), self.settings)
         self.claims = Claims(self.settings) if self.shared else None
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
         self._claim_epoch = 0
+        self._epoch_lock = threading.Lock()
         #: the (side, record id) of every ``record_decision`` row, per sync, with the data
         #: version they were read at: a commit that syncs 100,000 records deletes only the
         #: decisions that exist (most syncs have no rules, so none ever)
@@ -391,7 +398,9 @@ class Store:
     def close(self) -> None:
         if self.claims is not None:
             self.claims.close()
-        if not self.db.is_closed():
+        if isinstance(self.db, FencedPostgresqlDatabase):
+            self.db.close_all()
+        elif not self.db.is_closed():
             self.db.close()
 
     async def aclose(self) -> None:
@@ -420,7 +429,8 @@ class Store:
     def _claim(self, sync: str) -> Fence:
         assert self.claims is not None
         fence = self.claims.acquire(self.db, sync)
-        self._claim_epoch += 1
+        with self._epoch_lock:
+            self._claim_epoch += 1
         return fence
 
     async def unclaim(self, held: SyncLock | Fence) -> None:
@@ -605,7 +615,7 @@ class Store:
         cursor = self.db.cursor()
         if new:
             ids = cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('link', 'id')) FROM generate_series(1, ?)",
+                "SELECT nextval(pg_get_serial_sequence('link', 'id')) FROM generate_series(1, %s)",
                 (len(new),),
             ).fetchall()
             for row, (link_id,) in zip(new, ids, strict=True):
@@ -613,9 +623,9 @@ class Store:
             # one statement over arrays, not one per link (a first merge inserts 150,000)
             cursor.execute(
                 "INSERT INTO link (id, a_id, b_id, state, base_a, base_b, fp_a, fp_b,"
-                " updated_at, sync) SELECT u.*, ?::timestamp, ? FROM unnest(?::bigint[],"
-                " ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])"
-                " AS u",
+                " updated_at, sync) SELECT u.*, %s::timestamp, %s FROM unnest(%b::bigint[],"
+                " %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+                " %b::text[]) AS u",
                 (
                     when,
                     sync,
@@ -630,9 +640,11 @@ class Store:
                 ),
             )
         if updates:
+            # one by one, in order: a link may take a record id another one of them gives up
+            # (a unique index checked at each row of one statement would refuse that)
             cursor.executemany(
-                "UPDATE link SET a_id = ?, b_id = ?, state = ?, base_a = ?, base_b = ?, fp_a = ?,"
-                " fp_b = ?, updated_at = ? WHERE id = ?",
+                "UPDATE link SET a_id = %s, b_id = %s, state = %s, base_a = %s, base_b = %s,"
+                " fp_a = %s, fp_b = %s, updated_at = %s WHERE id = %s",
                 updates,
             )
 
@@ -919,15 +931,15 @@ class Store:
         sources = [r.source_id for r in rows]
         cursor = self.db.cursor()
         cursor.execute(
-            "DELETE FROM pending_write p USING unnest(?::text[], ?::text[], ?::text[])"
+            "DELETE FROM pending_write p USING unnest(%b::text[], %b::text[], %b::text[])"
             " AS u(key, side, source_id) WHERE p.key = u.key"
-            " OR (p.sync = ? AND p.side = u.side AND p.source_id = u.source_id)",
+            " OR (p.sync = %s AND p.side = u.side AND p.source_id = u.source_id)",
             (keys, sides, sources, sync),
         )
         cursor.execute(
             "INSERT INTO pending_write (sync, side, source_id, key, email, created_at, run_id)"
-            " SELECT ?, u.side, u.source_id, u.key, u.email, ?::timestamp, ?::integer"
-            " FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS u(side, source_id,"
+            " SELECT %s, u.side, u.source_id, u.key, u.email, %s::timestamp, %s::integer"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS u(side, source_id,"
             " key, email)",
             (sync, when, run_id, sides, sources, keys, [r.email for r in rows]),
         )
@@ -943,7 +955,9 @@ class Store:
     def _delete_pending(
         self, keys: Sequence[str], sync: str | None = None, answered: set[str] | None = None
     ) -> None:
-        if keys:
+        if keys and self.shared:
+            self._delete_pending_pg(keys, sync, answered)
+        elif keys:
             cursor = self.db.cursor()
             cursor.executemany("DELETE FROM pending_write WHERE key = ?", [(key,) for key in keys])
             # a create's journal entry is settled with its pending entry (kept as history),
@@ -967,6 +981,14 @@ class Store:
                     [(key,) for key in keys],
                 )
 
+    def _delete_pending_pg(
+        self, keys: Sequence[str], sync: str | None, answered: set[str] | None
+    ) -> None:
+        open_keys = None
+        if sync is not None and self.keeps_history(sync):
+            open_keys = [key for key in keys if not answered or key not in answered]
+        pgbulk.delete_pending(self.db.cursor(), keys, open_keys, _sql_time(now()))
+
     # --- the journal ------------------------------------------------------------------------
 
     def add_journal(self, sync: str, rows: Sequence[JournalRow], run_id: int | None) -> None:
@@ -980,6 +1002,9 @@ class Store:
         if not rows:
             return
         when = _sql_time(stamp)
+        if self.shared:
+            self._insert_journal_pg(sync, rows, run_id, when)
+            return
         if not self.keeps_history(sync):
             # history off: only the hashes a crash needs, no value, deleted once settled
             self.db.cursor().executemany(
@@ -1026,6 +1051,25 @@ class Store:
             [(first + i, r.packed) for i, r in enumerate(rows)],
         )
 
+    def _insert_journal_pg(
+        self, sync: str, rows: Sequence[JournalRow], run_id: int | None, when: str
+    ) -> None:
+        cursor = self.db.cursor()
+        if not self.keeps_history(sync):
+            pgbulk.insert_journal_bare(cursor, sync, rows, run_id, when)
+            return
+        encode = _SENT_ENCODER.encode
+        pgbulk.insert_journal(
+            cursor,
+            sync,
+            rows,
+            run_id,
+            when,
+            # contact values only; a connector's secret never gets in (rule 12)
+            sent=lambda r: redact(encode(r.sent)),
+            detail=lambda r: None if r.detail is None else redact(r.detail),
+        )
+
     def _journal_results(
         self, sync: str, results: Sequence[JournalResult], stamp: datetime
     ) -> None:
@@ -1036,6 +1080,17 @@ class Store:
             return
         cursor = self.db.cursor()
         when = _sql_time(stamp)
+        if self.shared:
+            stored = [
+                None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored))
+                for r in results
+            ]
+            pgbulk.journal_results(
+                cursor,
+                [(r.key, r.outcome, r.record_id, s) for r, s in zip(results, stored, strict=True)],
+                when,
+            )
+            return
         # a settled entry's hashes served only a crash: dropped, the history is the values
         cursor.executemany(
             "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?"
@@ -1098,6 +1153,11 @@ class Store:
         """Settle the entries of these records: their outcome is committed now. Kept as
         history (``confirmed`` where this run sent them, else ``superseded``) or deleted."""
         if not records:
+            return
+        if self.shared:
+            keep = self.keeps_history(sync)
+            when = _sql_time(stamp or now())
+            pgbulk.settle_records(self.db.cursor(), sync, records, run_id, when, keep)
             return
         if not self.keeps_history(sync):
             self.db.cursor().executemany(

@@ -6,6 +6,7 @@ url = "postgresql://syncd@db.internal:5432/syncd"   # omitted: SQLite in the sta
 password = "${env:SYNCD_DB_PASSWORD}"               # a secret reference; or PG* vars / .pgpass
 lease_timeout = "30s"                               # how soon another daemon takes a sync over
 daemon_id = "box-1"                                 # how this daemon is named in claims
+connections = 4                                     # PostgreSQL connections of one process
 ```
 
 ``SYNCD_STORE_URL`` in the environment overrides ``url``.
@@ -21,10 +22,11 @@ from syncd.config_errors import ConfigError, Problems
 from syncd.config_secrets import resolve
 from syncd.config_settings import register_resolved
 from syncd.config_values import Bounds, check_keys, parse_duration, show, string, table
-from syncd.store.engines import DEFAULT_LEASE, StoreSettings, is_postgres_url
+from syncd.store.engines import DEFAULT_LEASE, PG_STORE_THREADS, StoreSettings, is_postgres_url
 
 LEASE = Bounds(1.0, 3600.0)
-KEYS = ("url", "password", "lease_timeout", "daemon_id")
+KEYS = ("url", "password", "lease_timeout", "daemon_id", "connections")
+CONNECTIONS = (1, 64)
 
 
 def load_store_settings(raw: Any, path: Path) -> StoreSettings:
@@ -70,10 +72,25 @@ def load_store_settings(raw: Any, path: Path) -> StoreSettings:
     if "daemon_id" in data:
         with problems.check():
             values["daemon_id"] = string(data["daemon_id"], path, "store.daemon_id")
+    if "connections" in data:
+        with problems.check():
+            values["connections"] = _connections(data["connections"], path)
     problems.raise_any()
     return StoreSettings(
+        connections=values.get("connections", PG_STORE_THREADS),
         url=values.get("url"),
         password=values.get("password"),
         lease_timeout=values.get("lease_timeout", DEFAULT_LEASE),
         daemon_id=values.get("daemon_id"),
     )
+
+
+def _connections(raw: Any, path: Path) -> int:
+    low, high = CONNECTIONS
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise ConfigError(
+            path,
+            "store.connections",
+            f"expected a whole number from {low} to {high}, got {show(raw)}",
+        )
+    return raw
