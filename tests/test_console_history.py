@@ -4,20 +4,17 @@ while the sync runs), a record's timeline on the sync page, and the review queue
 
 from __future__ import annotations
 
-import csv
 import html
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from undo_support import csv_daemon, delete_from_a, finished, phones
 
 from syncd.store.lock import SyncLock
-from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
-
-from .test_undo_api import finished, phones, write_people
+from syncd.testing.daemon import DaemonProcess, wait_until
 
 
 class Console:
@@ -50,34 +47,9 @@ class Console:
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
-    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
-    data.mkdir()
-    listen = f"127.0.0.1:{free_port()}"
-    write_daemon_config(config, listen, state, shutdown_deadline="10s")
-    write_people(data / "a.csv", 1, 10)
-    write_people(data / "b.csv", 2, 10)
-    (config / "syncs" / "s.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            winner = "a"
-            deletions = "review"
-            [a]
-            connector = "csv"
-            path = "{data / "a.csv"}"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
-    process = DaemonProcess(config, state, listen)
-    with process:
-        process.wait_ready()
-        wait_until(lambda: finished(process, 1), 120, "the first run")
-        yield Console(process, f"http://{listen}")
-        log = process.log_text()
-    assert "Traceback" not in log, log[-5000:]
+    with csv_daemon(tmp_path) as process:
+        assert process.endpoint.port is not None
+        yield Console(process, f"http://127.0.0.1:{process.endpoint.port}")
 
 
 def text_of(page: str) -> str:
@@ -141,14 +113,6 @@ def test_run_page_lists_its_changes_and_undoes_after_showing_the_dry_run(
     assert first < second
     assert browser.get(console.url + "/syncs/s/runs/999", timeout=60).status_code == 404
     assert browser.get(console.url + "/syncs/s/runs/x1", timeout=60).status_code == 404
-
-
-def delete_from_a(data: Path, *emails: str) -> None:
-    with (data / "a.csv").open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [r for r in rows if not set(emails) & set(r)]
-    with (data / "a.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
 
 
 def test_review_section_approves_one_and_rejects_the_rest(console: Console, tmp_path: Path) -> None:
