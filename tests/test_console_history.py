@@ -145,3 +145,37 @@ def test_review_section_approves_one_and_rejects_the_rest(console: Console, tmp_
     assert "Deletions held for review" not in answer.text
     assert {"p3@x.com", "p5@x.com"} <= set(phones(data / "b.csv"))
     assert console.process.get("/api/v1/syncs/s/review")["held"] == []
+
+
+def test_the_setup_page_disables_and_enables_the_sync(console: Console, tmp_path: Path) -> None:
+    """The wizard's Disable and Enable buttons: ``enabled = false`` in the sync's file, then the
+    key gone again (the default), each with its notice; an unknown sync is a 404."""
+    path = tmp_path / "config" / "syncs" / "s.toml"
+    assert "enabled" not in path.read_text()
+    browser = console.sign_in()
+    token = console.csrf(browser)
+    setup = browser.get(console.url + "/syncs/s/setup", timeout=60)
+    assert 'action="/syncs/s/disable"' in setup.text
+
+    def press(action: str, sync: str = "s") -> requests.Response:
+        return browser.post(
+            console.url + f"/syncs/{sync}/{action}",
+            data={"csrf_token": token},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+
+    disabled = press("disable")
+    assert disabled.json() == {
+        "ok": True,
+        "message": "Disabled s: it does not run until it is enabled.",
+    }
+    assert "enabled = false" in path.read_text()
+    assert 'action="/syncs/s/enable"' in browser.get(console.url + "/syncs/s/setup").text
+    wait_until(lambda: console.process.get("/api/v1/syncs/s")["state"] == "paused", 60, "paused")
+    enabled = press("enable")
+    assert enabled.json() == {"ok": True, "message": "Enabled s."}
+    assert "enabled" not in path.read_text()
+    wait_until(lambda: console.process.get("/api/v1/syncs/s")["state"] != "paused", 60, "enabled")
+    for action in ("enable", "disable"):
+        assert press(action, sync="nope").status_code == 404
