@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from console_support import page_csrf, signed_in
 from undo_support import csv_daemon, delete_from_a, finished, phones
 
 from syncd.store.lock import SyncLock
@@ -25,24 +26,10 @@ class Console:
         return self.process.token()
 
     def sign_in(self) -> requests.Session:
-        browser = requests.Session()
-        form = browser.get(self.url + "/signin", timeout=60)
-        field = re.search(r'name="signin_csrf" value="([^"]+)"', form.text)
-        assert field, form.text
-        answer = browser.post(
-            self.url + "/signin",
-            data={"token": self.process.token(), "next": "/", "signin_csrf": field.group(1)},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert answer.status_code == 303, answer.text
-        return browser
+        return signed_in(self.url, self.process.token())
 
     def csrf(self, browser: requests.Session) -> str:
-        page = browser.get(self.url + "/", timeout=60)
-        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-        assert found, page.text
-        return found.group(1)
+        return page_csrf(browser, self.url)
 
 
 @pytest.fixture
