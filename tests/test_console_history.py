@@ -4,20 +4,18 @@ while the sync runs), a record's timeline on the sync page, and the review queue
 
 from __future__ import annotations
 
-import csv
 import html
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from console_support import page_csrf, signed_in
+from undo_support import csv_daemon, delete_from_a, finished, phones
 
 from syncd.store.lock import SyncLock
-from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
-
-from .test_undo_api import finished, phones, write_people
+from syncd.testing.daemon import DaemonProcess, wait_until
 
 
 class Console:
@@ -28,56 +26,17 @@ class Console:
         return self.process.token()
 
     def sign_in(self) -> requests.Session:
-        browser = requests.Session()
-        form = browser.get(self.url + "/signin", timeout=60)
-        field = re.search(r'name="signin_csrf" value="([^"]+)"', form.text)
-        assert field, form.text
-        answer = browser.post(
-            self.url + "/signin",
-            data={"token": self.process.token(), "next": "/", "signin_csrf": field.group(1)},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert answer.status_code == 303, answer.text
-        return browser
+        return signed_in(self.url, self.process.token())
 
     def csrf(self, browser: requests.Session) -> str:
-        page = browser.get(self.url + "/", timeout=60)
-        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-        assert found, page.text
-        return found.group(1)
+        return page_csrf(browser, self.url)
 
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
-    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
-    data.mkdir()
-    listen = f"127.0.0.1:{free_port()}"
-    write_daemon_config(config, listen, state, shutdown_deadline="10s")
-    write_people(data / "a.csv", 1, 10)
-    write_people(data / "b.csv", 2, 10)
-    (config / "syncs" / "s.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            winner = "a"
-            deletions = "review"
-            [a]
-            connector = "csv"
-            path = "{data / "a.csv"}"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
-    process = DaemonProcess(config, state, listen)
-    with process:
-        process.wait_ready()
-        wait_until(lambda: finished(process, 1), 120, "the first run")
-        yield Console(process, f"http://{listen}")
-        log = process.log_text()
-    assert "Traceback" not in log, log[-5000:]
+    with csv_daemon(tmp_path) as process:
+        assert process.endpoint.port is not None
+        yield Console(process, f"http://127.0.0.1:{process.endpoint.port}")
 
 
 def text_of(page: str) -> str:
@@ -143,14 +102,6 @@ def test_run_page_lists_its_changes_and_undoes_after_showing_the_dry_run(
     assert browser.get(console.url + "/syncs/s/runs/x1", timeout=60).status_code == 404
 
 
-def delete_from_a(data: Path, *emails: str) -> None:
-    with (data / "a.csv").open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [r for r in rows if not set(emails) & set(r)]
-    with (data / "a.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
-
-
 def test_review_section_approves_one_and_rejects_the_rest(console: Console, tmp_path: Path) -> None:
     data = tmp_path / "data"
     delete_from_a(data, "p2@x.com", "p3@x.com", "p5@x.com")
@@ -181,3 +132,37 @@ def test_review_section_approves_one_and_rejects_the_rest(console: Console, tmp_
     assert "Deletions held for review" not in answer.text
     assert {"p3@x.com", "p5@x.com"} <= set(phones(data / "b.csv"))
     assert console.process.get("/api/v1/syncs/s/review")["held"] == []
+
+
+def test_the_setup_page_disables_and_enables_the_sync(console: Console, tmp_path: Path) -> None:
+    """The wizard's Disable and Enable buttons: ``enabled = false`` in the sync's file, then the
+    key gone again (the default), each with its notice; an unknown sync is a 404."""
+    path = tmp_path / "config" / "syncs" / "s.toml"
+    assert "enabled" not in path.read_text()
+    browser = console.sign_in()
+    token = console.csrf(browser)
+    setup = browser.get(console.url + "/syncs/s/setup", timeout=60)
+    assert 'action="/syncs/s/disable"' in setup.text
+
+    def press(action: str, sync: str = "s") -> requests.Response:
+        return browser.post(
+            console.url + f"/syncs/{sync}/{action}",
+            data={"csrf_token": token},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+
+    disabled = press("disable")
+    assert disabled.json() == {
+        "ok": True,
+        "message": "Disabled s: it does not run until it is enabled.",
+    }
+    assert "enabled = false" in path.read_text()
+    assert 'action="/syncs/s/enable"' in browser.get(console.url + "/syncs/s/setup").text
+    wait_until(lambda: console.process.get("/api/v1/syncs/s")["state"] == "paused", 60, "paused")
+    enabled = press("enable")
+    assert enabled.json() == {"ok": True, "message": "Enabled s."}
+    assert "enabled" not in path.read_text()
+    wait_until(lambda: console.process.get("/api/v1/syncs/s")["state"] != "paused", 60, "enabled")
+    for action in ("enable", "disable"):
+        assert press(action, sync="nope").status_code == 404

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from browser_support import browser, page, screenshot, sign_in
 from playwright.sync_api import Page, expect
+from undo_support import delete_from_a, finished, phones
 
 from syncd.testing.daemon import wait_until
 
-from .test_console_history import Console, console, delete_from_a
-from .test_undo_api import finished, phones
+from .test_console_history import Console, console
 
 __all__ = ["browser", "console", "page"]  # the fixtures, for pytest
 

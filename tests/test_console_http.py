@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 import requests
 from aiohttp import web
+from console_support import page_csrf, signed_in
 
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
@@ -89,28 +90,10 @@ class Daemon:
     def sign_in(
         self, headers: dict[str, str] | None = None, keep_secure: bool = False
     ) -> requests.Session:
-        browser = requests.Session()
-        browser.headers.update(headers or {})
-        form = browser.get(self.url + "/signin", timeout=60)
-        field = re.search(r'name="signin_csrf" value="([^"]+)"', form.text)
-        assert field, form.text
-        if keep_secure:  # the test proxy is plain http: send the Secure form cookie anyway
-            for cookie in browser.cookies:
-                cookie.secure = False
-        answer = browser.post(
-            self.url + "/signin",
-            data={"token": TOKEN, "next": "/", "signin_csrf": field.group(1)},
-            allow_redirects=False,
-            timeout=60,
-        )
-        assert answer.status_code == 303, answer.text
-        return browser
+        return signed_in(self.url, TOKEN, headers, keep_secure)
 
     def csrf(self, browser: requests.Session) -> str:
-        page = browser.get(self.url + "/", timeout=60)
-        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
-        assert found, page.text
-        return found.group(1)
+        return page_csrf(browser, self.url)
 
 
 @pytest.fixture(scope="module")

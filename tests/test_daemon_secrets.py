@@ -4,18 +4,15 @@ references, with a connector whose error message carries its secret, as careless
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from leaky_support import PLUGIN_ENV, syncd_cli, write_leaky_sync
 
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 API_TOKEN = "api-token-8f3c1d9e77aa40b2"
 APP_TOKEN = "app-secret-5b0e2a6c19d84f71"
-ENV = {
-    "SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv",
+ENV = PLUGIN_ENV | {
     "DAEMON_API_TOKEN": API_TOKEN,
     "LEAKY_APP_TOKEN": APP_TOKEN,
 }
@@ -27,21 +24,7 @@ def test_config_secrets_appear_in_no_response_and_no_log_line(tmp_path: Path) ->
     write_daemon_config(config, listen, state, extra='token = "${env:DAEMON_API_TOKEN}"\n')
     data.mkdir()
     (data / "a.csv").write_text("email,first_name\nann@example.com,Ann\n")
-    (config / "syncs" / "leaky.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            [a]
-            connector = "testcsv"
-            path = "{data / "a.csv"}"
-            token = "${{env:LEAKY_APP_TOKEN}}"
-            fail = "leak"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
+    write_leaky_sync(config, data, "LEAKY_APP_TOKEN")
     outputs: list[str] = []
     with DaemonProcess(config, state, listen, env=ENV) as daemon:
         daemon.wait_ready()
@@ -72,7 +55,6 @@ def test_config_secrets_appear_in_no_response_and_no_log_line(tmp_path: Path) ->
         ):
             status, body = client.request(method, path)
             outputs.append(f"{method} {path} {status} {body}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")} | ENV
         for args in (
             ("status",),
             ("status", "--json"),
@@ -80,13 +62,7 @@ def test_config_secrets_appear_in_no_response_and_no_log_line(tmp_path: Path) ->
             ("errors", "leaky", "--json"),
             ("trigger", "leaky", "--wait"),
         ):
-            result = subprocess.run(
-                [sys.executable, "-m", "syncd.cli", "--config", str(config), *args],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-            )
+            result = syncd_cli(config, ENV, *args)
             outputs.append(result.stdout + result.stderr)
         assert daemon.stop() == 0
     log = daemon.log_text()

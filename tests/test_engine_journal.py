@@ -7,76 +7,16 @@ store again from disk, lets a person edit, and runs again.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import pytest
 from pg_support import store_for
+from run_support import by_email, crashed, journal_rows
+from run_support import sync_once as clean
 from support import memory_sync
 
 from syncd.config import SyncConfig
-from syncd.engine import executor
-from syncd.engine.executor import CrashCounter, RunOptions, RunResult, run_sync
 from syncd.plugins import Plugins
 from syncd.testing.memory import app
-
-
-class Crash(BaseException):
-    pass
-
-
-async def crashed(sync: SyncConfig, state: Path, where: str, count: int) -> None:
-    """A run stopped dead at its ``count``th crash point of kind ``where``."""
-
-    def die() -> None:
-        raise Crash()
-
-    executor.crash_hook = CrashCounter(count, where, die)
-    store = store_for(state)
-    await store.aopen()
-    try:
-        with pytest.raises(Crash):
-            await run_sync(sync, store, RunOptions())
-    finally:
-        executor.crash_hook = None
-        await store.aclose()
-
-
-async def clean(sync: SyncConfig, state: Path) -> RunResult:
-    store = store_for(state)
-    await store.aopen()
-    try:
-        result = await run_sync(sync, store, RunOptions())
-    finally:
-        await store.aclose()
-    assert result.outcome == "success", result.message
-    return result
-
-
-def by_email(account: str) -> dict[str, tuple[str, dict[str, object]]]:
-    return {str(r["email"]): (rid, r) for rid, r in app(account).live().items()}
-
-
-def journal_rows(state: Path) -> list[tuple[str, str, str]]:
-    store = store_for(state)
-    if store.shared:
-        store.open()
-        try:
-            rows = store.db.execute_sql(
-                "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
-                " ORDER BY id"
-            )
-            return [tuple(r) for r in rows.fetchall()]
-        finally:
-            store.close()
-    db = sqlite3.connect(state / "syncd.db")
-    try:
-        return db.execute(
-            "SELECT side, kind, sent FROM journal WHERE outcome IN ('pending', 'failed')"
-            " ORDER BY id"
-        ).fetchall()
-    finally:
-        db.close()
 
 
 def small_batches(tmp_path: Path, plugins: Plugins, extra: str = "") -> SyncConfig:

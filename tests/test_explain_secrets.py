@@ -5,17 +5,15 @@ daemon's log."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 import urllib.request
 from pathlib import Path
+
+from leaky_support import PLUGIN_ENV, syncd_cli, write_leaky_sync
 
 from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 APP_TOKEN = "app-secret-7d1c9e0b35aa4f62"
-ENV = {"SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv", "LEAKY_APP_TOKEN": APP_TOKEN}
+ENV = PLUGIN_ENV | {"LEAKY_APP_TOKEN": APP_TOKEN}
 
 
 def test_live_values_of_a_leaky_app_are_masked_everywhere(tmp_path: Path) -> None:
@@ -24,21 +22,7 @@ def test_live_values_of_a_leaky_app_are_masked_everywhere(tmp_path: Path) -> Non
     write_daemon_config(config, listen, state)
     data.mkdir()
     (data / "b.csv").write_text("id,email,first_name\nb1,ann@example.com,Ann\n")
-    (config / "syncs" / "leaky.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            [a]
-            connector = "testcsv"
-            path = "{data / "a.csv"}"
-            token = "${{env:LEAKY_APP_TOKEN}}"
-            fail = "leak"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
+    write_leaky_sync(config, data, "LEAKY_APP_TOKEN")
     outputs: list[str] = []
     with DaemonProcess(config, state, listen, env=ENV) as daemon:
         daemon.wait_ready()
@@ -54,26 +38,8 @@ def test_live_values_of_a_leaky_app_are_masked_everywhere(tmp_path: Path) -> Non
             ("POST", "/api/v1/syncs/leaky/retry"),
         ):
             outputs.append(str(client.request(method, path)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")} | ENV
         for args in (("--json",), ()):
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "syncd.cli",
-                    "--config",
-                    str(config),
-                    "explain",
-                    "leaky",
-                    "b1",
-                    "--live",
-                    *args,
-                ],
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=120,
-            )
+            result = syncd_cli(config, ENV, "explain", "leaky", "b1", "--live", *args)
             assert "refused token ***" in result.stdout, result.stdout + result.stderr
             outputs.append(result.stdout + result.stderr)
         # the console's sync page, signed in with a one-time code

@@ -256,9 +256,9 @@ CONSOLE_APP_TOKEN = "console-app-secret-3f8a60c2d1"
 def test_no_secret_in_any_console_page_event_or_error(tmp_path: Path) -> None:
     import json
     import re
-    import textwrap
 
     import requests
+    from leaky_support import PLUGIN_ENV, write_leaky_sync
 
     from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
@@ -267,23 +267,8 @@ def test_no_secret_in_any_console_page_event_or_error(tmp_path: Path) -> None:
     write_daemon_config(config, listen, state, extra='token = "${env:CONSOLE_API_TOKEN}"\n')
     data.mkdir()
     (data / "a.csv").write_text("email,first_name\nann@example.com,Ann\n")
-    (config / "syncs" / "leaky.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            [a]
-            connector = "testcsv"
-            path = "{data / "a.csv"}"
-            token = "${{env:CONSOLE_APP_TOKEN}}"
-            fail = "leak"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
-    env = {
-        "SYNCD_PLUGIN_MODULES": "syncd.testing.testcsv",
+    write_leaky_sync(config, data, "CONSOLE_APP_TOKEN")
+    env = PLUGIN_ENV | {
         "CONSOLE_API_TOKEN": CONSOLE_API_TOKEN,
         "CONSOLE_APP_TOKEN": CONSOLE_APP_TOKEN,
     }

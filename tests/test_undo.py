@@ -3,31 +3,19 @@ with the status database a real SQLite file."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
+from run_support import by_email, crash_at, journal_rows, sync_once
 from support import memory_sync
 
 from syncd.config import SyncConfig
-from syncd.engine import executor
-from syncd.engine.executor import CrashCounter, RunOptions, RunResult, run_sync
+from syncd.engine.executor import RunOptions, run_sync
 from syncd.engine.undo import UndoError, UndoResult, undo_run
 from syncd.plugins import Plugins
 from syncd.store import Store
 from syncd.store.history import change_json, query_changes
 from syncd.testing.memory import app
-
-
-async def sync_once(sync: SyncConfig, state: Path) -> RunResult:
-    store = Store(state)
-    await store.aopen()
-    try:
-        result = await run_sync(sync, store, RunOptions())
-    finally:
-        await store.aclose()
-    assert result.outcome == "success", result.message
-    return result
 
 
 async def undo(sync: SyncConfig, state: Path, run_id: int, **options: object) -> UndoResult:
@@ -37,19 +25,6 @@ async def undo(sync: SyncConfig, state: Path, run_id: int, **options: object) ->
         return await undo_run(sync, store, run_id, **options)  # type: ignore[arg-type]
     finally:
         await store.aclose()
-
-
-def by_email(account: str) -> dict[str, tuple[str, dict[str, object]]]:
-    return {str(r["email"]): (rid, r) for rid, r in app(account).live().items()}
-
-
-def unsettled(state: Path) -> int:
-    db = sqlite3.connect(state / "syncd.db")
-    try:
-        query = "SELECT count(*) FROM journal WHERE outcome IN ('pending', 'failed')"
-        return int(db.execute(query).fetchone()[0])
-    finally:
-        db.close()
 
 
 def phone(i: int, series: int) -> str:
@@ -83,7 +58,7 @@ async def test_undo_restores_what_the_wrong_winner_overwrote_and_reports_hand_ed
     assert {i.reason for i in restored} == {"conflict won by side a (winner = a)"}, restored[0]
     for email, (_, record) in by_email("mem-b").items():
         assert record["phone"] == edited.get(email, original[email])
-    assert unsettled(state) == 0
+    assert journal_rows(state) == []
 
     calls = b.write_calls
     second = await undo(sync, state, wrong.run_id or 0)
@@ -156,10 +131,6 @@ async def test_undo_of_a_first_merge_and_undo_of_that_undo(
     assert len(by_email("mem-a")) == len(by_email("mem-b")) == 3
 
 
-class Crash(BaseException):
-    pass
-
-
 async def test_a_crash_during_an_undo_then_undo_again_restores_nothing_twice(
     tmp_path: Path, plugins: Plugins
 ) -> None:
@@ -170,24 +141,16 @@ async def test_a_crash_during_an_undo_then_undo_again_restores_nothing_twice(
     sync = memory_sync(tmp_path, plugins, a_settings="batch_size = 1", b_settings="batch_size = 1")
     state = tmp_path / "state"
     wrong = await sync_once(sync, state)
-
-    def die() -> None:
-        raise Crash()
-
-    executor.crash_hook = CrashCounter(3, "sent", die)  # three restores sent, two committed
-    try:
-        with pytest.raises(Crash):
-            await undo(sync, state, wrong.run_id or 0)
-    finally:
-        executor.crash_hook = None
-    assert unsettled(state) == 1
+    with crash_at("sent", 3):  # three restores sent, two committed
+        await undo(sync, state, wrong.run_id or 0)
+    assert len(journal_rows(state)) == 1
     calls = b.write_calls
     again = await undo(sync, state, wrong.run_id or 0)
     assert again.counts["restored_fields"] == 3  # the other three were restored already
     assert b.write_calls == calls + 3
     assert all(r["phone"] == phone(int(e[1]), 2) for e, (_, r) in by_email("mem-b").items())
     assert len(by_email("mem-b")) == 6
-    assert unsettled(state) == 0
+    assert journal_rows(state) == []
     quiet = await sync_once(sync, state)
     assert quiet.counts["updated_a"] == quiet.counts["updated_b"] == 0
 

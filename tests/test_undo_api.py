@@ -3,69 +3,20 @@ on 127.0.0.1, CSV files, the daemon's own SQLite file."""
 
 from __future__ import annotations
 
-import csv
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from undo_support import csv_daemon, delete_from_a, finished, phones
 
 from syncd.store.lock import SyncLock
-from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
-
-
-def write_people(path: Path, series: int, count: int) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "phone"])
-        for i in range(count):
-            writer.writerow([f"p{i}@x.com", f"P{i}", f"+44 20 7946 {series}{i:03d}"])
-
-
-def phones(path: Path) -> dict[str, str]:
-    with path.open(newline="") as handle:
-        return {
-            r["email"]: r["phone"]
-            for r in csv.DictReader(handle)
-            if r.get("archived", "").lower() != "true"
-        }
+from syncd.testing.daemon import DaemonProcess, wait_until
 
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
-    config, state, data = tmp_path / "config", tmp_path / "state", tmp_path / "data"
-    data.mkdir()
-    listen = f"127.0.0.1:{free_port()}"
-    write_daemon_config(config, listen, state, shutdown_deadline="10s")
-    write_people(data / "a.csv", 1, 10)
-    write_people(data / "b.csv", 2, 10)
-    (config / "syncs" / "s.toml").write_text(
-        textwrap.dedent(
-            f"""
-            interval = "1h"
-            winner = "a"
-            deletions = "review"
-            [a]
-            connector = "csv"
-            path = "{data / "a.csv"}"
-            [b]
-            connector = "csv"
-            path = "{data / "b.csv"}"
-            """
-        )
-    )
-    process = DaemonProcess(config, state, listen)
-    with process:
-        process.wait_ready()
-        wait_until(lambda: finished(process, 1), 120, "the first run")
+    with csv_daemon(tmp_path) as process:
         yield process
-        log = process.log_text()
-    assert "Traceback" not in log, log[-5000:]
-
-
-def finished(daemon: DaemonProcess, runs: int) -> bool:
-    done = [r for r in daemon.get("/api/v1/syncs/s/runs")["runs"] if r["outcome"] != "running"]
-    return len(done) >= runs
 
 
 def test_changes_paged_undo_and_its_errors_through_the_api(
@@ -110,11 +61,7 @@ def test_changes_paged_undo_and_its_errors_through_the_api(
 
 def test_review_through_the_api(daemon: DaemonProcess, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with (data / "a.csv").open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [r for r in rows if r[1:2] != ["p2@x.com"] and "p2@x.com" not in r]
-    with (data / "a.csv").open("w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+    delete_from_a(data, "p2@x.com")
     daemon.post("/api/v1/syncs/s/trigger", {"full": True})
     wait_until(lambda: finished(daemon, 2), 120, "the second run")
     [held] = daemon.get("/api/v1/syncs/s/review")["held"]

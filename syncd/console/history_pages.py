@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from syncd.console.history_service import HistoryService
-from syncd.console.service import UnknownSync
 from syncd.console.web import (
     ConsoleError,
     checks_csrf,
@@ -21,6 +20,7 @@ from syncd.console.web import (
     render,
     requires_session,
     state,
+    sync_slot,
     wants_json,
 )
 from syncd.console.words import app_name
@@ -41,14 +41,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
 
 def history(request: web.Request) -> HistoryService:
     return HistoryService(state(request).daemon)
-
-
-def _name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        return state(request).service.slot(name).name
-    except UnknownSync:
-        raise ConsoleError(404, f"There is no sync named {name!r}.") from None
 
 
 def _run_id(request: web.Request) -> int:
@@ -72,7 +64,7 @@ async def _run_row(request: web.Request, name: str, run_id: int) -> Any:
 
 @requires_session
 async def run_page(request: web.Request) -> web.Response:
-    name, run_id = _name(request), _run_id(request)
+    name, run_id = sync_slot(request).name, _run_id(request)
     run = await _run_row(request, name, run_id)
     changes, total = await history(request).changes(name, run_id=run_id)
     return render(
@@ -95,7 +87,7 @@ async def run_page(request: web.Request) -> web.Response:
 @requires_session
 @checks_csrf
 async def undo(request: web.Request) -> web.StreamResponse:
-    name, run_id = _name(request), _run_id(request)
+    name, run_id = sync_slot(request).name, _run_id(request)
     run = await _run_row(request, name, run_id)
     data = await form(request)
     confirmed = data.get("confirm") == "yes"
@@ -152,7 +144,7 @@ def _ids(values: list[str]) -> list[int]:
 @requires_session
 @checks_csrf
 async def review(request: web.Request) -> web.StreamResponse:
-    name = _name(request)
+    name = sync_slot(request).name
     data = await form(request)
     decision = data.get("decision", "")
     if decision not in ("approve", "reject"):

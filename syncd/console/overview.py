@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from syncd.console.service import AlreadyRunning, ShuttingDown, UnknownSync
+from syncd.console.service import AlreadyRunning, ShuttingDown
 from syncd.console.web import (
     ConsoleError,
     checks_csrf,
@@ -15,6 +15,7 @@ from syncd.console.web import (
     requires_session,
     safe_next,
     state,
+    sync_slot,
 )
 
 #: what each state looks like in words (beside its colour)
@@ -72,14 +73,6 @@ async def overview(request: web.Request) -> web.Response:
     )
 
 
-def _name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        return state(request).service.slot(name).name
-    except UnknownSync:
-        raise ConsoleError(404, f"There is no sync named {name!r}.") from None
-
-
 async def _back(request: web.Request) -> str:
     return safe_next((await form(request)).get("next"))
 
@@ -87,7 +80,7 @@ async def _back(request: web.Request) -> str:
 @requires_session
 @checks_csrf
 async def trigger(request: web.Request) -> web.StreamResponse:
-    name = _name(request)
+    name = sync_slot(request).name
     try:
         run_id = await state(request).service.trigger(name)
     except AlreadyRunning as exc:
@@ -101,7 +94,7 @@ async def trigger(request: web.Request) -> web.StreamResponse:
 @requires_session
 @checks_csrf
 async def pause(request: web.Request) -> web.StreamResponse:
-    name = _name(request)
+    name = sync_slot(request).name
     await state(request).service.pause(name)
     return done(
         request, f"Paused {name}: it does not run until you resume it.", await _back(request)
@@ -111,6 +104,6 @@ async def pause(request: web.Request) -> web.StreamResponse:
 @requires_session
 @checks_csrf
 async def resume(request: web.Request) -> web.StreamResponse:
-    name = _name(request)
+    name = sync_slot(request).name
     await state(request).service.resume(name)
     return done(request, f"Resumed {name}.", await _back(request))

@@ -16,7 +16,6 @@ from syncd.console.charts import runs_chart, series_values
 from syncd.console.history_service import HistoryService
 from syncd.console.insight_service import InsightService
 from syncd.console.overview import OUTCOME_WORDS, STATE_WORDS
-from syncd.console.service import UnknownSync
 from syncd.console.web import (
     ConsoleError,
     checks_csrf,
@@ -25,6 +24,7 @@ from syncd.console.web import (
     render,
     requires_session,
     state,
+    sync_slot,
 )
 from syncd.console.words import (
     app_name,
@@ -48,14 +48,6 @@ def _insight(request: web.Request) -> InsightService:
     return InsightService(state(request).daemon)
 
 
-def _name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    try:
-        return state(request).service.slot(name).name
-    except UnknownSync:
-        raise ConsoleError(404, f"There is no sync named {name!r}.") from None
-
-
 def _is_refresh(request: web.Request) -> bool:
     """console.js re-fetching the page for its live parts, not a person loading it."""
     mode = request.headers.get("Sec-Fetch-Mode")
@@ -64,7 +56,7 @@ def _is_refresh(request: web.Request) -> bool:
 
 @requires_session
 async def sync_page(request: web.Request) -> web.Response:
-    name = _name(request)
+    name = sync_slot(request).name
     console = state(request)
     insight = _insight(request)
     slot = console.service.slot(name)
@@ -118,7 +110,7 @@ async def sync_page(request: web.Request) -> web.Response:
 @requires_session
 @checks_csrf
 async def retry(request: web.Request) -> web.StreamResponse:
-    name = _name(request)
+    name = sync_slot(request).name
     data = await form(request)
     side, record_id = data.get("side", ""), data.get("record_id", "")
     records: list[tuple[str, str]] | None = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from syncd import __version__
+from syncd.console.service import UnknownSync
 from syncd.console.sessions import Session, Sessions, SignInCodes, Throttle
 from syncd.console.templating import Templates
 from syncd.daemon.events import Subscription
@@ -27,6 +28,7 @@ from syncd.redact import redact
 
 if TYPE_CHECKING:
     from syncd.console.service import ConsoleService
+    from syncd.daemon.scheduler import SyncSlot
     from syncd.daemon.service import Daemon
 
 log = get_logger("syncd.console")
@@ -91,6 +93,15 @@ class ConsoleState:
 
 def state(request: web.Request) -> ConsoleState:
     return request.app[STATE_KEY]
+
+
+def sync_slot(request: web.Request, name: str | None = None) -> SyncSlot:
+    """The sync the path names (``{name}``), or the sync ``name``: a 404 page if there is none."""
+    name = request.match_info["name"] if name is None else name
+    try:
+        return state(request).service.slot(name)
+    except UnknownSync:
+        raise ConsoleError(404, f"There is no sync named {name!r}.") from None
 
 
 def is_console_path(path: str) -> bool:

@@ -37,8 +37,17 @@ from syncd.config_write import (
 )
 from syncd.connector import Connector, NeedsReauth
 from syncd.console import wizard_form
-from syncd.console.service import AlreadyRunning, ShuttingDown, UnknownSync
-from syncd.console.web import ConsoleError, checks_csrf, done, form, render, requires_session, state
+from syncd.console.service import AlreadyRunning, ShuttingDown
+from syncd.console.web import (
+    ConsoleError,
+    checks_csrf,
+    done,
+    form,
+    render,
+    requires_session,
+    state,
+    sync_slot,
+)
 from syncd.contact import CANONICAL_FIELDS
 from syncd.logs import get_logger
 from syncd.redact import redact, redact_data
@@ -468,17 +477,10 @@ async def save_edit(request: web.Request) -> web.StreamResponse:
 # --- connect, preview, start ----------------------------------------------------------------
 
 
-def _slot(request: web.Request, name: str) -> Any:
-    try:
-        return state(request).service.slot(name)
-    except UnknownSync:
-        raise ConsoleError(404, f"There is no sync named {name!r}.") from None
-
-
 @requires_session
 async def setup(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    slot = _slot(request, name)
+    slot = sync_slot(request, name)
     sides = state(request).service.sides(slot)
     return render(
         request,
@@ -525,12 +527,12 @@ async def preview(request: web.Request) -> web.Response:
     initial = (await form(request)).get("initial", "")
     if initial not in [c[0] for c in wizard_form.INITIAL_CHOICES]:
         raise ConsoleError(400, "Choose how the first run merges.")
-    slot = _slot(request, name)
+    slot = sync_slot(request, name)
     if slot.current is not None:
         raise ConsoleError(409, f"{name} is running; preview it when the run has finished.")
     if slot.config.initial != initial:
         await _set_top(request, name, {"initial": initial})
-        slot = _slot(request, name)
+        slot = sync_slot(request, name)
     result = await run_sync(
         slot.config, _daemon(request).store, RunOptions(dry_run=True, trigger="console")
     )
@@ -554,7 +556,7 @@ async def preview(request: web.Request) -> web.Response:
 @checks_csrf
 async def start(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    slot = _slot(request, name)
+    slot = sync_slot(request, name)
     if not slot.config.enabled:
         await _set_top(request, name, {"enabled": None})
     with contextlib.suppress(AlreadyRunning, ShuttingDown):
@@ -565,25 +567,29 @@ async def start(request: web.Request) -> web.StreamResponse:
 @requires_session
 @checks_csrf
 async def disable(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    _slot(request, name)
-    await _set_top(request, name, {"enabled": False})
-    return done(request, f"Disabled {name}: it does not run until it is enabled.", back="/")
+    return await _switch(request, enabled=False)
 
 
 @requires_session
 @checks_csrf
 async def enable(request: web.Request) -> web.StreamResponse:
+    return await _switch(request, enabled=True)
+
+
+async def _switch(request: web.Request, enabled: bool) -> web.StreamResponse:
+    """Enable (the file's ``enabled`` key removed: the default) or disable the sync."""
     name = request.match_info["name"]
-    _slot(request, name)
-    await _set_top(request, name, {"enabled": None})
-    return done(request, f"Enabled {name}.", back="/")
+    sync_slot(request, name)
+    await _set_top(request, name, {"enabled": None if enabled else False})
+    if enabled:
+        return done(request, f"Enabled {name}.", back="/")
+    return done(request, f"Disabled {name}: it does not run until it is enabled.", back="/")
 
 
 @requires_session
 async def delete_form(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    _slot(request, name)
+    sync_slot(request, name)
     return render(request, "wizard_delete.html", {"title": f"Delete {name}", "name": name})
 
 
@@ -594,7 +600,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
     keep = (await form(request)).get("links", "")
     if keep not in ("keep", "forget"):
         raise ConsoleError(400, "Choose whether to keep or forget the sync's links and history.")
-    slot = _slot(request, name)
+    slot = sync_slot(request, name)
     if slot.current is not None:
         raise ConsoleError(409, f"{name} is running; delete it when the run has finished.")
     try:

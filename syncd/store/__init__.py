@@ -43,6 +43,7 @@ from syncd.store.engines import (
     safe_url,
 )
 from syncd.store.lock import SyncLock
+from syncd.store.migrate_lock import migration_lock
 from syncd.store.models import (
     ALL_MODELS,
     Journal,
@@ -365,32 +366,42 @@ class Store:
                 self.db.close()
         return fn(*args, **kwargs)
 
-    def open(self) -> None:
-        """Create the state directory (0700) and the database, and apply pending migrations."""
+    def open(self) -> list[str]:
+        """Create the state directory (0700) and the database, and apply pending migrations
+        (returned: the names this process applied)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # a directory we do not own (a mounted volume) keeps its mode
         with contextlib.suppress(PermissionError):
             os.chmod(self.state_dir, 0o700)
         database.initialize(self.db)
-        self.db.connect(reuse_if_open=True)
-        if self.shared:
+        with self._migration_lock():
+            self.db.connect(reuse_if_open=True)
+            runner = Runner(self.db, directory=str(MIGRATIONS))
+            if not self.shared:
+                applied: list[str] = runner.up()
+                return applied
             # several daemons may start at once: one migrates, the others wait for it
             self.db.execute_sql("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK,))
             try:
-                Runner(self.db, directory=str(MIGRATIONS)).up()
+                applied = runner.up()
             finally:
                 self.db.execute_sql("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
-        else:
-            Runner(self.db, directory=str(MIGRATIONS)).up()
+            return applied
 
     def pending_migrations(self) -> list[str]:
         """Migrations not applied yet (without applying any)."""
         if not self.shared:
             self.state_dir.mkdir(parents=True, exist_ok=True)
         database.initialize(self.db)
-        self.db.connect(reuse_if_open=True)
-        runner = Runner(self.db, directory=str(MIGRATIONS))
-        return [m.name for m in runner.status() if not m.applied]
+        with self._migration_lock():
+            self.db.connect(reuse_if_open=True)
+            runner = Runner(self.db, directory=str(MIGRATIONS))
+            return [m.name for m in runner.status() if not m.applied]
+
+    def _migration_lock(self) -> contextlib.AbstractContextManager[None]:
+        """On SQLite, processes on one state directory migrate one at a time: a new database
+        is made WAL on connect, then migrated (see :mod:`syncd.store.migrate_lock`)."""
+        return contextlib.nullcontext() if self.shared else migration_lock(self.path)
 
     async def aopen(self) -> None:
         await self.run(self.open)

@@ -40,8 +40,8 @@ def add_store_commands(cli: click.Group) -> None:
                 if not pending:
                     click.echo(f"store {store.where}: up to date")
                 sys.exit(EXIT_PENDING if pending else EXIT_OK)
-            store.open()
-            for name in pending:
+            # what this process applied: another one may have applied some in between
+            for name in store.open():
                 click.echo(f"applied: {name}")
             click.echo(f"store {store.where}: up to date")
         except SystemExit:
