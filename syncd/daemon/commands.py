@@ -148,7 +148,7 @@ def run_command(obj: Any, listen: str | None) -> None:
     import asyncio
 
     from syncd.daemon.api import make_app
-    from syncd.daemon.service import run_daemon
+    from syncd.daemon.service import ignore_stop_signals, run_daemon
 
     status = asyncio.run(
         run_daemon(
@@ -161,6 +161,7 @@ def run_command(obj: Any, listen: str | None) -> None:
             listen,
         )
     )
+    ignore_stop_signals()
     sys.exit(status)
 
 

@@ -503,3 +503,16 @@ async def run_daemon(
 
 def _ignore_signal(signum: int, frame: object) -> None:
     """A stop signal after the stop began: nothing more to do."""
+
+
+def ignore_stop_signals() -> None:
+    """Once the daemon has stopped: SIGINT and SIGTERM ignored by the kernel until the process
+    is gone. Python's own handlers (the no-op above included) are reset to the defaults as the
+    interpreter finalises, where one more Ctrl-C would kill the process with SIGINT.
+
+    A signal that came just before SIG_IGN is set is still handled after it, and Python reports
+    it as "ignored due to race condition" at its next check, which is the end of the call that
+    set SIG_IGN: inside the ``suppress``."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(OSError):  # that signal: ignored, as wanted
+            signal.signal(sig, signal.SIG_IGN)
