@@ -250,7 +250,9 @@ class SandboxServer:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> SandboxServer:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        # a stop waits this long for requests still being answered (aiohttp's default is a
+        # minute: Ctrl-C on `syncd sandbox` looked like a hang)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
