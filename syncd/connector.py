@@ -350,6 +350,12 @@ class ConnectorContext:
     config_dir: Path | None = None
     #: A stable identifier of the account (for sharing rate budgets across syncs).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: on a PostgreSQL store: where OAuth tokens are kept instead of files in ``state_dir``, a
+    #: :class:`syncd.store.tokens.TokenVault` (``None`` on SQLite)
+    tokens: Any = None
+    #: on a PostgreSQL store: rate budgets shared with the other daemons, for
+    #: :func:`shared_budget`'s ``backend`` (:class:`syncd.store.budget.SharedBudgets`)
+    budgets: Any = None
 
 
 # --- the contract ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 from playhouse.migrations import Runner
 
 from syncd.redact import redact
+from syncd.store.budget import SharedBudgets
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
@@ -50,6 +51,7 @@ from syncd.store.models import (
     SyncState,
     database,
 )
+from syncd.store.tokens import TokenVault, check_stored_tokens
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -289,6 +291,12 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
         self.db = make_database(str(self.path), self.settings)
         self.claims = Claims(self.settings) if self.shared else None
+        #: on PostgreSQL: OAuth tokens in the store, encrypted (connectors' ``context.tokens``)
+        self.tokens = TokenVault(self.settings, self.claims.holder) if self.claims else None
+        #: on PostgreSQL: rate budgets shared with the other daemons (``context.budgets``)
+        self.budgets = SharedBudgets(self.settings, self.claims.holder) if self.claims else None
+        #: opening checks that [store] token_key decrypts the stored tokens (not for store copy)
+        self.verify_tokens = True
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
         self._claim_epoch = 0
@@ -349,6 +357,8 @@ class Store:
                 Runner(self.db, directory=str(MIGRATIONS)).up()
             finally:
                 self.db.execute_sql("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
+            if self.verify_tokens:
+                check_stored_tokens(self.db, self.settings)
         else:
             Runner(self.db, directory=str(MIGRATIONS)).up()
 

@@ -66,6 +66,15 @@ class StoreSettings:
     password: str | None = None
     lease_timeout: float = DEFAULT_LEASE
     daemon_id: str | None = None
+    #: the Fernet key(s) OAuth tokens are encrypted with in a PostgreSQL store (syncd.store.tokens)
+    token_key: str | None = None
+
+    def __repr__(self) -> str:
+        # the password and the key stay out of every repr
+        return (
+            f"StoreSettings(url={safe_url(self.url) if self.url else None!r}, "
+            f"lease_timeout={self.lease_timeout}, daemon_id={self.daemon_id!r})"
+        )
 
     @property
     def postgres(self) -> bool:
