@@ -243,6 +243,28 @@ class TokenVault:
         )
 
 
+def missing_key(config: Any) -> str | None:
+    """Config check: a PostgreSQL store without ``[store] token_key`` while a sync's side keeps
+    OAuth tokens. The problem's message, or ``None``."""
+    settings = config.daemon.store
+    if not settings.postgres or settings.token_key:
+        return None
+    needing = sorted(
+        f"{sync.name} {side}"
+        for sync in config.syncs.values()
+        for side in ("a", "b")
+        if sync.side(side).connector_class.keeps_tokens(sync.side(side).settings)
+    )
+    if not needing:
+        return None
+    shown = ", ".join(needing[:3]) + (f" and {len(needing) - 3} more" if len(needing) > 3 else "")
+    return (
+        "required with a PostgreSQL store when a sync keeps OAuth tokens "
+        f"({shown}): they are kept in the store, encrypted with this key; set it to a secret "
+        f'reference such as "${{env:SYNCD_TOKEN_KEY}}" ({KEY_HELP})'
+    )
+
+
 # --- on the store's own connection (opening, store copy) ------------------------------------
 
 

@@ -215,6 +215,11 @@ class XeroConnector(Connector):
     fields = mapping.FIELDS
     needs_authorization = True
 
+    @classmethod
+    def keeps_tokens(cls, settings: Mapping[str, Any]) -> bool:
+        # a Custom Connection asks for a new access token whenever it needs one: nothing kept
+        return str(settings.get("grant") or AUTHORIZATION_CODE) != CLIENT_CREDENTIALS
+
     def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(settings, context)
         self.client_id = str(self.config.get("client_id") or "").strip()
