@@ -7,6 +7,7 @@ import os
 import textwrap
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,14 @@ class Prompt:
 class XeroSandbox:
     """One Xero emulator on 127.0.0.1, in a thread of its own."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, middlewares: Sequence[Any] = (), **options: Any) -> None:
         from syncd_xero.sandbox import make_app
 
         self.thread = ServerThread()
-        self.server = self.thread.serve(make_app(options.pop("seed", None), options))
+        app = make_app(options.pop("seed", None), options)
+        for index, middleware in enumerate(middlewares):
+            app.middlewares.insert(index, middleware)  # outermost, in this order
+        self.server = self.thread.serve(app)
         self.url = self.server.url
 
     def settings(self, **overrides: Any) -> dict[str, Any]:

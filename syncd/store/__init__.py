@@ -381,6 +381,8 @@ class Store:
             self.db.close()
 
     async def aclose(self) -> None:
+        if self.budgets is not None:
+            await self.budgets.close()
         await self.run(self.close)
         self._executor.shutdown(wait=True)
 

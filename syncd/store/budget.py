@@ -56,12 +56,24 @@ class SharedBudgets:
     def __init__(self, settings: StoreSettings, holder: str) -> None:
         self.settings = settings
         self.holder = holder
+        self._gates: list[tuple[asyncio.AbstractEventLoop, BudgetGate]] = []
 
     def __repr__(self) -> str:
         return f"SharedBudgets(holder={self.holder!r})"
 
     def gate(self, key: str, calls: float, period: float, concurrency: int) -> BudgetGate:
-        return BudgetGate(self.settings, self.holder, key, calls, period, concurrency)
+        gate = BudgetGate(self.settings, self.holder, key, calls, period, concurrency)
+        self._gates.append((asyncio.get_running_loop(), gate))
+        return gate
+
+    async def close(self) -> None:
+        """Close the connections of the gates made on the running loop."""
+        loop = asyncio.get_running_loop()
+        for owner, gate in list(self._gates):
+            if owner is loop:
+                with contextlib.suppress(Exception):
+                    await gate.close()
+        self._gates = [(owner, gate) for owner, gate in self._gates if owner is not loop]
 
 
 class BudgetGate:
@@ -86,8 +98,9 @@ class BudgetGate:
         self._lock = asyncio.Lock()
         self._created = False
         self._tasks: set[asyncio.Task[None]] = set()
-        #: calls granted by the store (for tests and metrics)
+        #: calls granted by the store, and tries refused (for tests and metrics)
         self.granted = 0
+        self.refused = 0
 
     async def enter(self) -> str:
         """Wait until the account may make one more call; the ticket to :meth:`leave` with."""
@@ -98,6 +111,7 @@ class BudgetGate:
             if wait <= 0:
                 self.granted += 1
                 return ticket
+            self.refused += 1
             if slots_full:
                 await asyncio.sleep(poll)
                 poll = min(POLL_MAX, poll * 2)
