@@ -211,7 +211,11 @@ class BudgetGate:
                 **connect_kwargs(self.settings.url or "", self.settings.password),
                 prepare_threshold=None,
                 connect_timeout=max(1, int(self.settings.lease_timeout / 3)),
+                autocommit=True,
             )
+            # a budget row need not survive a crash of the server (its calls are a minute's):
+            # no waiting for the WAL's flush at every commit
+            await self._conn.execute("SET synchronous_commit = off")
         return self._conn
 
     async def _drop(self) -> None:
