@@ -131,7 +131,8 @@ def test_two_daemons_on_one_organisation_stay_within_its_limits_together(
             for half, names in halves.items()
             for name in names
         }
-        assert all(r["outcome"] == "success" for r in results.values()), results
+        outcomes = {n: (r["outcome"], r.get("message")) for n, r in results.items()}
+        assert all(r["outcome"] == "success" for r in results.values()), outcomes
         state = sandbox.state()
         assert state["rate_limited"] == {}, state["rate_limited"]  # no 429, of any kind
         assert len(recorder.arrivals) >= 4 * 6  # 30 contacts, 5 a page, for each of 4 syncs

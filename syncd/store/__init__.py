@@ -983,35 +983,45 @@ class Store:
         cursor = self.db.cursor()
         # the hashes a crash needs go to journal_hashes, deleted once the entry is settled, so
         # that the history kept is only the values (and the space of the hashes is reused)
-        cursor.executemany(
+        insert = (
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
             " hashes, created_at, email, reason, detail, outcome) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')",
-            [
-                (
-                    sync,
-                    run_id,
-                    r.side,
-                    r.kind,
-                    r.record_id,
-                    r.source_id,
-                    r.key,
-                    # contact values only; a connector's secret never gets in (rule 12)
-                    redact(encode(r.sent)),
-                    when,
-                    r.email,
-                    r.reason,
-                    None if r.detail is None else redact(r.detail),
-                )
-                for r in rows
-            ],
+            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')"
         )
-        # inside this transaction nobody else inserts: the new ids are the last len(rows)
-        last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
-        first = last - len(rows) + 1
+        params = [
+            (
+                sync,
+                run_id,
+                r.side,
+                r.kind,
+                r.record_id,
+                r.source_id,
+                r.key,
+                # contact values only; a connector's secret never gets in (rule 12)
+                redact(encode(r.sent)),
+                when,
+                r.email,
+                r.reason,
+                None if r.detail is None else redact(r.detail),
+            )
+            for r in rows
+        ]
+        if self.shared:
+            # several daemons insert at once: their ids interleave, so each row says its own
+            cursor.executemany(insert + " RETURNING id", params, returning=True)
+            ids = []
+            while True:
+                ids.append(int(cursor.fetchone()[0]))
+                if not cursor.nextset():
+                    break
+        else:
+            cursor.executemany(insert, params)
+            # SQLite has one writer: the new ids are the last len(rows)
+            last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
+            ids = list(range(last - len(rows) + 1, last + 1))
         cursor.executemany(
             "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
-            [(first + i, r.packed) for i, r in enumerate(rows)],
+            [(ids[i], r.packed) for i, r in enumerate(rows)],
         )
 
     def _journal_results(
