@@ -63,6 +63,7 @@ from syncd.connector import SettingContext
 from syncd.plugins import Plugins
 from syncd.store.config import load_store_settings
 from syncd.store.engines import StoreSettings
+from syncd.store.tokens import missing_key
 
 __all__ = [
     "Action",
@@ -210,6 +211,9 @@ def load_config(directory: Path, plugins: Plugins, state_dir: str | Path | None 
         with problems.check():
             sync = load_sync(path, plugins, daemon)
             config.syncs[sync.name] = sync
+    keyless = missing_key(config)
+    if keyless is not None:
+        problems.add(ConfigError(directory / "syncd.toml", "store.token_key", keyless))
     problems.raise_any()
     return config
 

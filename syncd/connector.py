@@ -350,6 +350,12 @@ class ConnectorContext:
     config_dir: Path | None = None
     #: A stable identifier of the account (for sharing rate budgets across syncs).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: on a PostgreSQL store: where OAuth tokens are kept instead of files in ``state_dir``, a
+    #: :class:`syncd.store.tokens.TokenVault` (``None`` on SQLite)
+    tokens: Any = None
+    #: on a PostgreSQL store: rate budgets shared with the other daemons, for
+    #: :func:`shared_budget`'s ``backend`` (:class:`syncd.store.budget.SharedBudgets`)
+    budgets: Any = None
 
 
 # --- the contract ---------------------------------------------------------------------------
@@ -380,9 +386,16 @@ class Connector(abc.ABC):
     #: whether ``syncd auth SYNC SIDE`` applies to this connector (an OAuth authorisation)
     needs_authorization: ClassVar[bool] = False
 
+    @classmethod
+    def keeps_tokens(cls, settings: Mapping[str, Any]) -> bool:
+        """Whether a side with these settings keeps OAuth tokens (in ``context.tokens`` on a
+        PostgreSQL store, which then needs ``[store] token_key``)."""
+        return cls.needs_authorization
+
     async def authorize(self, prompt: AuthPrompt) -> str:
         """Perform the one-time authorisation interactively and store what it yields (tokens)
-        durably under ``context.state_dir``. Return a one-line summary for the user."""
+        durably under ``context.state_dir`` (or ``context.tokens`` when set). Return a one-line
+        summary for the user."""
         raise NotImplementedError(f"{self.name} needs no authorisation")
 
     #: whether the web console can run the authorisation in a browser, with the app sending the

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 import weakref
@@ -45,6 +46,9 @@ class RateBudget:
         self._slots = asyncio.Semaphore(concurrency)
         self.waited_seconds = 0.0
         self.blocked_until = 0.0
+        #: shared with other processes (a PostgreSQL store: :mod:`syncd.store.budget`); then
+        #: the calls, the concurrency and the pauses are counted there instead of here
+        self.gate: Any = None
 
     async def __aenter__(self) -> RateBudget:
         started = time.monotonic()
@@ -53,7 +57,10 @@ class RateBudget:
             pause = self.blocked_until - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
-            await self._limiter.acquire()
+            if self.gate is not None:
+                _TICKET.set(await self.gate.enter())
+            else:
+                await self._limiter.acquire()
         except BaseException:
             self._slots.release()
             raise
@@ -61,11 +68,23 @@ class RateBudget:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._slots.release()
+        try:
+            ticket = _TICKET.get()
+            if self.gate is not None and ticket is not None:
+                _TICKET.set(None)
+                await self.gate.leave(ticket)
+        finally:
+            self._slots.release()
 
     def pause_for(self, seconds: float) -> None:
         """Hold every caller of this budget back (the app said ``Retry-After``)."""
         self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+        if self.gate is not None:
+            self.gate.pause(seconds)
+
+
+#: the shared budget's ticket of the call the current task is making
+_TICKET: contextvars.ContextVar[str | None] = contextvars.ContextVar("budget_ticket", default=None)
 
 
 # Budgets hold asyncio primitives, which belong to one event loop: keep one registry per loop.
@@ -74,15 +93,19 @@ _BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, RateBud
 )
 
 
-def shared_budget(key: str, factory: Callable[[], RateBudget]) -> RateBudget:
+def shared_budget(key: str, factory: Callable[[], RateBudget], backend: Any = None) -> RateBudget:
     """The process-wide budget for ``key`` (for example ``"xero:<tenant id>"``).
 
-    Call it from a coroutine (``Connector.open``): budgets belong to the running loop.
+    Call it from a coroutine (``Connector.open``): budgets belong to the running loop. With a
+    ``backend`` (``context.budgets``, set on a PostgreSQL store) the budget is shared with every
+    other daemon on the store too (:mod:`syncd.store.budget`).
     """
     budgets = _BUDGETS.setdefault(asyncio.get_running_loop(), {})
     budget = budgets.get(key)
     if budget is None:
         budget = budgets[key] = factory()
+        if backend is not None:
+            budget.gate = backend.gate(key, budget.calls, budget.period, budget.concurrency)
     return budget
 
 

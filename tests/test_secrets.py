@@ -320,3 +320,74 @@ def test_no_secret_in_any_console_page_event_or_error(tmp_path: Path) -> None:
     for text in [*seen, log]:
         assert CONSOLE_APP_TOKEN not in text
         assert CONSOLE_API_TOKEN not in text
+
+
+# --- issue 17: the store's token key and the OAuth tokens kept in a PostgreSQL store ----------
+
+
+def test_no_token_key_nor_stored_token_in_any_output(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from cryptography.fernet import Fernet
+    from pg_support import new_database
+    from pg_xero import XeroSandbox, authorise
+
+    from syncd.store import Store, StoreSettings
+
+    key = Fernet.generate_key().decode()
+    url = new_database()
+    sandbox = XeroSandbox(seed=3, count=5, rate_limits=False)
+    try:
+        store = Store(tmp_path / "auth", StoreSettings(url=url, token_key=key))
+        store.open()
+        try:
+            asyncio.run(authorise(store, sandbox, "crm"))
+        finally:
+            store.close()
+        (data,) = _ciphertexts(url)
+        tokens = json.loads(Fernet(key.encode()).decrypt(data.encode()))
+        config = tmp_path / "config"
+        write_sync(
+            config,
+            "crm",
+            f'[a]\nconnector = "xero"\n{sandbox.toml()}\n'
+            f'[b]\nconnector = "csv"\npath = "{tmp_path / "b.csv"}"\n',
+        )
+        (config / "syncd.toml").write_text(
+            f'[store]\nurl = "{url}"\ntoken_key = "${{env:THE_TOKEN_KEY}}"\n'
+        )
+        base = [*SYNCD, "--config", str(config), "--state-dir", str(tmp_path / "state")]
+        outputs = []
+        for env_key, args in (
+            (key, ["--log-level", "debug", "--log-format", "json", "sync", "crm", "--json"]),
+            (key, ["--log-level", "debug", "sync", "crm", "--dry-run", "--json"]),
+            (key, ["errors", "crm", "--json"]),
+            (key, ["history", "crm", "--json"]),
+            (key, ["check", "--connect"]),
+            (key, ["migrate"]),
+            (Fernet.generate_key().decode(), ["sync", "crm", "--json"]),  # a wrong key
+            ("not a key at all, nor 44 characters", ["sync", "crm"]),
+        ):
+            result = subprocess.run(
+                [*base, *args],
+                capture_output=True,
+                text=True,
+                env=cli_env(THE_TOKEN_KEY=env_key),
+                timeout=180,
+            )
+            outputs.append((args, env_key, result.stdout + result.stderr))
+        assert "token_key" in outputs[-1][2] and "token_key" in outputs[-2][2]
+        for args, env_key, text in outputs:
+            for secret in (key, env_key, tokens["access_token"], tokens["refresh_token"]):
+                assert secret not in text, f"a secret leaked by syncd {' '.join(args)}:\n{text}"
+    finally:
+        sandbox.close()
+
+
+def _ciphertexts(url: str) -> list[str]:
+    """The ``oauth_token`` rows' ciphertext, read with a plain connection."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [str(r[0]) for r in conn.execute("SELECT data FROM oauth_token").fetchall()]

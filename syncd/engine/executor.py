@@ -237,6 +237,8 @@ def make_connector(sync: SyncConfig, side: str, store: Store, dry_run: bool = Fa
         phone_region=sync.phone_region,
         dry_run=dry_run,
         config_dir=sync.path.parent.parent,
+        tokens=store.tokens,
+        budgets=store.budgets,
     )
     return config.connector_class(config.settings, context)
 

@@ -32,6 +32,7 @@ from playhouse.migrations import Runner
 
 from syncd.redact import redact
 from syncd.store import pgbulk
+from syncd.store.budget import SharedBudgets
 from syncd.store.claims import ClaimInfo, Claims
 from syncd.store.engines import (
     FENCE,
@@ -57,6 +58,7 @@ from syncd.store.models import (
     SyncState,
     database,
 )
+from syncd.store.tokens import TokenVault, check_stored_tokens
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -320,6 +322,12 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="syncd-store")
         self.db = make_database(str(self.path), self.settings)
         self.claims = Claims(self.settings) if self.shared else None
+        #: on PostgreSQL: OAuth tokens in the store, encrypted (connectors' ``context.tokens``)
+        self.tokens = TokenVault(self.settings, self.claims.holder) if self.claims else None
+        #: on PostgreSQL: rate budgets shared with the other daemons (``context.budgets``)
+        self.budgets = SharedBudgets(self.settings, self.claims.holder) if self.claims else None
+        #: opening checks that [store] token_key decrypts the stored tokens (not for store copy)
+        self.verify_tokens = True
         self._link_indexes: dict[str, LinkIndexCache] = {}
         #: on PostgreSQL, bumped by every claim this store takes (see :meth:`_data_version`)
         self._claim_epoch = 0
@@ -386,6 +394,8 @@ class Store:
                 applied = runner.up()
             finally:
                 self.db.execute_sql("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK,))
+            if self.verify_tokens:
+                check_stored_tokens(self.db, self.settings)
             return applied
 
     def pending_migrations(self) -> list[str]:
@@ -415,6 +425,8 @@ class Store:
             self.db.close()
 
     async def aclose(self) -> None:
+        if self.budgets is not None:
+            await self.budgets.close()
         await self.run(self.close)
         self._executor.shutdown(wait=True)
 
@@ -1031,35 +1043,37 @@ class Store:
         cursor = self.db.cursor()
         # the hashes a crash needs go to journal_hashes, deleted once the entry is settled, so
         # that the history kept is only the values (and the space of the hashes is reused)
-        cursor.executemany(
+        insert = (
             "INSERT INTO journal (sync, run_id, side, kind, record_id, source_id, key, sent,"
             " hashes, created_at, email, reason, detail, outcome) VALUES"
-            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')",
-            [
-                (
-                    sync,
-                    run_id,
-                    r.side,
-                    r.kind,
-                    r.record_id,
-                    r.source_id,
-                    r.key,
-                    # contact values only; a connector's secret never gets in (rule 12)
-                    redact(encode(r.sent)),
-                    when,
-                    r.email,
-                    r.reason,
-                    None if r.detail is None else redact(r.detail),
-                )
-                for r in rows
-            ],
+            " (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 'pending')"
         )
-        # inside this transaction nobody else inserts: the new ids are the last len(rows)
+        params = [
+            (
+                sync,
+                run_id,
+                r.side,
+                r.kind,
+                r.record_id,
+                r.source_id,
+                r.key,
+                # contact values only; a connector's secret never gets in (rule 12)
+                redact(encode(r.sent)),
+                when,
+                r.email,
+                r.reason,
+                None if r.detail is None else redact(r.detail),
+            )
+            for r in rows
+        ]
+        # SQLite has one writer (PostgreSQL goes through _insert_journal_pg): the new ids are
+        # the last len(rows)
+        cursor.executemany(insert, params)
         last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
-        first = last - len(rows) + 1
+        ids = list(range(last - len(rows) + 1, last + 1))
         cursor.executemany(
             "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
-            [(first + i, r.packed) for i, r in enumerate(rows)],
+            [(ids[i], r.packed) for i, r in enumerate(rows)],
         )
 
     def _insert_journal_pg(

@@ -18,6 +18,20 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
     sys.exit(status)
 
 
+def _token_key(reference: str) -> str:
+    """``--token-key``'s reference resolved and checked (a one-line error naming it)."""
+    from pathlib import Path
+
+    from syncd.config import ConfigError
+    from syncd.store.config import token_key
+
+    try:
+        return token_key(reference, Path("--token-key"))
+    except ConfigError as exc:
+        _fail(exc.problems[-1].line())
+        raise AssertionError("unreachable") from None
+
+
 def add_store_commands(cli: click.Group) -> None:
     @cli.command("migrate")
     @click.option("--check", is_flag=True, help="Only report pending migrations (exit 1 if any).")
@@ -63,7 +77,15 @@ def add_store_commands(cli: click.Group) -> None:
         metavar="VAR",
         help="Environment variable holding the PostgreSQL password (else PG*/.pgpass).",
     )
-    def copy_command(source: str, target: str, password_env: str | None) -> None:
+    @click.option(
+        "--token-key",
+        metavar="REF",
+        help="The [store] token_key, as a secret reference (${env:VAR}, ${file:PATH}): OAuth "
+        "tokens are encrypted with it on the way into PostgreSQL (decrypted on the way out).",
+    )
+    def copy_command(
+        source: str, target: str, password_env: str | None, token_key: str | None
+    ) -> None:
         """Copy an installation's status (links, history, everything) into an empty store.
 
         Stop the daemon first. Example: syncd store copy --from sqlite:/var/lib/syncd
@@ -71,6 +93,7 @@ def add_store_commands(cli: click.Group) -> None:
         import os
 
         password = os.environ.get(password_env) if password_env else None
+        key = _token_key(token_key) if token_key is not None else None
         try:
             src = open_location(source, password)
             dst = open_location(target, password)
@@ -81,7 +104,7 @@ def add_store_commands(cli: click.Group) -> None:
         try:
             src.open()
             dst.open()
-            report = copy_store(src, dst)
+            report = copy_store(src, dst, key)
         except CopyError as exc:
             _fail(str(exc))
         except Exception as exc:

@@ -7,6 +7,7 @@ password = "${env:SYNCD_DB_PASSWORD}"               # a secret reference; or PG*
 lease_timeout = "30s"                               # how soon another daemon takes a sync over
 daemon_id = "box-1"                                 # how this daemon is named in claims
 connections = 4                                     # PostgreSQL connections of one process
+token_key = "${env:SYNCD_TOKEN_KEY}"                # Fernet key: OAuth tokens in the store
 ```
 
 ``SYNCD_STORE_URL`` in the environment overrides ``url``.
@@ -25,7 +26,7 @@ from syncd.config_values import Bounds, check_keys, parse_duration, show, string
 from syncd.store.engines import DEFAULT_LEASE, PG_STORE_THREADS, StoreSettings, is_postgres_url
 
 LEASE = Bounds(1.0, 3600.0)
-KEYS = ("url", "password", "lease_timeout", "daemon_id", "connections")
+KEYS = ("url", "password", "lease_timeout", "daemon_id", "connections", "token_key")
 CONNECTIONS = (1, 64)
 
 
@@ -75,6 +76,9 @@ def load_store_settings(raw: Any, path: Path) -> StoreSettings:
     if "connections" in data:
         with problems.check():
             values["connections"] = _connections(data["connections"], path)
+    if "token_key" in data:
+        with problems.check():
+            values["token_key"] = token_key(data["token_key"], path)
     problems.raise_any()
     return StoreSettings(
         connections=values.get("connections", PG_STORE_THREADS),
@@ -82,6 +86,7 @@ def load_store_settings(raw: Any, path: Path) -> StoreSettings:
         password=values.get("password"),
         lease_timeout=values.get("lease_timeout", DEFAULT_LEASE),
         daemon_id=values.get("daemon_id"),
+        token_key=values.get("token_key"),
     )
 
 
@@ -94,3 +99,18 @@ def _connections(raw: Any, path: Path) -> int:
             f"expected a whole number from {low} to {high}, got {show(raw)}",
         )
     return raw
+
+
+def token_key(raw: Any, path: Path) -> str:
+    """``[store] token_key``: a secret reference to one Fernet key (or several, for rotation)."""
+    from syncd.store.tokens import parse_keys
+
+    resolved = resolve(string(raw, path, "store.token_key"), path, "store.token_key")
+    register_resolved(resolved, path, "store.token_key", always=True)
+    for part in resolved.value.replace(",", " ").split():
+        register_resolved(type(resolved)(part), path, "store.token_key", always=True)
+    try:
+        parse_keys(resolved.value)
+    except ValueError as exc:
+        raise ConfigError(path, "store.token_key", str(exc)) from None
+    return resolved.value

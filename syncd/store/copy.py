@@ -18,9 +18,13 @@ from typing import Any
 
 from syncd.store import Store
 from syncd.store.engines import StoreSettings, is_postgres_url, make_database, safe_url
+from syncd.store.tokens import TokenKeyError, export_token_files, import_token_files, token_files
 
-#: tables that say nothing about the installation (the schema's own history; live claims)
-SKIP = {"schema_migration", "sync_claim"}
+#: tables that say nothing about the installation (the schema's own history; live claims; the
+#: calls of the current minute)
+SKIP = {"schema_migration", "sync_claim", "rate_budget"}
+#: OAuth tokens: files of the state directory on SQLite, rows of this table on PostgreSQL
+TOKENS = "oauth_token"
 BATCH = 2000
 
 
@@ -43,7 +47,9 @@ def open_location(spec: str, password: str | None = None) -> Store:
     if is_postgres_url(spec):
         # nothing is kept in a state directory for a copy: an empty one of its own
         scratch = Path(tempfile.mkdtemp(prefix="syncd-copy-"))
-        return Store(scratch, StoreSettings(url=spec, password=password))
+        store = Store(scratch, StoreSettings(url=spec, password=password))
+        store.verify_tokens = False  # encrypted rows are copied as they are
+        return store
     if not spec.startswith("sqlite:"):
         raise CopyError(f"expected sqlite:PATH or postgresql://…, got {spec!r}")
     path = Path(spec[len("sqlite:") :]).expanduser()
@@ -69,8 +75,13 @@ def columns_of(store: Store, table: str) -> dict[str, str]:
     return {c.name: str(c.data_type).lower() for c in store.db.get_columns(table)}
 
 
-def copy_store(source: Store, target: Store) -> CopyReport:
-    """Copy everything from ``source`` into the empty ``target`` (both opened, migrated)."""
+def copy_store(source: Store, target: Store, token_key: str | None = None) -> CopyReport:
+    """Copy everything from ``source`` into the empty ``target`` (both opened, migrated).
+
+    OAuth tokens go along: a SQLite installation's token files become rows of ``oauth_token``,
+    encrypted with ``token_key`` (the ``[store] token_key`` of the daemons that will use the
+    PostgreSQL store); the rows of a PostgreSQL store become token files again on SQLite
+    (decrypted with ``token_key``), and are copied as they are (encrypted) to PostgreSQL."""
     missing = set(source.pending_migrations())
     if missing:
         raise CopyError(f"the source {source.where} is not migrated: {', '.join(sorted(missing))}")
@@ -86,10 +97,50 @@ def copy_store(source: Store, target: Store) -> CopyReport:
         for table in tables_of(source):
             if table not in target_tables:
                 raise CopyError(f"the target has no table {table!r}: migrate it first")
+            if table == TOKENS and source.shared and not target.shared:
+                continue  # below: files
             report[table] = _copy_table(source, target, table)
         if target.shared:
             _move_sequences(target, list(report))
+        _copy_tokens(source, target, token_key, report)
     return CopyReport(report)
+
+
+def _copy_tokens(
+    source: Store, target: Store, token_key: str | None, report: dict[str, int]
+) -> None:
+    how = (
+        "give --token-key with a secret reference to the [store] token_key the daemons use "
+        '(for example --token-key "${env:SYNCD_TOKEN_KEY}")'
+    )
+    if not source.shared and target.shared:
+        files = token_files(source.state_dir)
+        if not files:
+            return
+        if not token_key:
+            raise CopyError(
+                f"the source holds {len(files)} OAuth token file(s) in {files[0].parent}, to be "
+                f"kept in the store encrypted: {how}"
+            )
+        try:
+            report["oauth token files"] = import_token_files(
+                target.db, source.state_dir, token_key, "store copy"
+            )
+        except ValueError as exc:
+            raise CopyError(str(exc)) from None
+    elif source.shared and not target.shared:
+        rows = row_count(source, TOKENS)
+        if not rows:
+            return
+        if not token_key:
+            raise CopyError(
+                f"the source holds {rows} OAuth token set(s), encrypted; to write them as token "
+                f"files of the SQLite installation, {how}"
+            )
+        try:
+            report["oauth token files"] = export_token_files(source.db, target.state_dir, token_key)
+        except TokenKeyError as exc:
+            raise CopyError(f"--token-key: {exc}") from None
 
 
 def _copy_table(source: Store, target: Store, table: str) -> int:

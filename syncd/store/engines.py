@@ -75,6 +75,15 @@ class StoreSettings:
     daemon_id: str | None = None
     #: PostgreSQL: how many connections (and store threads) one process uses
     connections: int = PG_STORE_THREADS
+    #: the Fernet key(s) OAuth tokens are encrypted with in a PostgreSQL store (syncd.store.tokens)
+    token_key: str | None = None
+
+    def __repr__(self) -> str:
+        # the password and the key stay out of every repr
+        return (
+            f"StoreSettings(url={safe_url(self.url) if self.url else None!r}, "
+            f"lease_timeout={self.lease_timeout}, daemon_id={self.daemon_id!r})"
+        )
 
     @property
     def postgres(self) -> bool:

@@ -50,9 +50,12 @@ from syncd_xero.limits import XeroBudget
 from syncd_xero.oauth import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
+    FileStorage,
     OAuthClient,
     PendingAuthorization,
     TokenManager,
+    TokenStorage,
+    VaultStorage,
     code_from_redirect,
     exchange_code,
     is_loopback,
@@ -168,6 +171,14 @@ class XeroConnector(Connector):
             maximum=10**6,
         ),
         Setting(
+            "minute_window",
+            "seconds of Xero's minute limit window (60; change only for the sandbox)",
+            type=float,
+            default=60.0,
+            minimum=0.1,
+            maximum=3600.0,
+        ),
+        Setting(
             "page_size",
             "contacts per page when listing (1-1000)",
             type=int,
@@ -206,6 +217,11 @@ class XeroConnector(Connector):
     fields = mapping.FIELDS
     needs_authorization = True
 
+    @classmethod
+    def keeps_tokens(cls, settings: Mapping[str, Any]) -> bool:
+        # a Custom Connection asks for a new access token whenever it needs one: nothing kept
+        return str(settings.get("grant") or AUTHORIZATION_CODE) != CLIENT_CREDENTIALS
+
     def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(settings, context)
         self.client_id = str(self.config.get("client_id") or "").strip()
@@ -231,6 +247,7 @@ class XeroConnector(Connector):
         self.login_url = str(self.config.get("login_url") or LOGIN_URL).rstrip("/")
         self.day_limit = _bounded_int(self.config, "day_limit", 5000, 1, 10**7)
         self.minute_limit = _bounded_int(self.config, "minute_limit", 60, 1, 10**6)
+        self.minute_window = _bounded_float(self.config, "minute_window", 60.0, 0.1, 3600.0)
         self.page_size = _bounded_int(self.config, "page_size", 1000, 1, 1000)
         self.batch_size = _bounded_int(self.config, "batch_size", 50, 1, 100)
         key = self.config.get("webhook_key")
@@ -244,6 +261,13 @@ class XeroConnector(Connector):
         self.token_file = TokenFile(
             Path(context.state_dir) / "oauth" / f"xero-{context.sync}-{context.side}.json"
         )
+        vault = getattr(context, "tokens", None)
+        #: a file in the state directory (SQLite), or the store, encrypted (PostgreSQL)
+        self.token_storage: TokenStorage = (
+            VaultStorage(vault, self.token_file.path.stem, context.sync, context.side)
+            if vault is not None
+            else FileStorage(self.token_file)
+        )
         self._identity = HttpClient(
             self.identity_url, classify=lambda response: token_error(response, self.fix)
         )
@@ -251,7 +275,7 @@ class XeroConnector(Connector):
         self.tokens = TokenManager(
             self._oauth,
             self.grant,
-            self.token_file if self.grant == AUTHORIZATION_CODE else None,
+            self.token_storage if self.grant == AUTHORIZATION_CODE else None,
             scopes=self.scopes if self.grant == CLIENT_CREDENTIALS else "",
         )
         self.tenant_id: str | None = None
@@ -272,7 +296,11 @@ class XeroConnector(Connector):
             return
         await self._resolve_tenant()
         key = f"xero:{self.tenant_id or self.client_id}"
-        budget = shared_budget(key, lambda: XeroBudget(self.day_limit, self.minute_limit))
+        budget = shared_budget(
+            key,
+            lambda: XeroBudget(self.day_limit, self.minute_limit, period=self.minute_window),
+            backend=getattr(self.context, "budgets", None),
+        )
         self.budget = budget if isinstance(budget, XeroBudget) else None
         self._api = HttpClient(
             self.api_url + ACCOUNTING_PATH,
@@ -424,7 +452,7 @@ class XeroConnector(Connector):
         await self.tokens.store(tokens)
         return (
             f"Authorised Xero organisation {tokens.tenant_name!r}; tokens saved in "
-            f"{self.token_file.path}"
+            f"{self.token_storage.where}"
         )
 
     async def _connections(self, access_token: str) -> list[dict[str, Any]]:
@@ -462,7 +490,7 @@ class XeroConnector(Connector):
     async def _resolve_tenant(self) -> None:
         """Which organisation to send in ``xero-tenant-id``, without a call when we know it."""
         if self.grant == AUTHORIZATION_CODE:
-            stored = await asyncio.to_thread(self.tokens.load)
+            stored = await self.tokens.load()
             if stored is None:
                 raise NeedsReauth("Xero has not been authorised for this sync yet", fix=self.fix)
             if stored.tenant_id and self._matches(stored):
@@ -885,6 +913,19 @@ def _bounded_int(config: Mapping[str, Any], key: str, default: int, low: int, hi
         raise ConnectorConfigError(f"{key} must be a whole number", key=key) from None
     if not low <= value <= high:
         raise ConnectorConfigError(f"{key} must be between {low} and {high}", key=key)
+    return value
+
+
+def _bounded_float(
+    config: Mapping[str, Any], key: str, default: float, low: float, high: float
+) -> float:
+    raw = config.get(key)
+    try:
+        value = default if raw is None or raw == "" else float(raw)
+    except (TypeError, ValueError):
+        raise ConnectorConfigError(f"{key} must be a number", key=key) from None
+    if not low <= value <= high:
+        raise ConnectorConfigError(f"{key} must be between {low:g} and {high:g}", key=key)
     return value
 
 

@@ -43,8 +43,14 @@ def header(response: HttpResponse, name: str) -> str | None:
 class XeroBudget(RateBudget):
     """Minute rate + concurrency (the base class) + the daily limit of one organisation."""
 
-    def __init__(self, day_limit: int = 5000, per_minute: int = 60, concurrency: int = 5) -> None:
-        super().__init__(per_minute, 60.0, concurrency)
+    def __init__(
+        self,
+        day_limit: int = 5000,
+        per_minute: int = 60,
+        concurrency: int = 5,
+        period: float = 60.0,
+    ) -> None:
+        super().__init__(per_minute, period, concurrency)
         self.day_limit = day_limit
         #: start times of our calls in the last 24 hours (a rolling window: Xero's is fixed and
         #: resets at a time we do not know, so rolling is the safe side)

@@ -8,24 +8,28 @@ refresh token expires after 60 days; a dead grant answers ``400 {"error": "inval
 (secondary, and what the xero-python SDK maps to ``OAuth2InvalidGrantError``).
 
 :class:`TokenManager` owns one token set. A refresh happens at most once at a time per token set:
-an asyncio lock in the process and an ``fcntl`` lock on the token file across processes (the
-daemon and a manual ``syncd sync``). Under both locks it first re-reads the file, because another
-process may have refreshed already; then it refreshes, saves durably, and only then uses the new
-access token. Tokens are refreshed five minutes ahead of expiry, and whenever the refresh token is
-older than a week, which keeps an idle grant far from its 60-day expiry.
+an asyncio lock in the process and, across processes, an ``fcntl`` lock on the token file (the
+daemon and a manual ``syncd sync``; :class:`FileStorage`) or, with a PostgreSQL store shared by
+several daemons, the token row's lock and the sync's claim (:class:`VaultStorage`, see
+:mod:`syncd.store.tokens`: only the claim holder refreshes, and writes the new tokens in the
+same transaction as its claim check). Under the lock it first re-reads the stored tokens,
+because another process may have refreshed already; then it refreshes, saves durably, and only
+then uses the new access token. Tokens are refreshed five minutes ahead of expiry, and whenever
+the refresh token is older than a week, which keeps an idle grant far from its 60-day expiry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import secrets
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -35,6 +39,7 @@ from syncd.connector import (
     HttpClient,
     HttpResponse,
     NeedsReauth,
+    RetryLater,
 )
 from syncd_xero.tokens import TokenFile, TokenSet
 
@@ -44,6 +49,8 @@ TOKEN_PATH = "/connect/token"
 REFRESH_AHEAD = 5 * 60.0
 #: refresh at least this often, even when idle (the refresh token dies after 60 unused days)
 IDLE_REFRESH = 7 * 24 * 3600.0
+#: a process not holding the sync's claim uses stored tokens valid for at least this long
+HELD_MARGIN = 30.0
 
 AUTHORIZATION_CODE = "authorization_code"
 CLIENT_CREDENTIALS = "client_credentials"
@@ -120,15 +127,110 @@ class OAuthClient:
         return body
 
 
+class TokenStorage(Protocol):
+    """Where a token set is kept: a file (SQLite installations) or the store (PostgreSQL)."""
+
+    #: where the tokens are, for messages (a path or "the store"; never a token)
+    where: str
+
+    async def load(self) -> TokenSet | None: ...
+
+    async def save(self, tokens: TokenSet) -> None: ...
+
+    async def refresh(self, renew: Renew) -> tuple[TokenSet | None, bool]:
+        """Under the cross-process refresh lock: read what is stored, call ``renew`` with it
+        and save what it returns. Returns what is stored after, and whether it was renewed."""
+        ...
+
+
+#: ``renew(stored, held_by)``: the new token set, or ``None`` to keep the stored one.
+#: ``held_by`` names another process that holds the sync's claim (and so refreshes).
+Renew = Callable[[TokenSet | None, str | None], Awaitable[TokenSet | None]]
+
+
+class FileStorage:
+    """A token file in the state directory, refreshed under its ``flock``."""
+
+    def __init__(self, file: TokenFile) -> None:
+        self.file = file
+        self.where = str(file.path)
+
+    async def load(self) -> TokenSet | None:
+        return await asyncio.to_thread(self.file.load)
+
+    async def save(self, tokens: TokenSet) -> None:
+        lock = await _acquire(self.file)
+        try:
+            await asyncio.to_thread(self.file.save, tokens)
+        finally:
+            TokenFile.release(lock)
+
+    async def refresh(self, renew: Renew) -> tuple[TokenSet | None, bool]:
+        lock = await _acquire(self.file)
+        try:
+            stored = await asyncio.to_thread(self.file.load)
+            fresh = await renew(stored, None)
+            if fresh is None:
+                return stored, False
+            await asyncio.to_thread(self.file.save, fresh)
+            return fresh, True
+        finally:
+            TokenFile.release(lock)
+
+
+class VaultStorage:
+    """A token set in a PostgreSQL store (``context.tokens``: :mod:`syncd.store.tokens`),
+    encrypted; refreshed under its row lock by the process holding the sync's claim."""
+
+    def __init__(self, vault: Any, name: str, sync: str, side: str) -> None:
+        self.vault = vault
+        self.name, self.sync, self.side = name, sync, side
+        self.where = str(vault.where)
+
+    async def load(self) -> TokenSet | None:
+        return _token_set(await self.vault.load(self.name))
+
+    async def save(self, tokens: TokenSet) -> None:
+        await self.vault.save(self.name, self.sync, self.side, dataclasses.asdict(tokens))
+
+    async def refresh(self, renew: Renew) -> tuple[TokenSet | None, bool]:
+        renewed = False
+
+        async def step(stored: Any) -> dict[str, Any] | None:
+            nonlocal renewed
+            fresh = await renew(_token_set(stored.data), stored.held_by)
+            renewed = fresh is not None
+            return None if fresh is None else dataclasses.asdict(fresh)
+
+        after = await self.vault.refresh(self.name, self.sync, self.side, step)
+        return _token_set(after.data), renewed
+
+
+def _token_set(data: Mapping[str, Any] | None) -> TokenSet | None:
+    if data is None:
+        return None
+    known = {f.name for f in dataclasses.fields(TokenSet)}
+    try:
+        return TokenSet(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        return None
+
+
 class TokenManager:
     """The access token for requests; refreshes it (once at a time) when it is due."""
 
     def __init__(
-        self, oauth: OAuthClient, grant: str, file: TokenFile | None, scopes: str = ""
+        self,
+        oauth: OAuthClient,
+        grant: str,
+        file: TokenFile | TokenStorage | None,
+        scopes: str = "",
     ) -> None:
         self.oauth = oauth
         self.grant = grant
-        self.file = file
+        self.storage: TokenStorage | None = (
+            FileStorage(file) if isinstance(file, TokenFile) else file
+        )
         self.scopes = scopes
         self.tokens: TokenSet | None = None
         self.refreshes = 0
@@ -137,10 +239,10 @@ class TokenManager:
     def __repr__(self) -> str:
         return f"TokenManager(grant={self.grant!r}, tokens={self.tokens!r})"
 
-    def load(self) -> TokenSet | None:
+    async def load(self) -> TokenSet | None:
         """Read the stored token set (authorization-code grant); ``None`` when there is none."""
-        if self.file is not None:
-            self.tokens = self.file.load()
+        if self.storage is not None:
+            self.tokens = await self.storage.load()
         return self.tokens
 
     def _due(self, tokens: TokenSet | None, rejected: str | None) -> bool:
@@ -176,35 +278,38 @@ class TokenManager:
             self.tokens = TokenSet.from_response(body, previous=self.tokens)
             self.refreshes += 1
             return
-        assert self.file is not None
-        file = self.file
-        lock = await _acquire(file)
-        try:
-            stored = await asyncio.to_thread(file.load)
+        assert self.storage is not None
+
+        async def renew(stored: TokenSet | None, held_by: str | None) -> TokenSet | None:
             if stored is None or not stored.refresh_token:
                 raise NeedsReauth("Xero has not been authorised for this sync", fix=self.oauth.fix)
             if not self._due(stored, rejected):
                 # another process (or connector) refreshed while we waited for the lock
-                self.tokens = stored
-                return
+                return None
+            if held_by is not None:
+                # another daemon runs this sync and refreshes its grant (a rotating refresh
+                # token must be sent once): use what is stored while it is valid
+                if stored.expires_within(HELD_MARGIN) or stored.access_token == rejected:
+                    raise RetryLater(
+                        f"the Xero tokens are due and {held_by}, which runs this sync, "
+                        "refreshes them",
+                        delay=5.0,
+                    )
+                return None
             body = await self.oauth.token_request(
                 {"grant_type": "refresh_token", "refresh_token": stored.refresh_token}
             )
-            fresh = TokenSet.from_response(body, previous=stored)
-            await asyncio.to_thread(file.save, fresh)
-            self.tokens = fresh
+            return TokenSet.from_response(body, previous=stored)
+
+        tokens, renewed = await self.storage.refresh(renew)
+        self.tokens = tokens
+        if renewed:
             self.refreshes += 1
-        finally:
-            TokenFile.release(lock)
 
     async def store(self, tokens: TokenSet) -> None:
         """Save a token set durably (under the refresh lock) and start using it."""
-        if self.file is not None:
-            lock = await _acquire(self.file)
-            try:
-                await asyncio.to_thread(self.file.save, tokens)
-            finally:
-                TokenFile.release(lock)
+        if self.storage is not None:
+            await self.storage.save(tokens)
         self.tokens = tokens
 
 

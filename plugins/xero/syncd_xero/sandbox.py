@@ -21,7 +21,8 @@ Options: ``count`` (contacts seeded when ``seed`` is given, default 300), ``tena
 organisations, default "Demo Company (UK)" and "Demo Company (NZ)"; only the first is seeded),
 ``rate_limits`` (default on), ``minute_limit``, ``day_limit``, ``concurrent_limit``,
 ``minute_window``, ``msdate_offset`` (``/Date(ms+0000)/`` or ``/Date(ms)/``), ``partial_400``,
-``website_quirk``, ``idempotency_ttl``, ``webhook_url`` and ``webhook_key`` (webhooks: see
+``website_quirk``, ``idempotency_ttl``, ``refresh_grace`` (seconds a rotated refresh token is
+still honoured; Xero's 30 minutes by default), ``webhook_url`` and ``webhook_key`` (webhooks: see
 :mod:`syncd_xero.sandbox_webhooks`, also for ``/_sandbox/xero/webhooks``).
 
 Sandbox-only controls (**not Xero's API**), besides the shared ``/_sandbox/switches``:
@@ -101,6 +102,8 @@ def make_app(seed: int | None = None, options: dict[str, Any] | None = None) -> 
         )
 
     identity = Identity(clock, orgs, consent_page=_flag(options.get("consent_page"), False))
+    if "refresh_grace" in options:
+        identity.grace = float(options["refresh_grace"])
     web_client = Client(
         str(options.get("client_id", "sandbox-client")),
         str(options.get("client_secret", "sandbox-secret")),
@@ -186,6 +189,7 @@ def _control_routes(accounting: Accounting) -> web.RouteTableDef:
                     for g in identity.grants.values()
                 ],
                 "tokens_issued": identity.issued,
+                "refresh_reuses": identity.refresh_reuses,
                 "idempotent_replays": accounting.replays,
                 "rate_limited": accounting.limits.refused,
                 "most_in_flight": accounting.most_in_flight,
