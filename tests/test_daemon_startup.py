@@ -250,8 +250,9 @@ def test_the_loop_watch_sees_a_callback_that_holds_the_loop() -> None:
         return watch
 
     watch = asyncio.run(scenario())
-    # late by at least the CPU time the callback took, and all of it was the loop computing
-    assert watch.largest >= 0.3
+    # late by at least the CPU time the callback took less the 0.01 s the watch asked to sleep
+    # (its wake-up was due then), and all of it was the loop computing
+    assert watch.largest >= 0.3 - 0.01
     assert watch.largest_busy >= 0.25
 
 
