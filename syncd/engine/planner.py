@@ -976,13 +976,12 @@ class NewRecords:
         rest: list[tuple[str, list[SideRecord]]] = []
         for source in SIDES:
             target = other(source)
-            resent = [r for r in planner.new[source] if (target, r.id) in creates]
+            resent: list[SideRecord] = []
+            others: list[SideRecord] = []
+            for record in planner.new[source]:
+                (resent if (target, record.id) in creates else others).append(record)
             first.append((source, resent))
-            if resent:
-                ids = {r.id for r in resent}
-                rest.append((source, [r for r in planner.new[source] if r.id not in ids]))
-            else:
-                rest.append((source, planner.new[source]))
+            rest.append((source, others))
         return first + rest
 
     @property
