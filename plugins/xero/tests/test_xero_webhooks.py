@@ -123,6 +123,7 @@ def test_intent_to_receive_passes_and_an_edit_arrives_in_seconds(world: WebhookW
     world.xero_put(person("Hana", "hana@hook.test"))
     found = wait_until(lambda: world.salesflare_contact("hana@hook.test"), 60, "Hana in Salesflare")
     assert found["firstname"] == "Hana"
+    world.wait_idle()  # Hana is written before her run is recorded as finished
     runs = world.finished_runs("webhook")
     assert len(runs) == 1 and runs[0]["outcome"] == "success", runs
     assert runs[0]["counts"]["read_a"] == 1 and runs[0]["counts"]["created_b"] == 1
@@ -306,6 +307,8 @@ def test_kill_9_between_receiving_and_running_still_delivers(tmp_path: Path) -> 
         world.write_config()
         world.start_daemon()
         wait_until(lambda: world.salesflare_contact("kira@kill.test"), 60, "Kira in Salesflare")
+        # Kira is written before the run that wrote her is recorded as finished
+        world.wait_idle()
         # the persisted queue did it, not the interval (its next run is 10 minutes away)
         assert [r["trigger"] for r in world.finished_runs("webhook")] == ["webhook"]
     finally:
