@@ -44,6 +44,7 @@ from syncd.config_settings import (
     SideConfig,
     history_days,
     load_side,
+    max_concurrent_runs,
     register_resolved,
 )
 from syncd.config_values import (
@@ -145,6 +146,8 @@ class DaemonConfig:
     api_trust_proxy: bool = False
     session_lifetime: float = DEFAULT_SESSION_LIFETIME
     shutdown_deadline: float = 25.0
+    #: ``[daemon] max_concurrent_runs``: at most this many scheduled runs at once (0: no cap)
+    max_concurrent_runs: int = 0
     default_interval: float = 600.0
     phone_region: str = "GB"
     #: ``[store]``: SQLite in state_dir (default) or PostgreSQL shared by several daemons
@@ -231,7 +234,7 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
     daemon, api, defaults = tables["daemon"], tables["api"], tables["defaults"]
     check_keys(
         daemon,
-        ("state_dir", "log_format", "log_level", "shutdown_deadline"),
+        ("state_dir", "log_format", "log_level", "shutdown_deadline", "max_concurrent_runs"),
         path,
         "daemon.",
         problems,
@@ -275,6 +278,13 @@ def load_daemon_config(directory: Path, state_dir: str | Path | None = None) -> 
             "shutdown_deadline",
             lambda: parse_duration(
                 daemon["shutdown_deadline"], path, "daemon.shutdown_deadline", SHUTDOWN_DEADLINE
+            ),
+        )
+    if "max_concurrent_runs" in daemon:
+        take(
+            "max_concurrent_runs",
+            lambda: max_concurrent_runs(
+                daemon["max_concurrent_runs"], path, "daemon.max_concurrent_runs"
             ),
         )
     if "interval" in defaults:

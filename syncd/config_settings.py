@@ -243,6 +243,21 @@ HISTORY_DAYS_MAX = 3650
 ON_MASS_DELETION = ("stop", "review")
 
 
+#: ``[daemon] max_concurrent_runs``: a sanity ceiling, not a recommendation
+MAX_CONCURRENT_RUNS_MAX = 10000
+
+
+def max_concurrent_runs(value: Any, path: Path, key: str) -> int:
+    """``[daemon] max_concurrent_runs``: a whole number of runs, 0 (no cap) or more."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, key, f"expected a whole number of runs, got {type_name(value)}")
+    if not 0 <= value <= MAX_CONCURRENT_RUNS_MAX:
+        raise ConfigError(
+            path, key, f"must be from 0 (no cap) to {MAX_CONCURRENT_RUNS_MAX}, got {value}"
+        )
+    return value
+
+
 def history_days(value: Any, path: Path, key: str) -> int:
     """``history_days``: a whole number of days from 0 (the journal off) to ten years."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -932,6 +932,16 @@ DAEMON_KEYS: dict[str, tuple[str, str, str]] = {
     "log-level-int": ("[daemon]\nlog_level = 5\n", "daemon.log_level", "expected a string"),
     "log-level-bad": ('[daemon]\nlog_level = "loud"\n', "daemon.log_level", "must be one of"),
     "state-dir-int": ("[daemon]\nstate_dir = 5\n", "daemon.state_dir", "expected a string"),
+    "max-runs-negative": (
+        "[daemon]\nmax_concurrent_runs = -1\n",
+        "daemon.max_concurrent_runs",
+        "must be from 0",
+    ),
+    "max-runs-string": (
+        '[daemon]\nmax_concurrent_runs = "4"\n',
+        "daemon.max_concurrent_runs",
+        "expected a whole number",
+    ),
     "listen-bad": ('[api]\nlisten = "nowhere"\n', "api.listen", "HOST:PORT"),
     "listen-port-zero": ('[api]\nlisten = "127.0.0.1:0"\n', "api.listen", "HOST:PORT"),
     "listen-port-huge": (

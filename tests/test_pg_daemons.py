@@ -72,9 +72,10 @@ class Cluster:
     def configs(self) -> list[Path]:
         return [self.root / "config"]
 
-    def setup(self) -> None:
+    def setup(self, cap: int = 0, lease: float = LEASE) -> None:
+        """``cap``: ``[daemon] max_concurrent_runs`` of every daemon (0: none)."""
         config = self.root / "config"
-        write_daemon_config(
+        path = write_daemon_config(
             config,
             "127.0.0.1:1",  # each daemon gets --listen through SYNCD_LISTEN below
             self.root / "state",
@@ -82,9 +83,18 @@ class Cluster:
             extra=f"""
             [store]
             url = "{self.url}"
-            lease_timeout = "{LEASE}s"
+            lease_timeout = "{lease}s"
             """,
         )
+        if cap:
+            text = path.read_text()
+            path.write_text(text.replace("[daemon]\n", f"[daemon]\nmax_concurrent_runs = {cap}\n"))
+
+    def reload(self) -> None:
+        """Every daemon reads the config directory again (syncs added since they started)."""
+        for daemon in self.daemons:
+            status, body = daemon.client().request("POST", "/api/v1/reload")
+            assert status == 200, body
 
     def start(self, wait: bool = True) -> DaemonProcess:
         """A daemon more; ``wait``: once it is READY (else the caller waits, so that several

@@ -12,6 +12,17 @@ through its ``stop`` event so that it checkpoints. A manual trigger starts a run
 without the scheduler; either finds the slot busy and does not start a second one. Against
 another process (a manual ``syncd sync``), the engine's lock raises
 :class:`~syncd.store.lock.SyncBusy`, which counts as "already running".
+
+Balanced claiming (several daemons on one PostgreSQL store, and ``[daemon]
+max_concurrent_runs``): a scheduled run that comes due while this daemon already runs its cap
+of runs is *held back* (queued here, oldest first) and started as soon as one of this daemon's
+runs ends, unless another daemon ran it meanwhile; every daemon schedules every sync, so a peer
+with room takes it on its own schedule. On a shared store a due sync is also left, for a short
+grace (:func:`balance_grace`), to a live peer that holds fewer syncs than this daemon runs
+and is not at its own cap (peers are known from their presence rows, see
+:mod:`syncd.store.claims`); when no peer has taken it by then, this daemon runs it anyway, so
+no sync waits on a peer that is gone. Which daemon may *run* a sync is still decided by the
+claim alone (exactly one runner, fenced commits): balancing only decides who tries first.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import contextlib
 import gc
 import json
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +73,9 @@ CLAIMS_EVERY = 5.0
 #: on a shared store, a sync whose last run (by any daemon) started less than this share of
 #: its interval ago is not run again by another daemon's schedule
 SHARED_DUE = 0.8
+#: a scheduled run held back by the cap, or left to a lighter peer, is "deferred" for at least
+#: this long before it is looked at again (a floor for the retry of a deferred sync)
+DEFER_FLOOR = 0.1
 
 
 def utcnow() -> datetime:
@@ -77,6 +92,13 @@ def aware(value: datetime | None) -> datetime | None:
 def jitter_for(interval: float) -> float:
     """A tenth of the interval, at most 30 s: enough to keep syncs sharing an account apart."""
     return min(interval / 10, 30.0)
+
+
+def balance_grace(interval: float, lease_timeout: float) -> float:
+    """How long a due sync is left to a less-loaded live peer before this daemon runs it anyway:
+    long enough for the peer's own schedule of it to come round (the start-up stagger plus the
+    interval's jitter), never longer than ``lease_timeout`` (the bound failover has too)."""
+    return min(START_STAGGER + jitter_for(interval), lease_timeout)
 
 
 def misfire_grace_for(interval: float) -> int:
@@ -215,8 +237,15 @@ class SyncScheduler:
         metrics: Metrics,
         on_change: Callable[[], None] = lambda: None,
         events: EventHub | None = None,
+        max_runs: int = 0,
     ) -> None:
         self.store = store
+        #: ``[daemon] max_concurrent_runs``: scheduled runs past this many at once wait (0: no cap)
+        self.max_runs = max(0, max_runs)
+        #: scheduled runs held back (the cap, or left to a lighter peer): since when (monotonic)
+        self._deferred: dict[str, float] = {}
+        self._filling = False
+        self._fill_task: asyncio.Future[None] | None = None
         self.metrics = metrics
         self.on_change = on_change
         #: what GET /api/v1/events streams: runs, progress, state changes, errors
@@ -254,6 +283,7 @@ class SyncScheduler:
             replace_existing=True,
         )
         if self.store.shared:
+            await self._announce()
             await self.refresh_claims()
             self._scheduler.add_job(
                 self.refresh_claims,
@@ -266,6 +296,19 @@ class SyncScheduler:
                 coalesce=True,
                 max_instances=1,
                 replace_existing=True,
+            )
+
+    async def _announce(self) -> None:
+        """Make this daemon known to its peers (a presence row, kept by the claims heartbeat)."""
+        claims = self.store.claims
+        if claims is None:
+            return
+        try:
+            await self.store.run(claims.announce, self.store.db, self.max_runs)
+        except Exception as exc:  # the peers just do not leave syncs to this daemon
+            log.warning(
+                "announcing this daemon to its peers failed",
+                error=redact(f"{type(exc).__name__}: {exc}"),
             )
 
     async def refresh_claims(self) -> None:
@@ -410,6 +453,7 @@ class SyncScheduler:
             n for n in set(syncs) & set(self.slots) if syncs[n] != self.slots[n].config
         )
         for name in removed:
+            self._deferred.pop(name, None)
             slot = self.slots.pop(name)
             self._scheduler.remove_job(name)
             self.metrics.forget(name)
@@ -558,9 +602,9 @@ class SyncScheduler:
         if slot.current is not None:
             log.info("run skipped: the sync is already running", sync=name)
             return
-        if self.store.shared and await self._ran_elsewhere(slot):
+        handle = await self._start_due(slot)
+        if handle is None:
             return
-        handle = self._launch(slot, "daemon")
         assert handle.task is not None
         try:
             await asyncio.shield(handle.task)
@@ -569,6 +613,98 @@ class SyncScheduler:
                 raise  # this job itself is cancelled
             # the run was cancelled by a shutdown past its deadline, and said so itself: not
             # an error of the job for APScheduler to log with a traceback
+
+    # --- balanced claiming ------------------------------------------------------------------
+
+    def _at_cap(self) -> bool:
+        return bool(self.max_runs) and self.running_count() >= self.max_runs
+
+    def deferred(self) -> list[str]:
+        """The scheduled runs held back now, oldest first."""
+        return sorted(self._deferred, key=self._deferred.__getitem__)
+
+    async def _start_due(self, slot: SyncSlot) -> RunHandle | None:
+        """Start a scheduled run of a due sync here, or hold it back (the cap, or a lighter
+        peer), or skip it (another daemon ran it, or runs it now). The run, if started."""
+        if self.store.shared and await self._ran_elsewhere(slot):
+            self._deferred.pop(slot.name, None)
+            return None
+        if self._at_cap():
+            self._defer(slot, "this daemon runs max_concurrent_runs already")
+            return None
+        claims = self.store.claims
+        if claims is not None:
+            try:
+                peers = await self.store.run(claims.peers, self.store.db)
+                holder = await self.store.run(claims.holder_of, self.store.db, slot.name)
+            except Exception as exc:  # the claim decides anyway
+                log.warning("reading the peers failed", error=type(exc).__name__)
+                peers, holder = {}, None
+            if holder is not None and holder != claims.holder:
+                # running on another daemon now: as when the claim says busy (a dead holder's
+                # lease runs out within lease_timeout, then this daemon tries again)
+                self._deferred.pop(slot.name, None)
+                slot.busy_elsewhere = holder
+                lease = self.store.settings.lease_timeout
+                self._retry_at(slot, random.uniform(lease / 4, lease / 3), floor=DEFER_FLOOR)
+                log.debug("run skipped: another daemon runs the sync", sync=slot.name)
+                return None
+            mine = self.running_count()
+            lighter = [
+                p for h, p in peers.items() if h != claims.holder and not p.full and p.load < mine
+            ]
+            since = self._deferred.get(slot.name)
+            grace = balance_grace(slot.config.interval, self.store.settings.lease_timeout)
+            left = grace - (time.monotonic() - since) if since is not None else grace
+            if lighter and left > 0:
+                self._defer(slot, "left to a less-loaded daemon", lighter[0].holder)
+                # looked at again within the grace too: a peer that is gone (its presence
+                # expired) or that took the sync meanwhile is noticed before the grace ends
+                self._retry_at(slot, min(left, grace / 3), floor=DEFER_FLOOR)
+                return None
+        # no await from here to the launch: the cap is checked against what runs now
+        if slot.current is not None or self._stopping or self.slots.get(slot.name) is not slot:
+            return None
+        if self._at_cap():
+            self._defer(slot, "this daemon runs max_concurrent_runs already")
+            return None
+        self._deferred.pop(slot.name, None)
+        return self._launch(slot, "daemon")
+
+    def _defer(self, slot: SyncSlot, why: str, peer: str | None = None) -> None:
+        if slot.name not in self._deferred:
+            self._deferred[slot.name] = time.monotonic()
+            log.info("run held back", sync=slot.name, reason=why, peer=peer)
+
+    def _fill(self) -> None:
+        """A run ended: start the oldest held-back runs while this daemon has room."""
+        if self._filling or self._stopping or not self._deferred:
+            return
+        self._filling = True
+        self._fill_task = asyncio.ensure_future(self._fill_now())
+        self._fill_task.add_done_callback(lambda _: setattr(self, "_filling", False))
+
+    async def _fill_now(self) -> None:
+        tried: set[str] = set()
+        while not self._stopping and not self._at_cap():
+            waiting = [n for n in self.deferred() if n not in tried]
+            if not waiting:
+                return
+            name = waiting[0]
+            tried.add(name)
+            slot = self.slots.get(name)
+            if slot is None or self._holds(slot) or slot.current is not None:
+                self._deferred.pop(name, None)
+                continue
+            try:
+                handle = await self._start_due(slot)
+            except Exception:
+                log.exception("starting a held-back run failed", sync=name)
+                continue
+            if handle is not None:
+                # the scheduled job of the sync is not the one awaiting this run: its next
+                # run time stays on the interval's rhythm
+                log.debug("held-back run started", sync=name)
 
     async def _ran_elsewhere(self, slot: SyncSlot) -> bool:
         """Several daemons schedule every sync; whichever comes first runs it, and the others
@@ -691,6 +827,8 @@ class SyncScheduler:
                 listener.run_finished(slot, handle, result)
             except Exception:
                 log.exception("a run listener failed", sync=slot.name)
+        # a held-back run may start now
+        self._fill()
         # the run's objects are gone by then (the task's frame held them)
         asyncio.get_running_loop().call_later(THAW_DELAY, self._after_run)
 

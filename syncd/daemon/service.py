@@ -217,7 +217,13 @@ class Daemon:
             return EXIT_CONFIG
         self._store = store
         self._install_signal_handlers()
-        self._scheduler = SyncScheduler(store, self.metrics, self._status_changed, self.events)
+        self._scheduler = SyncScheduler(
+            store,
+            self.metrics,
+            self._status_changed,
+            self.events,
+            max_runs=daemon.max_concurrent_runs,
+        )
         self._hooks = Hooks(store, self._scheduler, daemon.hooks_debounce)
         self.metrics.watch_states(self.scheduler.states, self.scheduler.running_count)
         # the API first: when its address is taken, nothing has started yet

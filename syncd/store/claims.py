@@ -21,6 +21,13 @@ be taken over by anyone once expired, and carries a token that goes up with ever
 * Release: holder cleared at the end of a run; a killed process's lease simply expires, so a
   sync moves to another daemon within ``lease_timeout`` (plus that daemon's next attempt).
 
+* Presence (balanced claiming): a daemon also keeps a row of its own, ``sync`` =
+  ``daemon:<holder>`` (a colon: no sync has such a name), renewed by the same heartbeat, whose
+  ``token`` is its ``[daemon] max_concurrent_runs`` (0: no cap). :meth:`Claims.peers` reads
+  every live daemon with how many syncs it holds now, so that a daemon can leave a due sync
+  to a less-loaded live peer (:mod:`syncd.daemon.scheduler`). A daemon stopped cleanly
+  deletes its row; a killed one's expires with its leases.
+
 Connections have ``idle_in_transaction_session_timeout`` = lease_timeout, so even a process
 frozen in the middle of a transaction cannot hold a claim row locked for longer than that.
 """
@@ -38,6 +45,23 @@ from syncd.store.engines import ClaimLost, Fence, StoreSettings, connect_kwargs
 from syncd.store.lock import SyncBusy
 
 log = get_logger("syncd.store")
+
+
+#: the ``sync`` of a daemon's presence row: a colon, which no sync's name has
+PRESENCE = "daemon:"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A live daemon on the shared store: how many syncs it holds now, and its cap."""
+
+    holder: str
+    load: int
+    cap: int
+
+    @property
+    def full(self) -> bool:
+        return bool(self.cap) and self.load >= self.cap
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,9 @@ class Claims:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: Any = None
+        #: a daemon's presence row is kept (see :meth:`announce`); its cap of runs
+        self._present = False
+        self._cap = 0
 
     # --- on the store's thread, with its connection -------------------------------------------
 
@@ -123,8 +150,51 @@ class Claims:
         rows = db.execute_sql(
             "SELECT sync, holder, claimed_at, token FROM sync_claim"
             " WHERE holder <> '' AND expires_at > clock_timestamp()"
+            " AND sync NOT LIKE ?",
+            (PRESENCE + "%",),
         ).fetchall()
         return {r[0]: ClaimInfo(r[0], r[1], r[2], int(r[3])) for r in rows}
+
+    # --- presence: which daemons are alive, and how loaded --------------------------------------
+
+    def announce(self, db: Any, cap: int = 0) -> None:
+        """Make this process known as a live daemon (renewed by the heartbeat from now on), with
+        its cap of concurrent runs (0: none)."""
+        self._write_presence(db.execute_sql, "?", cap)
+        with self._mutex:
+            self._present, self._cap = True, cap
+        self._start_heartbeat()
+
+    def _write_presence(self, execute: Any, mark: str, cap: int) -> None:
+        execute(
+            "INSERT INTO sync_claim (sync, holder, token, claimed_at, expires_at)"
+            f" VALUES ({mark}, {mark}, {mark}, clock_timestamp(),"
+            f" clock_timestamp() + make_interval(secs => {mark}))"
+            " ON CONFLICT (sync) DO UPDATE SET holder = EXCLUDED.holder,"
+            " token = EXCLUDED.token, expires_at = EXCLUDED.expires_at",
+            (PRESENCE + self.holder, self.holder, cap, self.term),
+        )
+
+    @staticmethod
+    def holder_of(db: Any, sync: str) -> str | None:
+        """Who holds ``sync`` now (a live lease), if anyone."""
+        row = db.execute_sql(
+            "SELECT holder FROM sync_claim WHERE sync = ? AND holder <> ''"
+            " AND expires_at > clock_timestamp()",
+            (sync,),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def peers(self, db: Any) -> dict[str, Peer]:
+        """Every live daemon (this one included): how many syncs it holds now, and its cap."""
+        rows = db.execute_sql(
+            "SELECT p.holder, p.token, (SELECT count(*) FROM sync_claim c"
+            " WHERE c.holder = p.holder AND c.sync NOT LIKE ?"
+            " AND c.expires_at > clock_timestamp())"
+            " FROM sync_claim p WHERE p.sync LIKE ? AND p.expires_at > clock_timestamp()",
+            (PRESENCE + "%", PRESENCE + "%"),
+        ).fetchall()
+        return {str(r[0]): Peer(str(r[0]), int(r[2]), int(r[1])) for r in rows}
 
     # --- the heartbeat ------------------------------------------------------------------------
 
@@ -140,10 +210,14 @@ class Claims:
         while not self._stop.wait(interval):
             with self._mutex:
                 held = dict(self.held)
-            if not held:
+                present, cap = self._present, self._cap
+            if not held and not present:
                 continue
             try:
-                renewed = self._renew(held)
+                if present:
+                    self._connection()
+                    self._write_presence(self._conn.execute, "%s", cap)
+                renewed = self._renew(held) if held else {}
             except Exception as exc:  # the database is unreachable: the leases run out
                 log.warning("claim heartbeat failed", error=type(exc).__name__)
                 self._drop_connection()
@@ -154,7 +228,7 @@ class Claims:
                         self.lost.add(sync)
                         log.warning("claim lost", sync=sync)
 
-    def _renew(self, held: dict[str, int]) -> dict[str, int]:
+    def _connection(self) -> Any:
         import psycopg
 
         if self._conn is None or self._conn.closed:
@@ -163,6 +237,10 @@ class Claims:
                 autocommit=True,
                 connect_timeout=max(1, int(self.lease / 3)),
             )
+        return self._conn
+
+    def _renew(self, held: dict[str, int]) -> dict[str, int]:
+        self._connection()
         rows = self._conn.execute(
             "UPDATE sync_claim SET expires_at = clock_timestamp() + make_interval(secs => %s)"
             " WHERE holder = %s AND sync = ANY(%s) AND expires_at > clock_timestamp()"
@@ -181,7 +259,13 @@ class Claims:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._present:
+            # stopped cleanly: the peers stop leaving syncs to this daemon at once
+            with contextlib.suppress(Exception):
+                self._connection().execute(
+                    "DELETE FROM sync_claim WHERE sync = %s", (PRESENCE + self.holder,)
+                )
         self._drop_connection()
 
 
-__all__ = ["ClaimInfo", "ClaimLost", "Claims"]
+__all__ = ["PRESENCE", "ClaimInfo", "ClaimLost", "Claims", "Peer"]
