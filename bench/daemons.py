@@ -3,11 +3,19 @@
 Starts its own PostgreSQL (the ``pgserver`` wheel, as the test suite does) and, per variant, a
 fresh database, 30 syncs (CSV → test CSV, ``a-to-b``) and N real ``syncd run`` processes with
 the same config directory. Every sync's first write batch waits for one "go" file: the daemons
-start together, share the syncs out among themselves as they would in production (the first
-to claim a sync runs it), and the clock starts when all 30 runs have begun and are waiting;
-so the figure is the syncs' work over N daemons, not N start-ups (a daemon's start, mostly
-imports, is seconds on a loaded machine). The variants alternate (1, 2, 3, then 3, 2, 1, …)
-and each figure is the median of ``--repeats``.
+start, share the syncs out among themselves as they would in production (balanced claiming:
+each daemon runs at most ``--cap`` syncs at once, ``[daemon] max_concurrent_runs``, and leaves
+the rest to its peers), and the clock starts when every daemon is up and as many runs have
+begun and are waiting as the caps allow (all 30 without a cap); the other runs start as
+running ones end. So the figure is the syncs' work over N daemons, not N start-ups (a daemon's
+start, mostly imports, is seconds on a loaded machine). The variants alternate (1, 2, 3, then
+3, 2, 1, …) and each figure is the median of ``--repeats``.
+
+Why a cap: a daemon runs every due sync at once, so without one, I/O-bound syncs all wait on
+their apps together in one daemon and a second daemon adds nothing; with one (as a user sets it
+for the memory, connections and vendor concurrency one box can give), throughput grows with
+daemons until the apps' rate limits are reached. CPU-bound syncs need no cap to gain from a
+second process on a second core, but keep it for the same setting.
 
 Two kinds of sync:
 
@@ -18,10 +26,12 @@ Two kinds of sync:
 
     .venv/bin/python bench/daemons.py                  # both kinds, 1, 2, 3 daemons, 3 repeats
     .venv/bin/python bench/daemons.py --kinds cpu --repeats 1
+    .venv/bin/python bench/daemons.py --cap 0          # no cap: first come, first served
 
 Prints, per kind and daemon count: seconds from "go" until every sync has written everything,
-syncs per minute, contacts per second, how the runs were spread over the daemons, and the
-machine's load average (other processes share the cores).
+the daemons' CPU seconds over that time (all daemons together), syncs per minute, contacts per
+second, the speed-up against the first row, how the runs were spread over the daemons, and
+the machine's load average (other processes share the cores).
 """
 
 from __future__ import annotations
@@ -81,8 +91,17 @@ def written(cluster: BenchCluster, name: str, people: int) -> bool:
         return sum(1 for _ in fh) - 1 >= people
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(
-    kind: str, daemons: int, people: int, batch: int, delay: float, connections: int
+    kind: str, daemons: int, people: int, batch: int, delay: float, connections: int, cap: int
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="syncd-bench-d-") as tmp:
         cluster = BenchCluster(Path(tmp), pg_support.new_database())
@@ -91,7 +110,10 @@ def one(
         # the production lease (the tests' short one makes the daemons that find a sync busy
         # ask again every 1.3 s, which on a loaded machine is CPU taken from the syncs)
         text = toml.read_text().replace(f'lease_timeout = "{LEASE}s"', 'lease_timeout = "30s"')
-        toml.write_text(text.replace("[store]\n", f"[store]\nconnections = {connections}\n"))
+        text = text.replace("[store]\n", f"[store]\nconnections = {connections}\n")
+        if cap:
+            text = text.replace("[daemon]\n", f"[daemon]\nmax_concurrent_runs = {cap}\n")
+        toml.write_text(text)
         go = Path(tmp) / "go"
         names = [f"s{i:02d}" for i in range(SYNCS)]
         for name in names:
@@ -102,22 +124,28 @@ def one(
             for daemon in cluster.daemons:
                 daemon.wait_ready()
 
-            def started() -> bool:
-                return len({r[3] for r in cluster.runs() if r[2] == "start"}) == SYNCS
+            first = min(SYNCS, daemons * cap) if cap else SYNCS
 
-            wait_until(started, 300, "every sync's run to start")
-            spread = Counter(r[1] for r in cluster.runs() if r[2] == "start")
+            def started() -> bool:
+                return len({r[3] for r in cluster.runs() if r[2] == "start"}) >= first
+
+            wait_until(started, 300, "the first runs to start")
+            pids = [d.pid for d in cluster.daemons]
             load = os.getloadavg()[0]
+            cpu = sum(cpu_seconds(pid) for pid in pids)
             began = time.monotonic()
             go.touch()
             wait_until(
                 lambda: all(written(cluster, n, people) for n in names), 1800, "every sync written"
             )
             took = time.monotonic() - began
+            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
+            spread = Counter(r[1] for r in cluster.runs() if r[2] == "start")
         finally:
             cluster.close()
     return {
         "seconds": took,
+        "cpu": cpu,
         "spread": sorted(spread.values(), reverse=True),
         "load": load,
     }
@@ -134,12 +162,22 @@ def main() -> None:
     parser.add_argument(
         "--connections", default="4", help="[store] connections of each daemon (e.g. 1,4)"
     )
+    parser.add_argument(
+        "--cap",
+        type=int,
+        default=10,
+        help="[daemon] max_concurrent_runs of each daemon (0: no cap)",
+    )
     args = parser.parse_args()
     variants = [
         (int(n), int(c)) for n in args.daemons.split(",") for c in args.connections.split(",")
     ]
     counts = sorted({n for n, _ in variants})
-    print(f"{SYNCS} syncs over 1..{max(counts)} daemons on one PostgreSQL; {os.cpu_count()} cores")
+    cap = f"at most {args.cap} runs at once each" if args.cap else "no cap on runs"
+    print(
+        f"{SYNCS} syncs over 1..{max(counts)} daemons on one PostgreSQL ({cap});"
+        f" {os.cpu_count()} cores"
+    )
     for kind in args.kinds.split(","):
         if kind == "io":
             people, batch, delay = args.people, 2, args.latency
@@ -150,10 +188,11 @@ def main() -> None:
         runs: dict[tuple[int, int], list[dict[str, object]]] = {v: [] for v in variants}
         for repeat in range(args.repeats):
             for v in variants if repeat % 2 == 0 else list(reversed(variants)):
-                runs[v].append(one(kind, v[0], people, batch, delay, v[1]))
+                runs[v].append(one(kind, v[0], people, batch, delay, v[1], args.cap))
         print(what + f"; medians of {args.repeats}")
         print(
-            f"{'daemons':>8} {'conns':>6} {'seconds':>8} {'syncs/min':>10} {'contacts/s':>11}"
+            f"{'daemons':>8} {'conns':>6} {'seconds':>8} {'cpu s':>6} {'syncs/min':>10}"
+            f" {'contacts/s':>11}"
             f" {'x first':>8} {'load':>5}  runs per daemon"
         )
         base = None
@@ -161,9 +200,10 @@ def main() -> None:
             secs = statistics.median(float(r["seconds"]) for r in runs[v])  # type: ignore[arg-type]
             base = base or secs
             load = statistics.median(float(r["load"]) for r in runs[v])  # type: ignore[arg-type]
+            cpu = statistics.median(float(r["cpu"]) for r in runs[v])  # type: ignore[arg-type]
             spreads = " | ".join("/".join(map(str, r["spread"])) for r in runs[v])  # type: ignore[call-overload]
             print(
-                f"{v[0]:>8} {v[1]:>6} {secs:>8.1f} {SYNCS / secs * 60:>10.1f}"
+                f"{v[0]:>8} {v[1]:>6} {secs:>8.1f} {cpu:>6.1f} {SYNCS / secs * 60:>10.1f}"
                 f" {SYNCS * people / secs:>11.0f} {base / secs:>8.2f} {load:>5.1f}  {spreads}"
             )
 
