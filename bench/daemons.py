@@ -29,9 +29,10 @@ Two kinds of sync:
     .venv/bin/python bench/daemons.py --cap 0          # no cap: first come, first served
 
 Prints, per kind and daemon count: seconds from "go" until every sync has written everything,
-the daemons' CPU seconds over that time (all daemons together), syncs per minute, contacts per
-second, the speed-up against the first row, how the runs were spread over the daemons, and
-the machine's load average (other processes share the cores).
+the daemons' CPU seconds over that time (all daemons together), PostgreSQL's, the seconds the
+daemons' threads spent ready but waiting for a core (other processes' load), syncs per minute,
+contacts per second, the speed-up against the first row, how the runs were spread over the
+daemons, and the machine's load average (other processes share the cores).
 """
 
 from __future__ import annotations
@@ -100,6 +101,40 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_seconds(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU so far (schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(task.read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of the suite's PostgreSQL: its postmaster and every backend."""
+    try:
+        postmaster = int((Path(pg_support.socket_dir()) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError):
+        return {}
+    found = {postmaster: cpu_seconds(postmaster)}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            found[int(entry.name)] = cpu_seconds(int(entry.name))
+    return found
+
+
+def cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def one(
     kind: str, daemons: int, people: int, batch: int, delay: float, connections: int, cap: int
 ) -> dict[str, object]:
@@ -133,6 +168,8 @@ def one(
             pids = [d.pid for d in cluster.daemons]
             load = os.getloadavg()[0]
             cpu = sum(cpu_seconds(pid) for pid in pids)
+            pg_before = postgres_cpu()
+            waited = sum(runqueue_seconds(pid) for pid in pids)
             began = time.monotonic()
             go.touch()
             wait_until(
@@ -140,12 +177,16 @@ def one(
             )
             took = time.monotonic() - began
             cpu = sum(cpu_seconds(pid) for pid in pids) - cpu
+            pg_cpu = cpu_since(pg_before, postgres_cpu())
+            waited = sum(runqueue_seconds(pid) for pid in pids) - waited
             spread = Counter(r[1] for r in cluster.runs() if r[2] == "start")
         finally:
             cluster.close()
     return {
         "seconds": took,
         "cpu": cpu,
+        "pg_cpu": pg_cpu,
+        "waited": waited,
         "spread": sorted(spread.values(), reverse=True),
         "load": load,
     }
@@ -191,8 +232,8 @@ def main() -> None:
                 runs[v].append(one(kind, v[0], people, batch, delay, v[1], args.cap))
         print(what + f"; medians of {args.repeats}")
         print(
-            f"{'daemons':>8} {'conns':>6} {'seconds':>8} {'cpu s':>6} {'syncs/min':>10}"
-            f" {'contacts/s':>11}"
+            f"{'daemons':>8} {'conns':>6} {'seconds':>8} {'cpu s':>6} {'pg cpu':>6}"
+            f" {'runq s':>6} {'syncs/min':>10} {'contacts/s':>11}"
             f" {'x first':>8} {'load':>5}  runs per daemon"
         )
         base = None
@@ -201,9 +242,12 @@ def main() -> None:
             base = base or secs
             load = statistics.median(float(r["load"]) for r in runs[v])  # type: ignore[arg-type]
             cpu = statistics.median(float(r["cpu"]) for r in runs[v])  # type: ignore[arg-type]
+            pg_cpu = statistics.median(float(r["pg_cpu"]) for r in runs[v])  # type: ignore[arg-type]
+            waited = statistics.median(float(r["waited"]) for r in runs[v])  # type: ignore[arg-type]
             spreads = " | ".join("/".join(map(str, r["spread"])) for r in runs[v])  # type: ignore[call-overload]
             print(
-                f"{v[0]:>8} {v[1]:>6} {secs:>8.1f} {cpu:>6.1f} {SYNCS / secs * 60:>10.1f}"
+                f"{v[0]:>8} {v[1]:>6} {secs:>8.1f} {cpu:>6.1f} {pg_cpu:>6.1f} {waited:>6.1f}"
+                f" {SYNCS / secs * 60:>10.1f}"
                 f" {SYNCS * people / secs:>11.0f} {base / secs:>8.2f} {load:>5.1f}  {spreads}"
             )
 
