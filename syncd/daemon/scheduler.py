@@ -678,8 +678,8 @@ class SyncScheduler:
 
     def _fill(self) -> None:
         """A run ended: start the oldest held-back runs while this daemon has room."""
-        if self._filling or self._stopping or not self._deferred:
-            return
+        if not self.max_runs or self._filling or self._stopping or not self._deferred:
+            return  # without a cap, only syncs left to a peer wait: their own retries come
         self._filling = True
         self._fill_task = asyncio.ensure_future(self._fill_now())
         self._fill_task.add_done_callback(lambda _: setattr(self, "_filling", False))

@@ -161,6 +161,12 @@ class Claims:
         """Make this process known as a live daemon (renewed by the heartbeat from now on), with
         its cap of concurrent runs (0: none)."""
         self._write_presence(db.execute_sql, "?", cap)
+        # the rows of daemons killed long ago (a stopped one deletes its own)
+        db.execute_sql(
+            "DELETE FROM sync_claim WHERE sync LIKE ?"
+            " AND expires_at < clock_timestamp() - make_interval(hours => 1)",
+            (PRESENCE + "%",),
+        )
         with self._mutex:
             self._present, self._cap = True, cap
         self._start_heartbeat()
