@@ -5,7 +5,8 @@
    PostgreSQL ≤ 1.5 x SQLite's time.
    The stores alternate (SQLite, PostgreSQL, then PostgreSQL, SQLite, …) so that neither
    always runs on a warmer or quieter machine; the ratio is of the medians.
-2. ``bench/daemons.py``: 30 CSV syncs over 1, 2 and 3 daemons sharing the database.
+2. ``bench/daemons.py``: 30 CSV syncs over 1, 2 and 3 daemons sharing the database, each
+   daemon running at most ``--cap`` of them at once (``[daemon] max_concurrent_runs``).
 
     .venv/bin/python bench/pg.py                      # 10,000 and 100,000; daemons 1, 2, 3
     .venv/bin/python bench/pg.py --sizes 10000 --skip-daemons
@@ -65,10 +66,11 @@ def engine(sizes: list[int], repeats: int) -> None:
         )
 
 
-def daemons(counts: list[int], repeats: int) -> None:
+def daemons(counts: list[int], repeats: int, cap: int) -> None:
     """bench/daemons.py's figure (30 syncs over 1, 2, 3 daemons): see its docstring."""
     command = [sys.executable, str(ROOT / "bench" / "daemons.py")]
     command += ["--daemons", ",".join(map(str, counts)), "--repeats", str(repeats)]
+    command += ["--cap", str(cap)]
     subprocess.run(command, check=True)
 
 
@@ -77,13 +79,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--daemons", default="1,2,3")
+    parser.add_argument(
+        "--cap", type=int, default=10, help="bench/daemons.py's --cap (max_concurrent_runs)"
+    )
     parser.add_argument("--skip-engine", action="store_true")
     parser.add_argument("--skip-daemons", action="store_true")
     args = parser.parse_args()
     if not args.skip_engine:
         engine([int(s) for s in args.sizes.split(",")], args.repeats)
     if not args.skip_daemons:
-        daemons([int(n) for n in args.daemons.split(",")], args.repeats)
+        daemons([int(n) for n in args.daemons.split(",")], args.repeats, args.cap)
 
 
 if __name__ == "__main__":
