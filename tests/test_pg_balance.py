@@ -152,3 +152,38 @@ def test_a_sync_left_to_a_peer_that_is_gone_is_run_anyway(bare: Cluster) -> None
     release(cluster, ["busy"])
     assert first.stop() == 0
     assert overlaps(cluster.runs(), cluster.killed) == []
+
+
+def most_at_once(cluster: Cluster, pid: int) -> int:
+    """The most runs one daemon had going at the same time (from the run log)."""
+    going = most = 0
+    for _, who, event, _ in sorted(cluster.runs()):
+        if who == pid:
+            going += 1 if event == "start" else -1
+            most = max(most, going)
+    return most
+
+
+def test_a_capped_daemon_starts_its_held_back_runs_as_its_runs_end(bare: Cluster) -> None:
+    cluster = bare
+    cluster.setup(cap=2)
+    names = [f"q{i}" for i in range(5)]
+    for name in names:
+        cluster.sync(name, 3, hold=True)
+    daemon = cluster.start()
+    wait_until(lambda: len(held(cluster, names)) == 2 or None, 120, "two runs held")
+    wait_until(lambda: len(held_back(daemon)) == 3 or None, 60, "three held back")
+    # their scheduled time has passed (the next is in an hour): the ends of runs start them
+    done: set[str] = set()
+    while len(done) < len(names):
+        going = wait_until(
+            lambda: held(cluster, [n for n in names if n not in done]) or None,
+            60,
+            "the next held-back runs to start",
+        )
+        release(cluster, going)
+        done.update(going)
+    assert sorted(cluster.runs_started()) == sorted(names)
+    assert most_at_once(cluster, daemon.pid) == 2
+    assert daemon.stop() == 0
+    assert overlaps(cluster.runs(), {}) == []

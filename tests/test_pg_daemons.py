@@ -143,6 +143,10 @@ class Cluster:
     def runs(self) -> list[tuple[float, int, str, str]]:
         return read_runlog(self.runlog)
 
+    def runs_started(self) -> list[str]:
+        """The syncs whose runs started, in the run log's order (one entry per run)."""
+        return [label for _, _, event, label in sorted(self.runs()) if event == "start"]
+
     def b_emails(self, name: str) -> list[str]:
         path = self.data / f"{name}-b.csv"
         if not path.exists():
