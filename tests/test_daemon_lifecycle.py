@@ -168,6 +168,11 @@ def test_sigterm_during_a_long_sync_stops_it_at_a_checkpoint_and_the_next_start_
 ) -> None:
     rows = 300
     release = setup.data / "release-big"
+    # the stop must come at the checkpoint after the released batch, not at the shutdown
+    # deadline: a deadline a loaded machine cannot miss (15 s could pass between SIGTERM and
+    # that checkpoint under two CPU hogs); a stop that ignored the checkpoint would still write
+    # all the rows, which the test sees
+    setup = Setup(setup.root / "long-deadline", deadline="180s")
     # five rows per batch; from the sixth batch on, each write waits until `release` exists
     setup.sync("big", f'batch_size = 5\nhold = "{release}"\nhold_after = 5\n', source_rows=rows)
     target = setup.data / "big-b.csv"
@@ -180,7 +185,7 @@ def test_sigterm_during_a_long_sync_stops_it_at_a_checkpoint_and_the_next_start_
         daemon.send(signal.SIGTERM)
         # STOPPING=1 is sent in the same step that asks the runs to stop: from here on the held
         # batch may finish, and the run must stop after it, well before the shutdown deadline
-        # would cancel it (15 s, which the held batch would otherwise reach)
+        # would cancel it (which the held batch would otherwise reach)
         daemon.notify.wait_for("STOPPING", "1", timeout=120)
         release.touch()  # (and it stays: the next start is not held)
         assert daemon.wait_exit(timeout=120) == 0
