@@ -290,7 +290,7 @@ class DaemonProcess:
         last = self.get(f"/api/v1/syncs/{sync}")["last_run"]
         if last is None or last["id"] is None or last["id"] < run_id:
             return None
-        for run in self.get(f"/api/v1/syncs/{sync}/runs")["runs"]:
+        for run in self.get(f"/api/v1/syncs/{sync}/runs?limit=100")["runs"]:
             if run["id"] == run_id and run["outcome"] != "running":
                 return dict(run)
         return None
