@@ -166,13 +166,13 @@ def test_a_broken_file_and_sighup_keep_the_old_config(setup: Setup) -> None:
 def test_sigterm_during_a_long_sync_stops_it_at_a_checkpoint_and_the_next_start_finishes(
     setup: Setup,
 ) -> None:
-    rows = 300
-    release = setup.data / "release-big"
     # the stop must come at the checkpoint after the released batch, not at the shutdown
     # deadline: a deadline a loaded machine cannot miss (15 s could pass between SIGTERM and
     # that checkpoint under two CPU hogs); a stop that ignored the checkpoint would still write
     # all the rows, which the test sees
     setup = Setup(setup.root / "long-deadline", deadline="180s")
+    rows = 300
+    release = setup.data / "release-big"
     # five rows per batch; from the sixth batch on, each write waits until `release` exists
     setup.sync("big", f'batch_size = 5\nhold = "{release}"\nhold_after = 5\n', source_rows=rows)
     target = setup.data / "big-b.csv"
