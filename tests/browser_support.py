@@ -328,8 +328,8 @@ class ConsoleDaemon:
             self.sandboxes.append(
                 subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             )
-        for name in self.urls:
-            wait_until(lambda n=name: _answers(self.urls[n] + "/_sandbox/switches"), 120, name)
+        for name, process in zip(self.urls, self.sandboxes, strict=True):
+            wait_until(lambda n=name, p=process: self._sandbox_up(n, p), 120, name)
         http_json(
             "POST",
             f"{self.urls['salesflare']}/contacts?force=false",
@@ -348,6 +348,16 @@ class ConsoleDaemon:
             "the first runs",
         )
         return self
+
+    def _sandbox_up(self, name: str, process: subprocess.Popen[bytes]) -> bool:
+        """The sandbox answers; one that exited (its port taken meanwhile, say) fails at once
+        with its log, rather than after the whole wait."""
+        if _answers(self.urls[name] + "/_sandbox/switches"):
+            return True
+        if process.poll() is not None:
+            log = (self.root / f"{name}.log").read_text(errors="replace")
+            raise RuntimeError(f"the {name} sandbox exited ({process.returncode}):\n{log[-3000:]}")
+        return False
 
     def close(self) -> None:
         self.release()

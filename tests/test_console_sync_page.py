@@ -42,7 +42,9 @@ def runs(console: ConsoleDaemon) -> list[dict[str, object]]:
 
 
 def run_finished(console: ConsoleDaemon, run_id: int) -> bool:
-    return any(r["id"] == run_id and r["outcome"] != "running" for r in runs(console))
+    # over as the daemon publishes it, not just in the history (which says so before the run
+    # lets go of the sync: a retry's run started right after would not start)
+    return console.daemon.run_over(SYNC, run_id) is not None
 
 
 def test_the_sync_page_shows_settings_fields_rules_and_runs(

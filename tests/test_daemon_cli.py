@@ -227,3 +227,26 @@ def test_the_api_on_a_unix_socket(tmp_path: Path) -> None:
         assert not socket_path.exists()
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_trigger_wait_returns_once_the_daemon_recorded_the_run_not_when_history_lists_it() -> None:
+    """The history lists a run as finished a moment before the run lets go of the sync and the
+    daemon records it as the sync's last run: ``trigger --wait`` returning then would let the
+    next trigger find the sync "already running". It waits for the record."""
+    from syncd.daemon.commands import _wait_for_run
+
+    finished = {"id": 7, "outcome": "success", "trigger": "api"}
+    # what the daemon answers, poll after poll: the run finished in the history at once, but
+    # recorded as the sync's last run only from the third look at the sync on
+    last_runs = iter([{"id": 6}, {"id": 6}, {"id": 7}])
+    asked: list[str] = []
+
+    class Daemon:
+        def call(self, method: str, path: str, body: object = None) -> object:
+            asked.append(path)
+            if path == "/api/v1/syncs/alpha":
+                return {"last_run": next(last_runs)}
+            return {"runs": [finished, {"id": 6, "outcome": "success"}]}
+
+    assert _wait_for_run(Daemon(), "alpha", 7, 60) == finished  # type: ignore[arg-type]
+    assert asked.count("/api/v1/syncs/alpha") == 3

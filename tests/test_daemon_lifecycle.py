@@ -166,6 +166,11 @@ def test_a_broken_file_and_sighup_keep_the_old_config(setup: Setup) -> None:
 def test_sigterm_during_a_long_sync_stops_it_at_a_checkpoint_and_the_next_start_finishes(
     setup: Setup,
 ) -> None:
+    # the stop must come at the checkpoint after the released batch, not at the shutdown
+    # deadline: a deadline a loaded machine cannot miss (15 s could pass between SIGTERM and
+    # that checkpoint under two CPU hogs); a stop that ignored the checkpoint would still write
+    # all the rows, which the test sees
+    setup = Setup(setup.root / "long-deadline", deadline="180s")
     rows = 300
     release = setup.data / "release-big"
     # five rows per batch; from the sixth batch on, each write waits until `release` exists
@@ -180,7 +185,7 @@ def test_sigterm_during_a_long_sync_stops_it_at_a_checkpoint_and_the_next_start_
         daemon.send(signal.SIGTERM)
         # STOPPING=1 is sent in the same step that asks the runs to stop: from here on the held
         # batch may finish, and the run must stop after it, well before the shutdown deadline
-        # would cancel it (15 s, which the held batch would otherwise reach)
+        # would cancel it (which the held batch would otherwise reach)
         daemon.notify.wait_for("STOPPING", "1", timeout=120)
         release.touch()  # (and it stays: the next start is not held)
         assert daemon.wait_exit(timeout=120) == 0

@@ -75,7 +75,9 @@ def daemon(setup: tuple[DaemonProcess, Path]) -> DaemonProcess:
 
 def finished(daemon: DaemonProcess, runs: int) -> bool:
     listed = daemon.get(f"/api/v1/syncs/{SYNC}/runs")["runs"]
-    return len(listed) >= runs and all(r["outcome"] != "running" for r in listed)
+    done = len(listed) >= runs and all(r["outcome"] != "running" for r in listed)
+    # and published: the history says a run finished before it lets go of the sync
+    return done and daemon.not_running(SYNC)
 
 
 def explain(daemon: DaemonProcess, record: str, live: bool = False) -> dict[str, Any]:

@@ -187,8 +187,13 @@ async def test_waiting_events_are_persisted_and_run_by_the_next_daemon(tmp_path:
         daemon.hooks.debounce = 3600.0  # it stops before running them
         added = a.add({"email": "cat@example.com", "first_name": "Cat"})
         assert await post(daemon.url, [added]) == (200, b"")
-        saved = await daemon.store.run(daemon.store.get_value, PENDING_KEY)
-        assert json.loads(saved or "{}") == {sync.name: {"a": [added]}}
+        # the answer waits for the queue to be saved only up to PERSIST_WAIT (2 s), which a
+        # loaded machine's store may take: the saved queue is waited for, not assumed (the
+        # save has no event of its own to wait on)
+        async with asyncio.timeout(120):
+            while not (saved := await daemon.store.run(daemon.store.get_value, PENDING_KEY)):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert json.loads(saved) == {sync.name: {"a": [added]}}
     assert "cat@example.com" not in json.dumps(b.live())
 
     async with Daemonish(tmp_path / "state", sync) as daemon:

@@ -306,8 +306,16 @@ def test_disable_and_delete_with_the_choice_of_links(empty: EmptyConsole, page: 
     path = write_hand_sync(empty, "gone")
     sign_in(page, empty)
     page.goto(empty.url + "/syncs/gone")
-    # a run first, so that there is history to forget
-    before = (empty.syncs()["gone"].get("last_run") or {}).get("id", 0)
+
+    # a run first, so that there is history to forget. A sync that never ran makes its first
+    # run on its own within seconds of being added: that one is waited for first, or it could
+    # start after the Run now run below and still be writing while the sync is deleted
+    def first_run() -> int | None:
+        sync = empty.syncs()["gone"]
+        done = sync["last_run"] is not None and sync["state"] != "running"
+        return int(sync["last_run"]["id"]) if done else None
+
+    before = wait_until(first_run, 120, "the first run of gone")
 
     def ran() -> bool:
         sync = empty.syncs()["gone"]

@@ -45,9 +45,11 @@ def delete_from_a(data: Path, *emails: str) -> None:
 
 
 def finished(daemon: DaemonProcess, runs: int) -> bool:
-    """At least ``runs`` runs of sync ``s`` are over."""
+    """At least ``runs`` runs of sync ``s`` are over, and the last of them has let go of the
+    sync (the history says a run finished before its lock is released: an undo or a review
+    right after would be refused as "already running")."""
     done = [r for r in daemon.get("/api/v1/syncs/s/runs")["runs"] if r["outcome"] != "running"]
-    return len(done) >= runs
+    return len(done) >= runs and daemon.not_running("s")
 
 
 @contextlib.contextmanager

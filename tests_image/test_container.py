@@ -175,8 +175,11 @@ def test_sigterm_stops_within_the_deadline_with_status_0_and_the_run_interrupted
     state = box.inspect()["State"]
     print(f"\n`podman stop -t 30`: {took:.1f}s, exit {state['ExitCode']} (deadline {deadline}s)")
     assert state["ExitCode"] == 0, box.logs()[-3000:]
-    assert took < deadline + 10, took
+    # stopped by its own deadline, not by podman's SIGKILL 30 s on (exit 137), and not by the
+    # clock of a test (two CPU hogs may stretch the stop): the daemon says it cancelled the
+    # held run when the deadline came
     logs = box.logs()
+    assert "runs cancelled at the shutdown deadline" in logs, logs[-3000:]
     assert "Traceback" not in logs, logs[-3000:]
     # the run is recorded as interrupted, the database is whole, the CSV file complete rows
     db = sqlite3.connect(site.data / "syncd.db")

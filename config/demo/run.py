@@ -205,13 +205,26 @@ class Demo:
                 process.wait()
 
     def runs(self) -> list[dict[str, Any]]:
-        """The sync's finished runs, oldest first (empty while the daemon does not answer)."""
+        """The sync's finished runs, oldest first (empty while the daemon does not answer).
+
+        Only those the daemon has recorded as the sync's last run (or before it): the history
+        says a run finished a moment before the run lets go of the sync, and a trigger sent
+        then (the demo's own, or one typed after a run line shows) would be "already running".
+        """
         try:
+            sync = http("GET", f"{self.urls['api']}/api/v1/syncs/{SYNC}", token=self.token)
             answer = http("GET", f"{self.urls['api']}/api/v1/syncs/{SYNC}/runs", token=self.token)
         except OSError:
             return []
+        last = (sync.get("last_run") or {}).get("id") if isinstance(sync, dict) else None
         items = answer.get("runs", []) if isinstance(answer, dict) else answer
-        done = [r for r in items if r.get("outcome") not in (None, "running")]
+        done = [
+            r
+            for r in items
+            if r.get("outcome") not in (None, "running")
+            and last is not None
+            and int(r["id"]) <= int(last)
+        ]
         return sorted(done, key=lambda r: int(r["id"]))
 
     def run(self, once: bool) -> int:

@@ -279,6 +279,31 @@ class DaemonProcess:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.client().call("POST", path, body)
 
+    def run_over(self, sync: str, run_id: int) -> dict[str, Any] | None:
+        """Run ``run_id`` of ``sync`` as the daemon publishes its end, or None while it is not
+        over. The run's row in the history says it finished *before* the run has let go of the
+        sync's lock and before the scheduler records it (the sync's state, ``last_run`` and
+        counts, the metrics): a test that waited on the history alone and then triggers, undoes
+        or reads the sync's summary races the end of the run. The sync's ``last_run`` is the
+        scheduler's record, made once the run let go of everything: when it names this run (or
+        a later one: a sync's runs follow one another), the run's end is visible everywhere."""
+        last = self.get(f"/api/v1/syncs/{sync}")["last_run"]
+        if last is None or last["id"] is None or last["id"] < run_id:
+            return None
+        for run in self.get(f"/api/v1/syncs/{sync}/runs?limit=100")["runs"]:
+            if run["id"] == run_id and run["outcome"] != "running":
+                return dict(run)
+        return None
+
+    def wait_run(self, sync: str, run_id: int, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait for :meth:`run_over`; the run as the history lists it."""
+        return wait_until(lambda: self.run_over(sync, run_id), timeout, f"run {run_id} of {sync}")
+
+    def not_running(self, sync: str) -> bool:
+        """No run holds ``sync`` (see :meth:`run_over`: once the history says a run finished,
+        this says its end has been recorded everywhere)."""
+        return self.get(f"/api/v1/syncs/{sync}")["running"] is None
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -236,6 +236,23 @@ class WebhookWorld:
 
         return wait_until(idle, timeout, "the sync to settle")
 
+    def wait_received(self, events: int, timeout: float = 120.0) -> dict[str, Any]:
+        """The daemon has taken at least ``events`` webhook events in all. A contact stored in
+        Xero reaches the daemon a moment later (the sandbox gathers a burst first): a test that
+        wants the run it causes over must wait for this before :meth:`wait_idle`, which would
+        otherwise find the sync idle before the event arrived."""
+
+        def received() -> dict[str, Any] | None:
+            sync = self.sync()
+            return sync if sync["webhooks"]["events_received"] >= events else None
+
+        return wait_until(received, timeout, f"{events} webhook events at the daemon")
+
+    def deliveries_answered(self) -> int:
+        """How many deliveries (copies and retries included) the daemon has answered: the
+        sandbox counts an attempt as it sends it, and its status once the answer is back."""
+        return sum(len(d["statuses"]) for d in self.webhooks()["last"])
+
     # --- Xero -------------------------------------------------------------------------------
 
     def subscribe(self, url: str | None = None, key: str = WEBHOOK_KEY, **more: Any) -> Any:
