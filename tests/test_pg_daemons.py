@@ -254,8 +254,9 @@ def test_kill_nine_moves_syncs_within_the_lease_no_duplicate_no_lost_edit(
     ]
     assert cluster.query("SELECT count(*) FROM run WHERE outcome = 'running'") == [(0,)]
     assert len(moves) == 20
-    # within lease_timeout of the kill, plus the start-up of a run on a loaded machine
-    assert max(moves) <= LEASE + 2.0, moves
+    # taken over by the lease, not by the schedule (the syncs' interval is an hour): a bound
+    # well past lease_timeout, since a loaded machine delays the start of the successor's run
+    assert max(moves) <= LEASE + 30.0, moves
 
 
 def _kill_mid_run(cluster: Cluster, name: str, n: int, rng: random.Random) -> float:

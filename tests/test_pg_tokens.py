@@ -350,7 +350,8 @@ def test_a_token_refreshed_by_daemon_a_is_used_by_daemon_b_after_failover(
             r for r in daemon.get("/api/v1/syncs/crm/runs")["runs"] if r["outcome"] != "running"
         ]
 
-    wait_until(lambda: runs(first) or None, 120, "the first run")
+    # and its end recorded, so that the trigger below is not refused as "already running"
+    wait_until(lambda: (runs(first) and first.not_running("crm")) or None, 120, "the first run")
     synced = (cluster.data / "crm-b.csv").read_text().splitlines()
     assert len(synced) > 5
     sandbox.expire_access_tokens()
