@@ -11,9 +11,6 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: one virtualenv with syncd and the bundled plugins -----------------------------
 FROM ${PYTHON_IMAGE} AS build
-# syncd's optional dependencies, comma-separated: "postgresql" for a PostgreSQL store
-# (psycopg, cryptography: +30 MB; docs/scaling.md). The default image is SQLite only.
-ARG EXTRAS=""
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
@@ -25,6 +22,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY syncd ./syncd
 COPY plugins ./plugins
+# syncd's optional dependencies, comma-separated: "postgresql" for a PostgreSQL store
+# (psycopg, cryptography: +30 MB; docs/scaling.md). The default image is SQLite only.
+ARG EXTRAS=""
 # each plugin is its own distribution, installed as a third-party plugin would be; pip and
 # setuptools leave the runtime virtualenv (25 MB): a derived image gets pip back with
 # `python -m ensurepip` (docs/docker.md). The wheels' native modules carry their symbol tables
