@@ -28,7 +28,7 @@ ARG EXTRAS=""
 # each plugin is its own distribution, installed as a third-party plugin would be; pip and
 # setuptools leave the runtime virtualenv (25 MB): a derived image gets pip back with
 # `python -m ensurepip` (docs/docker.md). The wheels' native modules carry their symbol tables
-# (7.7 MB; 10.7 MB more with the postgresql extra): stripped, as Debian strips its own.
+# (7.7 MB; 10.7 MB with the postgresql extra): stripped, as Debian strips its own.
 RUN python -m venv /opt/syncd \
     && /opt/syncd/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" plugins/*/ \
     && /opt/syncd/bin/pip uninstall --yes --quiet setuptools pip \
