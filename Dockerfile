@@ -1,6 +1,6 @@
 # syncd: the daemon and the connector plugins that ship with it, as a container.
 #
-#   docker build -t syncd .
+#   docker build -t syncd .            (SQLite; a PostgreSQL store: --build-arg EXTRAS=postgresql)
 #   docker run -d --name syncd -v "$PWD/config:/config:ro" -v syncd-data:/data \
 #       -p 127.0.0.1:8765:8765 --stop-timeout 30 syncd
 #
@@ -14,16 +14,25 @@ FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
+# strip, for the wheels' native modules below (this stage only)
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends "binutils=2.40-*" \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY syncd ./syncd
 COPY plugins ./plugins
+# syncd's optional dependencies, comma-separated: "postgresql" for a PostgreSQL store
+# (psycopg, cryptography: +30 MB; docs/scaling.md). The default image is SQLite only.
+ARG EXTRAS=""
 # each plugin is its own distribution, installed as a third-party plugin would be; pip and
 # setuptools leave the runtime virtualenv (25 MB): a derived image gets pip back with
-# `python -m ensurepip` (docs/docker.md)
+# `python -m ensurepip` (docs/docker.md). The wheels' native modules carry their symbol tables
+# (7.7 MB; 10.7 MB with the postgresql extra): stripped, as Debian strips its own.
 RUN python -m venv /opt/syncd \
-    && /opt/syncd/bin/pip install --no-cache-dir . plugins/*/ \
+    && /opt/syncd/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" plugins/*/ \
     && /opt/syncd/bin/pip uninstall --yes --quiet setuptools pip \
+    && find /opt/syncd -type f -name '*.so*' -exec strip --strip-unneeded {} + \
     && /opt/syncd/bin/python -m compileall -q /opt/syncd/lib
 
 # --- runtime ---------------------------------------------------------------------------------

@@ -51,14 +51,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 
 # bench/listing.py's venv: syncd and the plugins as in .venv, plus the official xero-python SDK
-# it compares the Xero connector with (a benchmark's reference only, never a dependency of syncd)
+# it compares the Xero connector with (a benchmark's reference only, never a dependency of syncd);
+# syncd-xero with its sandbox extra, for `syncd sandbox xero`
 BENCH_VENV ?= .venv-bench
 .PHONY: bench-venv bench-listing
 bench-venv: $(BENCH_VENV)/.installed
 
 $(BENCH_VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e . $(foreach dir,$(PLUGIN_DIRS),-e '$(dir)') 'xero-python>=15.2'
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . $(foreach dir,$(PLUGIN_DIRS),-e '$(dir)$(if $(filter plugins/xero,$(dir)),[sandbox])') 'xero-python>=15.2'
 	@touch $@
 
 bench-listing: bench-venv

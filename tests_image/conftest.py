@@ -28,7 +28,8 @@ def images() -> Images:
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is missing: run `make image-test`, which installs it")
     env = {k: v for k, v in os.environ.items() if k.startswith("SYNCD_TEST_")}
-    if {"SYNCD_TEST_IMAGE", "SYNCD_TEST_SYSTEMD_IMAGE", "SYNCD_TEST_IMAGE_SIZE"} - env.keys():
+    wanted = {"SYNCD_TEST_IMAGE", "SYNCD_TEST_SYSTEMD_IMAGE", "SYNCD_TEST_IMAGE_SIZE"}
+    if (wanted | {"SYNCD_TEST_PYTHON_BASE"}) - env.keys():
         built = subprocess.run(
             ["sh", str(ROOT / "contrib/image/build.sh")],
             capture_output=True,
@@ -40,7 +41,10 @@ def images() -> Images:
         assert built.returncode == 0, built.stderr[-3000:]
         env = dict(line.split("=", 1) for line in built.stdout.split() if "=" in line)
     return Images(
-        env["SYNCD_TEST_IMAGE"], env["SYNCD_TEST_SYSTEMD_IMAGE"], int(env["SYNCD_TEST_IMAGE_SIZE"])
+        env["SYNCD_TEST_IMAGE"],
+        env["SYNCD_TEST_SYSTEMD_IMAGE"],
+        int(env["SYNCD_TEST_IMAGE_SIZE"]),
+        env["SYNCD_TEST_PYTHON_BASE"],
     )
 
 

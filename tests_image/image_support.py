@@ -78,6 +78,8 @@ class Images:
     image: str
     systemd_image: str
     size: int
+    #: the debootstrap base standing in for python:3.11-slim-bookworm (PYTHON_IMAGE)
+    base: str
 
 
 class Container:

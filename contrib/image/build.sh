@@ -3,7 +3,7 @@
 #   * the real Dockerfile, with --build-arg PYTHON_IMAGE=<the python base>  -> $SYNCD_TEST_IMAGE
 #   * contrib/image/Containerfile.systemd on the systemd base: syncd installed as
 #     docs/systemd.md says, the unit in /etc/systemd/system                -> $SYNCD_TEST_SYSTEMD_IMAGE
-# Prints NAME=VALUE lines (the images and the image's size) on stdout; progress on stderr.
+# Prints NAME=VALUE lines (the images, the image's size and the python base) on stdout; progress on stderr.
 # podman caches the build steps, so a second run with no change is quick.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -34,3 +34,4 @@ say "$SYSTEMD_IMAGE ($(elapsed "$start"))"
 echo "SYNCD_TEST_IMAGE=$IMAGE"
 echo "SYNCD_TEST_SYSTEMD_IMAGE=$SYSTEMD_IMAGE"
 echo "SYNCD_TEST_IMAGE_SIZE=$size"
+echo "SYNCD_TEST_PYTHON_BASE=$python_base"

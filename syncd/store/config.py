@@ -24,6 +24,7 @@ from syncd.config_secrets import resolve
 from syncd.config_settings import register_resolved
 from syncd.config_values import Bounds, check_keys, parse_duration, show, string, table
 from syncd.store.engines import DEFAULT_LEASE, PG_STORE_THREADS, StoreSettings, is_postgres_url
+from syncd.store.lazy_psycopg import postgresql_missing
 
 LEASE = Bounds(1.0, 3600.0)
 KEYS = ("url", "password", "lease_timeout", "daemon_id", "connections", "token_key")
@@ -57,6 +58,11 @@ def load_store_settings(raw: Any, path: Path) -> StoreSettings:
                     "put the password in store.password (a secret reference), a .pgpass file or"
                     " PGPASSWORD, not in the URL",
                 )
+            # psycopg and cryptography are syncd's postgresql extra: say so now, not at the
+            # first query
+            missing = postgresql_missing()
+            if missing is not None:
+                raise ConfigError(path, "store.url", missing)
             values["url"] = url
     if "password" in data:
         with problems.check():

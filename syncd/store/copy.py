@@ -18,6 +18,7 @@ from typing import Any
 
 from syncd.store import Store
 from syncd.store.engines import StoreSettings, is_postgres_url, make_database, safe_url
+from syncd.store.lazy_psycopg import postgresql_missing
 from syncd.store.tokens import TokenKeyError, export_token_files, import_token_files, token_files
 
 #: tables that say nothing about the installation (the schema's own history; live claims; the
@@ -45,6 +46,9 @@ def open_location(spec: str, password: str | None = None) -> Store:
     """``sqlite:PATH`` (a database file, or a state directory holding ``syncd.db``) or a
     ``postgresql://`` URL, as a store that is not opened yet."""
     if is_postgres_url(spec):
+        missing = postgresql_missing()
+        if missing is not None:
+            raise CopyError(missing)
         # nothing is kept in a state directory for a copy: an empty one of its own
         scratch = Path(tempfile.mkdtemp(prefix="syncd-copy-"))
         store = Store(scratch, StoreSettings(url=spec, password=password))

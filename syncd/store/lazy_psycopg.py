@@ -15,8 +15,44 @@ before (a test, a plugin) gets the ordinary peewee.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from types import ModuleType
+
+#: what ``[store] url = "postgresql://..."`` needs and syncd does not install by default
+POSTGRESQL_EXTRA = ("psycopg", "cryptography")
+
+
+class MissingExtra(RuntimeError):
+    """An optional dependency is not installed: the message names the extra that brings it."""
+
+
+def postgresql_missing() -> str | None:
+    """The one-line reason a PostgreSQL store cannot be used here, or None when it can: its
+    driver and Fernet come with ``syncd[postgresql]`` (not imported here, only looked for)."""
+    missing = [name for name in POSTGRESQL_EXTRA if _absent(name)]
+    if not missing:
+        return None
+    return (
+        f"a PostgreSQL store needs {' and '.join(missing)}, which this installation lacks:"
+        " install syncd's postgresql extra (pip install 'syncd[postgresql]'; the container"
+        " image: docker build --build-arg EXTRAS=postgresql)"
+    )
+
+
+def require_postgresql() -> None:
+    """Raises :class:`MissingExtra` (one line, naming the extra) without the PostgreSQL extra."""
+    reason = postgresql_missing()
+    if reason is not None:
+        raise MissingExtra(reason)
+
+
+def _absent(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+
 
 if "peewee" not in sys.modules and "psycopg" not in sys.modules:
     sys.modules["psycopg"] = None  # type: ignore[assignment]
@@ -30,6 +66,7 @@ if "peewee" not in sys.modules and "psycopg" not in sys.modules:
 
 def psycopg_for_peewee() -> ModuleType:
     """psycopg, imported now if it is not, and handed to peewee if peewee went without it."""
+    require_postgresql()
     import peewee
     import psycopg
     from psycopg.pq import TransactionStatus

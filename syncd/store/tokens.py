@@ -42,6 +42,7 @@ from typing import Any
 
 from syncd.failures import ConnectorConfigError
 from syncd.store.engines import FENCE, ClaimLost, StoreSettings, connect_kwargs
+from syncd.store.lazy_psycopg import postgresql_missing
 
 #: how long a refresh transaction may sit idle (waiting for the token endpoint) before the
 #: server ends it; at least the lease, so a slow endpoint does not lose a rotated token
@@ -58,7 +59,10 @@ class TokenKeyError(ConnectorConfigError):
 
 def parse_keys(value: str) -> Any:
     """The ``MultiFernet`` of a ``token_key`` value; raises ``ValueError`` saying what is wrong
-    (never showing the value)."""
+    (never showing the value), or naming syncd's postgresql extra when cryptography is missing."""
+    missing = postgresql_missing()
+    if missing is not None:
+        raise ValueError(missing)
     from cryptography.fernet import Fernet, MultiFernet
 
     keys = [k for k in re.split(r"[\s,]+", value.strip()) if k]
