@@ -710,6 +710,9 @@ class _Planner:
             self.out.pairs.append(pair)
             self.resolve(source, record)
             self.resolve(target, match)
+            # the pair holds what it writes; the match's own turn in the queue comes later
+            # (it is skipped then, taken): a first merge would hold half a side's views
+            match.forget_view()
             return
         # nothing matches on the other side: create it there
         if self.inp.initial in ("new-only", f"{target}-into-{source}"):
