@@ -120,3 +120,12 @@ def test_a_rebuilt_link_index_says_what_the_table_says_with_one_string_per_state
     finally:
         ours.close()
         theirs.close()
+
+
+@given(st.one_of(st.none(), st.just("null"), st.just(" null "), st.dictionaries(texts, texts)))
+def test_has_base_says_whether_the_base_decodes_to_something(base: object) -> None:
+    """The planner asks ``has_base`` of every changed pair instead of decoding the base."""
+    raw = base if base is None or isinstance(base, str) else encode_base(base)  # type: ignore[arg-type]
+    link = LinkRow(1, "a1", "b1", base_a_json=raw, base_b_json=raw)
+    for side in ("a", "b"):
+        assert link.has_base(side) == (link.base(side) is not None)

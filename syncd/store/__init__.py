@@ -128,6 +128,11 @@ class LinkRow:
     def base_json(self, side: str) -> str | None:
         return self.base_a_json if side == "a" else self.base_b_json
 
+    def has_base(self, side: str) -> bool:
+        """``base(side) is not None``, without decoding it (planning asks it of every pair)."""
+        raw = self.base_a_json if side == "a" else self.base_b_json
+        return raw is not None and raw.strip() != "null"
+
     def set_base(self, side: str, base: dict[str, str] | None) -> None:
         self.set_base_json(side, encode_base(base))
 
