@@ -157,7 +157,10 @@ def one_size(
             # the peak so far: which phase reached the run's peak
             figures[f"{name}_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             if name == "merge":
-                figures.update(database_figures(store))
+                # on the store's own thread and connection, as everything a daemon asks the
+                # store is: a query from this thread would open a second connection, and its
+                # checkpoint make the next run rebuild its link index (no daemon run does)
+                figures.update(asyncio.run(store.run(database_figures, store)))
 
         timed("merge")
         timed("after_merge")

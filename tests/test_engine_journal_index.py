@@ -16,7 +16,7 @@ from support import memory_sync
 
 from syncd.engine.executor import RunOptions, run_sync
 from syncd.plugins import Plugins
-from syncd.store import Store
+from syncd.store import JournalRow, Store
 from syncd.testing.memory import app
 
 #: a statement that finds journal entries by key or by record
@@ -54,6 +54,8 @@ async def test_the_journal_finds_writes_by_key_or_record_among_unsettled_ones_on
     tmp_path: Path, plugins: Plugins, store: Store
 ) -> None:
     a, b = app("mem-a"), app("mem-b")
+    both_a = a.add({"email": "crashed@x.com", "city": "Ely"})
+    b.add({"email": "crashed@x.com", "city": "Ely"})
     for i in range(6):
         a.add({"email": f"a{i}@x.com", "city": "Leeds"})
         b.add({"email": f"b{i}@x.com", "city": "York"})
@@ -68,10 +70,23 @@ async def test_the_journal_finds_writes_by_key_or_record_among_unsettled_ones_on
     assert result.outcome == "success", result.message
     assert result.counts["created_a"] == result.counts["created_b"] == 6
     assert result.counts["updated_a"] == result.counts["updated_b"] == 6
+    # a crashed run's update of a linked record, never committed: the next run that writes the
+    # record settles it by record (the run's own entries it settles by id, on SQLite)
+    ((b_id,),) = store.rows("SELECT b_id FROM link WHERE a_id = ?", (both_a,))
+    await store.run(
+        store.add_journal,
+        sync.name,
+        [JournalRow("b", "update", b_id, both_a, "crashed:b", {"city": "Hull"}, "{}", None)],
+        None,
+    )
+    a.edit(both_a, city="York")
+    again = await run_sync(sync, store, RunOptions())
+    assert again.outcome == "success", again.message
+    assert again.counts["updated_b"] == 1
 
     # every write is kept as history, settled
-    outcomes = store.rows("SELECT outcome, count(*) FROM journal GROUP BY outcome")
-    assert outcomes == [("confirmed", 24)]
+    outcomes = store.rows("SELECT outcome, count(*) FROM journal GROUP BY outcome ORDER BY 1")
+    assert outcomes == [("confirmed", 25), ("superseded", 1)]
     indexes = lookup_indexes(store)
     assert indexes, "the journal has no index by key or record"
     for name, where in indexes.items():
@@ -81,7 +96,7 @@ async def test_the_journal_finds_writes_by_key_or_record_among_unsettled_ones_on
     await store.run(lambda: store.db.connection().set_trace_callback(None))
     lookups = [s for s in statements if BY_KEY_OR_RECORD.search(s)]
     kinds = {" ".join(s.split()[:3]) for s in lookups}
-    # settling updates, creates and their hashes
+    # settling the record with a crashed run's entry, and its hashes
     assert {"UPDATE journal SET", "DELETE FROM journal_hashes"} <= kinds, kinds
     for sql in lookups:
         plan = " ".join(str(row[-1]) for row in store.db.execute_sql(f"EXPLAIN QUERY PLAN {sql}"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import json
 import os
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.engine.executor import cyclic_gc_paused, release_memory
 from syncd.engine.planner import Holders
-from syncd.store import encode_base
+from syncd.store import LinkRow, Store, encode_base
 
 texts = st.text(max_size=12)
 
@@ -86,3 +87,45 @@ def test_memory_a_run_freed_goes_back_to_the_system() -> None:
     release_memory()
     assert _rss_mb() < freed - 50
     del keep
+
+
+def test_a_rebuilt_link_index_says_what_the_table_says_with_one_string_per_state(
+    tmp_path: Path,
+) -> None:
+    """Another process wrote links: the index is read again from the table (the old one let go
+    first), and its 150,000 rows at a first merge's end share a handful of state strings."""
+    ours, theirs = Store(tmp_path / "state"), Store(tmp_path / "state")
+    ours.open()
+    theirs.open()
+    try:
+        assert ours.load_link_index("s").total == 0
+        states = ["linked", "seen", "gone_a", "linked", "linked", "gone_b"]
+        rows = [
+            LinkRow(None, f"a{i}", f"b{i}", state, None, None, f"fa{i}", f"fb{i}")
+            for i, state in enumerate(states)
+        ]
+        theirs.save_links("s", rows)
+        index = ours.load_link_index("s")
+        assert index.total == len(states)
+        assert index.linked == 3
+        assert index.linked_on == {"a": 3, "b": 3}
+        # a deleted side's fingerprint never counts as unchanged
+        assert index.fps["a"] == {f"a{i}": None if i == 2 else f"fa{i}" for i in range(6)}
+        assert index.fps["b"] == {f"b{i}": None if i == 5 else f"fb{i}" for i in range(6)}
+        cached = ours._link_indexes["s"].rows
+        assert {link_id: row[2] for link_id, row in cached.items()} == {
+            row.id: row.state for row in rows
+        }
+        assert len({id(row[2]) for row in cached.values()}) == len(set(states))
+    finally:
+        ours.close()
+        theirs.close()
+
+
+@given(st.one_of(st.none(), st.just("null"), st.just(" null "), st.dictionaries(texts, texts)))
+def test_has_base_says_whether_the_base_decodes_to_something(base: object) -> None:
+    """The planner asks ``has_base`` of every changed pair instead of decoding the base."""
+    raw = base if base is None or isinstance(base, str) else encode_base(base)  # type: ignore[arg-type]
+    link = LinkRow(1, "a1", "b1", base_a_json=raw, base_b_json=raw)
+    for side in ("a", "b"):
+        assert link.has_base(side) == (link.base(side) is not None)

@@ -294,6 +294,11 @@ class SyncRun:
         #: records with journal entries not yet settled (side, record id): a commit of their
         #: outcome removes them
         self.journaled: set[tuple[str, str]] = set()
+        #: those of them that had entries when the run began (a crashed run's) ...
+        self.journaled_before: set[tuple[str, str]] = set()
+        #: ... and the row ids of the entries this run wrote for each record (SQLite keeps
+        #: them): a record with only these is settled by id, not looked up by record
+        self.own_entries: dict[tuple[str, str], list[int]] = {}
         #: records a create of this run linked (the new record, and its source), by side
         self.linked_by_create: dict[str, set[str]] = {"a": set(), "b": set()}
         #: listed records the app merged into another (``RemoteRecord.merged_into``), per side
@@ -404,6 +409,7 @@ class SyncRun:
         self.journaled = {
             (row.side, row.record_id) for row in journal_rows if row.record_id is not None
         }
+        self.journaled_before = set(self.journaled)
         self.index = await self.store.run(self.store.load_link_index, sync.name)
         backed_off = await self.store.run(self.store.backed_off, sync.name)
         cursors = {"a": state.cursor_a, "b": state.cursor_b}
@@ -864,6 +870,14 @@ class SyncRun:
                     )
         return row
 
+    def _own_entries(self, side: str, ids: Sequence[str], rows: Sequence[JournalRow]) -> None:
+        """Remember the row ids of the entries just journaled for these records of ``side``."""
+        own = self.own_entries
+        for rid, row in zip(ids, rows, strict=True):
+            if row.id is None:
+                return  # the store gives no ids (PostgreSQL, or no history): by record
+            own.setdefault((side, rid), []).append(row.id)
+
     def _check_stop(self) -> None:
         if self.options.stop is not None and self.options.stop.is_set():
             raise RunStopped("interrupted", "stopped by shutdown; committed work is kept")
@@ -926,6 +940,7 @@ class SyncRun:
             ]
             await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
             self.journaled.update((side, w.record_id or "") for _, w in chunk)
+            self._own_entries(side, [w.record_id or "" for _, w in chunk], journal)
             _crash_point("journaled")
             results = await self._send(connector.update, writes, side, [w.key for w in writes])
             _crash_point("sent")
@@ -1028,7 +1043,12 @@ class SyncRun:
             done_keys = []
             created = []
             answers = []
-            for row, (pair, write), result in zip(pending, chunk, results, strict=True):
+            # a new create's key is its own (random): its entry is settled by its row id; a
+            # resent one shares its key with the crashed run's entry, settled with it by key
+            entry_ids = [None if resends else entry.id for entry in journal]
+            for row, (pair, write), result, entry_id in zip(
+                pending, chunk, results, entry_ids, strict=True
+            ):
                 pending_ops[id(pair)] -= 1
                 if result.ok and result.id and self._linked_elsewhere(side, result.id):
                     result = WriteResult(
@@ -1048,10 +1068,12 @@ class SyncRun:
                         self._take_stored(pair, side, result)
                     done_keys.append(row.key)
                     answers.append(
-                        JournalResult(row.key, "confirmed", result.id, result.stored or None)
+                        JournalResult(
+                            row.key, "confirmed", result.id, result.stored or None, entry_id
+                        )
                     )
                 else:
-                    answers.append(JournalResult(row.key, "refused"))
+                    answers.append(JournalResult(row.key, "refused", journal_id=entry_id))
                     failed.add(id(pair))
                     source = other(side)
                     issues.append(self._failure(pair, source, write.source_id or "", write, result))
@@ -1113,6 +1135,7 @@ class SyncRun:
             ]
             await self.store.run(self.store.add_journal, self.sync.name, journal, self.run_id)
             self.journaled.update((side, rid) for rid in ids)
+            self._own_entries(side, ids, journal)
             _crash_point("journaled")
             results = await self._send(connector.archive, ids, side, ids)
             _crash_point("sent")
@@ -1181,7 +1204,8 @@ class SyncRun:
         drops: list[int] = []
         clean: list[tuple[str, str]] = list(resolved)
         settled: list[tuple[str, str]] = []
-        journaled = self.journaled
+        settled_ids: list[int] = []
+        journaled, before, own = self.journaled, self.journaled_before, self.own_entries
         for pair in pairs:
             link = pair.link
             if journaled and id(pair) not in failed and id(pair) not in partial:
@@ -1189,7 +1213,11 @@ class SyncRun:
                 for side in SIDES:
                     rid = link.record_id(side)
                     if rid is not None and (side, rid) in journaled:
-                        settled.append((side, rid))
+                        ids = own.pop((side, rid), None)
+                        if ids is not None and (side, rid) not in before:
+                            settled_ids.extend(ids)  # no other entry of the record is open
+                        else:
+                            settled.append((side, rid))
                         journaled.discard((side, rid))
             if pair.drop:
                 if link.id is not None:
@@ -1222,6 +1250,7 @@ class SyncRun:
             drop_links=drops,
             journal_done=settled,
             journal_results=journal_results,
+            journal_done_ids=settled_ids,
         )
 
     # --- cursors ----------------------------------------------------------------------------

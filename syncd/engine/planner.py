@@ -101,7 +101,7 @@ class _Planner:
         self, side: str, link: LinkRow, record: SideRecord | None
     ) -> dict[str, str] | None:
         """This side's field hashes now: from the record when it changed, else its base."""
-        if record is not None and (record.changed or link.base(side) is None):
+        if record is not None and (record.changed or not link.has_base(side)):
             return hashes(self.values(side, record))
         return link.base(side)
 
@@ -321,7 +321,7 @@ class _Planner:
         changed = {"a": ra is not None and ra.changed, "b": rb is not None and rb.changed}
         if not changed["a"] and not changed["b"]:
             return
-        if link.base("a") is None or link.base("b") is None:
+        if not link.has_base("a") or not link.has_base("b"):
             # a link without base (a reconciled create): merge once both sides are listed
             if ra is not None and rb is not None:
                 self.out.pairs.append(self.merge(link, ra, rb, first=True))
@@ -710,6 +710,9 @@ class _Planner:
             self.out.pairs.append(pair)
             self.resolve(source, record)
             self.resolve(target, match)
+            # the pair holds what it writes; the match's own turn in the queue comes later
+            # (it is skipped then, taken): a first merge would hold half a side's views
+            match.forget_view()
             return
         # nothing matches on the other side: create it there
         if self.inp.initial in ("new-only", f"{target}-into-{source}"):

@@ -128,6 +128,11 @@ class LinkRow:
     def base_json(self, side: str) -> str | None:
         return self.base_a_json if side == "a" else self.base_b_json
 
+    def has_base(self, side: str) -> bool:
+        """``base(side) is not None``, without decoding it (planning asks it of every pair)."""
+        raw = self.base_a_json if side == "a" else self.base_b_json
+        return raw is not None and raw.strip() != "null"
+
     def set_base(self, side: str, base: dict[str, str] | None) -> None:
         self.set_base_json(side, encode_base(base))
 
@@ -155,6 +160,9 @@ class LinkIndex:
     linked_on: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
 
 
+_STATES: dict[str, str] = {}
+
+
 class LinkIndexCache:
     """A sync's :class:`LinkIndex`, kept up to date link by link."""
 
@@ -162,8 +170,8 @@ class LinkIndexCache:
         self.version = version
         self.index = LinkIndex()
         self.rows: dict[int, tuple[str | None, str | None, str, str | None, str | None]] = {}
-        for link_id, *values in rows:
-            self._add(link_id, tuple(values))
+        for link_id, a_id, b_id, state, fp_a, fp_b in rows:
+            self._add(link_id, (a_id, b_id, state, fp_a, fp_b))
 
     def put(self, link: LinkRow) -> None:
         if link.id is None:
@@ -190,7 +198,9 @@ class LinkIndexCache:
         self, link_id: int, row: tuple[str | None, str | None, str, str | None, str | None]
     ) -> None:
         a_id, b_id, state, fp_a, fp_b = row
-        self.rows[link_id] = row
+        # one string per state, not one per link read from the database
+        state = _STATES.setdefault(state, state)
+        self.rows[link_id] = (a_id, b_id, state, fp_a, fp_b)
         index = self.index
         index.total += 1
         # a tombstone's deleted side never counts as unchanged: its record coming back
@@ -247,6 +257,8 @@ class JournalRow:
     email: str | None = None
     reason: str | None = None
     detail: str | None = None
+    #: its row's id once inserted (SQLite, history kept): the answer settles it by id
+    id: int | None = None
 
     def bases(self) -> tuple[dict[str, str], dict[str, str]]:
         """The target's and the source's bases as the run planned them once written."""
@@ -280,6 +292,9 @@ class JournalResult:
     outcome: str | None = None
     record_id: str | None = None
     stored: dict[str, Any] | None = None
+    #: the entry's row id where the journal row that was inserted gave it (``JournalRow.id``):
+    #: found by its primary key rather than by its key in the index of unsettled entries
+    journal_id: int | None = None
 
 
 #: journal outcomes a crash leaves behind: what the next run reads (rule 4)
@@ -532,9 +547,14 @@ class Store:
         version = self._data_version()
         cache = self._link_indexes.get(sync)
         if cache is None or cache.version != version:
+            # the old index goes first, and the rows are read as the cursor gives them: at
+            # 150,000 links, the old index, a fetched list and the new one at once were the
+            # peak of the run after a first merge
+            self._link_indexes.pop(sync, None)
+            del cache
             rows = self.db.execute_sql(
                 "SELECT id, a_id, b_id, state, fp_a, fp_b FROM link WHERE sync = ?", (sync,)
-            ).fetchall()
+            )
             cache = self._link_indexes[sync] = LinkIndexCache(rows, version)
         return cache.index
 
@@ -684,12 +704,15 @@ class Store:
         journal: Sequence[JournalRow] = (),
         decisions: Sequence[IssueRow] = (),
         journal_results: Sequence[JournalResult] = (),
+        journal_done_ids: Sequence[int] = (),
     ) -> None:
         """Record the outcome of one batch atomically: links, issues, finished pending writes,
         the journal entries of the records whose outcome this commits (``journal_done``: side,
-        record id) and, last, the journal of the writes about to be sent next (``journal``),
-        so that one commit serves both. ``decisions`` are records that did not travel and are
-        no issue (``kind`` ``filtered``: no rule matched), for ``syncd explain``."""
+        record id; ``journal_done_ids``: the entries themselves, where the caller knows they are
+        all its records have open) and, last, the journal of the writes about to be sent next
+        (``journal``), so that one commit serves both. ``decisions`` are records that did not
+        travel and are no issue (``kind`` ``filtered``: no rule matched), for ``syncd
+        explain``."""
         stamp = now()
         try:
             with self.db.atomic():
@@ -706,6 +729,7 @@ class Store:
                 answered = {r.key for r in journal_results if r.outcome is not None}
                 self._delete_pending(pending_done, sync, answered)
                 self._delete_journal(sync, journal_done, run_id, stamp)
+                self._settle_entries(sync, journal_done_ids, run_id, stamp)
                 self._insert_journal(sync, journal, run_id, stamp)
         except BaseException:
             self._decision_keys.pop(sync, None)  # it was kept as if the commit went through
@@ -1070,10 +1094,12 @@ class Store:
         # the last len(rows)
         cursor.executemany(insert, params)
         last = int(cursor.execute("SELECT max(id) FROM journal").fetchone()[0])
-        ids = list(range(last - len(rows) + 1, last + 1))
+        first = last - len(rows) + 1
+        for offset, row in enumerate(rows):
+            row.id = first + offset
         cursor.executemany(
             "INSERT INTO journal_hashes (journal_id, hashes) VALUES (?, ?)",
-            [(ids[i], r.packed) for i, r in enumerate(rows)],
+            [(r.id, r.packed) for r in rows],
         )
 
     def _insert_journal_pg(
@@ -1116,6 +1142,12 @@ class Store:
                 when,
             )
             return
+        by_id = [r for r in results if r.journal_id is not None]
+        if by_id:
+            self._journal_results_by_id(cursor, by_id, when)
+            results = [r for r in results if r.journal_id is None]
+            if not results:
+                return
         # a settled entry's hashes served only a crash: dropped, the history is the values
         cursor.executemany(
             "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?"
@@ -1136,6 +1168,32 @@ class Store:
                     r.outcome,
                     when,
                     r.key,
+                )
+                for r in results
+            ],
+        )
+
+    @staticmethod
+    def _journal_results_by_id(cursor: Any, results: Sequence[JournalResult], when: str) -> None:
+        """``_journal_results`` for answers that name their entry's row (SQLite): the same
+        statements by primary key. An entry's hashes go whenever it is settled, so those of
+        one settled already are gone, and deleting them again changes nothing."""
+        cursor.executemany(
+            "DELETE FROM journal_hashes WHERE journal_id = ?",
+            [(r.journal_id,) for r in results if r.outcome in ("confirmed", "refused")],
+        )
+        cursor.executemany(
+            "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
+            " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
+            f" THEN ? ELSE settled_at END WHERE id = ? AND {OPEN}",
+            [
+                (
+                    r.outcome,
+                    r.record_id,
+                    None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
+                    r.outcome,
+                    when,
+                    r.journal_id,
                 )
                 for r in results
             ],
@@ -1203,6 +1261,32 @@ class Store:
             " settled_at = ?"
             " WHERE sync = ? AND side = ? AND record_id = ? AND outcome IN ('pending', 'failed')",
             [(run_id, when, sync, side, rid) for side, rid in records],
+        )
+
+    def _settle_entries(
+        self, sync: str, ids: Sequence[int], run_id: int | None, stamp: datetime
+    ) -> None:
+        """``_delete_journal`` for entries named by their row ids (only SQLite gives them)."""
+        if not ids:
+            return
+        cursor = self.db.cursor()
+        mark = "%s" if self.shared else "?"
+        if not self.keeps_history(sync):
+            cursor.executemany(
+                f"DELETE FROM journal WHERE id = {mark} AND {OPEN}", [(i,) for i in ids]
+            )
+            return
+        # an entry's hashes go whenever it is settled: deleting those of one settled already
+        # changes nothing
+        cursor.executemany(
+            f"DELETE FROM journal_hashes WHERE journal_id = {mark}", [(i,) for i in ids]
+        )
+        when = _sql_time(stamp)
+        cursor.executemany(
+            "UPDATE journal SET outcome = CASE WHEN outcome = 'pending'"
+            f" AND run_id IS NOT DISTINCT FROM {mark} THEN 'confirmed' ELSE 'superseded' END,"
+            f" settled_at = {mark} WHERE id = {mark} AND {OPEN}",
+            [(run_id, when, i) for i in ids],
         )
 
     def prune_journal(self, sync: str, days: int, every: float = 3600.0) -> int:
