@@ -251,10 +251,13 @@ class SyncMachine(RuleBasedStateMachine):
                         winner = latest
                     if self.travels(other(winner)):
                         kept = {made[winner][0]}
-                        if crashed and self.travels(other(latest)):
+                        # the side whose edit of this field came last (a later edit of another
+                        # field can make the other record the newest one)
+                        last_edit = "a" if made["a"][1] > made["b"][1] else "b"
+                        if crashed and self.travels(other(last_edit)):
                             # an edit made over a crashed run's write that may or may not have
-                            # landed first: the person's latest edit may be the one kept
-                            kept.add(made[latest][0])
+                            # landed first: the person's latest edit of the field may be kept
+                            kept.add(made[last_edit][0])
                         if crashed and self.winner == "newest":
                             # a crashed run's write that landed made its record the newest
                             kept.update(made[s][0] for s in SIDES if self.travels(other(s)))
