@@ -178,21 +178,31 @@ def prospect_data(prospect: Mapping[str, Any]) -> dict[str, RawValue]:
             if text is not None:
                 data[name] = text
                 continue
-        text = None  # empty: a legacy spelling may hold it
+        text = None  # empty: a legacy spelling may hold it (the API sends them empty too)
         for legacy in legacy_names:
             old = get(legacy)
-            if old is not None:
+            if old.__class__ is str:
+                if old and not old.isspace():
+                    text = old
+                    break
+            elif old is not None:
                 text = _text(old)
                 if text is not None:
                     break
         data[name] = text
     data["tags"] = parse_tags(get("tags"))
     contacted = get("last_contacted")
-    data["last_contacted"] = None if contacted is None else _text(contacted)
+    if contacted.__class__ is str:
+        data["last_contacted"] = contacted if contacted and not contacted.isspace() else None
+    else:
+        data["last_contacted"] = None if contacted is None else _text(contacted)
     replied = get("last_replied")
     if replied is None:
         replied = get("last replied")  # the legacy spelling [vendors.md §3.6]
-    data["last_replied"] = None if replied is None else _text(replied)
+    if replied.__class__ is str:
+        data["last_replied"] = replied if replied and not replied.isspace() else None
+    else:
+        data["last_replied"] = None if replied is None else _text(replied)
     return data
 
 
