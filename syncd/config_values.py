@@ -3,14 +3,14 @@ cannot run away, phone regions the phone library knows."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import phonenumbers
 
 from syncd.config_errors import ConfigError, Problems
 
@@ -109,11 +109,35 @@ def check_number(value: Any, file: Path, key: str) -> None:
         raise ConfigError(file, key, f"a number of {len(str(abs(value)))} digits is out of range")
 
 
+@functools.cache
+def phone_regions() -> frozenset[str]:
+    """The regions the phone number library knows (``phonenumbers.SUPPORTED_REGIONS``).
+
+    Read from the names of its metadata files (``data/region_GB.py``, …; the non-geographic
+    ones are numbers) rather than by importing it: every sync's ``phone_region`` is checked at
+    start-up, and the library is about 1 MB of a daemon's memory, which a daemon whose numbers
+    are all in E.164 never needs otherwise (syncd/contact.py imports it on the first national
+    number). Should the package ever be laid out otherwise, it is imported.
+    """
+    spec = importlib.util.find_spec("phonenumbers")
+    for location in (spec.submodule_search_locations or ()) if spec is not None else ():
+        names = (
+            path.name[len("region_") : -len(".py")]
+            for path in Path(location).glob("data/region_*.py")
+        )
+        regions = frozenset(name for name in names if name.isalpha())
+        if regions:
+            return regions
+    import phonenumbers
+
+    return frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
 def check_phone_region(value: Any, file: Path, key: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(file, key, f"expected a string, got {type(value).__name__}")
     region = value.strip().upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if region not in phone_regions():
         raise ConfigError(
             file,
             key,

@@ -12,13 +12,15 @@ import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from tomlkit.items import Table
+from typing import TYPE_CHECKING, Any
 
 from syncd.config_errors import ConfigError
 from syncd.config_files import CONFIG_FILE_LIMIT, read_bytes
+
+if TYPE_CHECKING:
+    # tomlkit is imported by the functions that edit a document: a daemon whose console never
+    # writes a sync file does not hold it (tests/test_daemon_startup.py)
+    import tomlkit
 
 #: where the console keeps the secrets it was given, under the state directory
 SECRETS_DIR = "console-secrets"
@@ -40,6 +42,8 @@ def file_hash(path: Path) -> str:
 
 
 def read_document(path: Path) -> tomlkit.TOMLDocument:
+    import tomlkit
+
     if not os.path.lexists(path):
         return tomlkit.document()
     text = read_bytes(path, CONFIG_FILE_LIMIT, "").decode("utf-8")
@@ -65,6 +69,9 @@ def writable(config_dir: Path) -> bool:
 
 def set_key(container: Any, key: str, value: Any) -> None:
     """Set (or, for ``None``, remove) a key, keeping the item's place and its comment."""
+    import tomlkit
+    from tomlkit.items import Table
+
     if value is None:
         if key in container:
             del container[key]
@@ -91,6 +98,8 @@ def apply(
 ) -> None:
     """Edit ``doc`` in place: top-level keys, the ``[a]``/``[b]`` tables, and (when given) the
     ``[[fields]]`` and ``[rules]`` arrays, which are replaced whole."""
+    import tomlkit
+
     for key, value in top.items():
         set_key(doc, key, value)
     for side, settings in sides.items():
@@ -122,6 +131,8 @@ def apply(
 
 
 def dumps(doc: tomlkit.TOMLDocument) -> str:
+    import tomlkit
+
     return tomlkit.dumps(doc)
 
 

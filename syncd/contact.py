@@ -12,8 +12,6 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
-import phonenumbers
-
 FieldValue = str | frozenset[str] | None
 
 CANONICAL_FIELDS: tuple[str, ...] = (
@@ -101,6 +99,8 @@ def normalise_phone(value: str, region: str) -> str:
     if _E164.match(compact):
         # already international: parsing would only give the same digits back, slowly
         return compact
+    import phonenumbers  # here: a daemon whose numbers are all E.164 never needs it (~1 MB)
+
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:

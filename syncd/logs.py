@@ -11,6 +11,25 @@ import logging
 import sys
 from typing import Any, TextIO
 
+if "structlog" not in sys.modules:
+    # structlog imports, when they are installed, rich and better_exceptions (structlog.dev,
+    # to render tracebacks with them, local variables included) and greenlet (for its
+    # deprecated thread-local context). They come with test dependencies (schemathesis,
+    # playwright) and cost about 4 MB of a daemon's resident memory. syncd renders tracebacks
+    # plainly (configure() below) and keeps its context in contextvars, so structlog is
+    # imported with the three hidden: ``sys.modules[name] = None`` makes ``import name`` fail,
+    # as structlog expects when they are not installed. Whoever imported them before gets the
+    # ordinary structlog (tests/test_daemon_startup.py).
+    _hidden = [n for n in ("rich", "better_exceptions", "greenlet") if n not in sys.modules]
+    for _name in _hidden:
+        sys.modules[_name] = None  # type: ignore[assignment]
+    try:
+        import structlog
+    finally:
+        for _name in _hidden:
+            if sys.modules.get(_name, "") is None:
+                del sys.modules[_name]
+
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -50,7 +69,10 @@ def configure(fmt: str | None = None, level: str = "info", stream: TextIO | None
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # plain tracebacks whatever is installed: rich's would show local variables (secrets)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

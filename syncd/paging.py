@@ -75,6 +75,17 @@ class ReadAhead(Generic[K, P]):
     async def _run(self, key: K) -> P:
         return await self._fetch(key)
 
+    async def started(self) -> None:
+        """Let the requests just prefetched go out before the caller computes.
+
+        :meth:`prefetch` only schedules a request; it is sent when the event loop next runs
+        its task. A caller that maps a page right after prefetching (no ``await`` in between)
+        would hold the loop for that time and the request would leave only afterwards: fetched
+        after the mapping, not during it. One pass of the loop lets each new task run up to its
+        first real wait, which for a request on a pooled connection is the answer (its rate
+        budget and connection pool answer at once when they have room)."""
+        await asyncio.sleep(0)
+
     def __contains__(self, key: object) -> bool:
         return key in self._tasks
 
@@ -181,7 +192,10 @@ async def numbered_pages(
                 return
             # the page did not say there are more: only the next one, as the loop would ask
             upto = number + 1 if known is None else min(known, number + window)
+            before = pages.outstanding
             for later in range(number + 1, upto + 1):
                 pages.prefetch(later)
+            if pages.outstanding > before:
+                await pages.started()
             yield number, page
             number += 1

@@ -3,7 +3,11 @@
 * Installed plugins are imported when a sync uses their connector (or something lists them),
   not by every ``syncd run``; their commands still work.
 * The console's jinja2 and the OpenAPI document wait for the first request that needs them;
-  psycopg waits for a PostgreSQL store (tests/test_pg_store.py opens those).
+  psycopg waits for a PostgreSQL store (tests/test_pg_store.py opens those); tomlkit for the
+  console's first sync file written, phonenumbers for the first number not in E.164; rich and
+  greenlet (installed with test dependencies) are never imported by structlog.
+* A finished run's engine, connectors and what they loaded are freed when the run ends, not at
+  the collector's next full pass.
 * After a run, the cyclic collector does not walk what the run made all at once on the event
   loop (the run's survivors go to the permanent generation, and back once the run is gone).
 * The loop watch sees a callback that holds the loop, and ``GET /metrics`` shows it.
@@ -18,15 +22,21 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from support import SYNCD, cli_env
 
+from syncd.config import load_sync
 from syncd.daemon.loopwatch import LoopWatch
-from syncd.daemon.scheduler import thaw_after_run
+from syncd.daemon.metrics import Metrics
+from syncd.daemon.scheduler import SyncScheduler, thaw_after_run
 from syncd.engine.executor import cyclic_gc_paused
+from syncd.plugins import load_plugins
+from syncd.store import Store
+from syncd.testing import memory
 from syncd.testing.daemon import DaemonProcess, free_port, write_daemon_config
 
 #: the installed plugins' heavy modules, none of which a CSV-only daemon needs
@@ -182,6 +192,66 @@ def test_the_api_is_built_without_jinja2_or_the_openapi_document(tmp_path: Path)
     }
 
 
+#: imported by nothing an idle daemon does (each costs its memory; rich, greenlet: test deps)
+IDLE_FREE_MODULES = ("tomlkit", "phonenumbers", "rich", "greenlet")
+
+
+def test_the_daemon_and_the_cli_import_no_tomlkit_phonenumbers_rich_or_greenlet(
+    tmp_path: Path,
+) -> None:
+    config = csv_config(tmp_path)
+    sync = config / "syncs" / "files.toml"
+    sync.write_text('phone_region = "US"\n' + sync.read_text())
+    found = run_python(
+        f"""
+        import json, sys
+        from importlib.util import find_spec
+        from pathlib import Path
+        import syncd.cli
+        from syncd.config import load_config
+        from syncd.contact import normalise_phone
+        from syncd.daemon.api import make_app
+        from syncd.daemon.service import Daemon
+        from syncd.plugins import load_plugins
+        plugins = load_plugins()
+        daemon = Daemon(make_app, Path({str(config)!r}), plugins)
+        daemon.config = load_config(Path({str(config)!r}), plugins)
+        make_app(daemon)
+        e164 = normalise_phone("+44 20 7946 0000", "GB")
+        print(json.dumps({{
+            "installed": [m for m in {IDLE_FREE_MODULES!r} if find_spec(m) is not None],
+            "imported": [m for m in {IDLE_FREE_MODULES!r} if m in sys.modules],
+            "region": daemon.config.syncs["files"].phone_region,
+            "e164": e164,
+        }}))
+        """
+    )
+    # the test environment has them all (schemathesis brings rich, playwright greenlet)
+    assert found["installed"] == list(IDLE_FREE_MODULES)
+    assert found["imported"] == []
+    assert found["region"] == "US"
+    assert found["e164"] == "+442079460000"
+
+
+def test_the_phone_regions_known_without_importing_the_library_are_the_librarys() -> None:
+    import phonenumbers
+
+    from syncd.config_values import phone_regions
+
+    assert phone_regions() == frozenset(phonenumbers.SUPPORTED_REGIONS)
+    assert "GB" in phone_regions() and "001" not in phone_regions()
+
+
+def test_national_numbers_and_console_edits_still_load_what_they_need(tmp_path: Path) -> None:
+    from syncd.config_write import apply, dumps, read_document
+    from syncd.contact import normalise_phone
+
+    assert normalise_phone("020 7946 0000", "GB") == "+442079460000"
+    document = read_document(tmp_path / "new.toml")
+    apply(document, {"direction": "a-to-b"}, {"a": {"connector": "csv"}}, None, None)
+    assert dumps(document) == 'direction = "a-to-b"\n\n[a]\nconnector = "csv"\n'
+
+
 def test_the_first_console_page_and_the_openapi_document_are_served(tmp_path: Path) -> None:
     config = csv_config(tmp_path)
     listen = (config / "syncd.toml").read_text().split('listen = "')[1].split('"')[0]
@@ -304,3 +374,50 @@ def test_freed_heap_goes_back_to_the_system() -> None:
     assert found["limited"] and found["trimmed"]
     assert found["full"] > 150
     assert found["after"] < found["freed"] - 100, found
+
+
+# --- what a finished run leaves -------------------------------------------------------------
+
+
+async def test_a_finished_runs_engine_is_freed_without_the_collector(
+    tmp_path: Path, store: Store
+) -> None:
+    plugins = load_plugins(extra=[memory])
+    app = memory.app("released-a")
+    for i in range(3):
+        app.add({"email": f"p{i}@example.com", "first_name": f"P{i}"})
+    path = tmp_path / "config" / "syncs" / "one.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        textwrap.dedent(
+            """
+            direction = "a-to-b"
+            interval = "1h"
+            [a]
+            connector = "memory"
+            account = "released-a"
+            [b]
+            connector = "memory"
+            account = "released-b"
+            """
+        )
+    )
+    scheduler = SyncScheduler(store, Metrics())
+    await scheduler.start({"one": load_sync(path, plugins)})
+    scheduler._scheduler.pause()  # only the run the test starts
+    try:
+        handle = await scheduler.trigger("one")
+        assert handle.engine is not None and handle.task is not None
+        engine = weakref.ref(handle.engine)
+        gc.disable()  # whatever frees the engine, it is not the cyclic collector
+        try:
+            await handle.task
+            assert engine() is None
+        finally:
+            gc.enable()
+        assert handle.run_id is not None
+        assert scheduler.progress_of(handle)["listed"] == 3
+        assert scheduler.slots["one"].last is not None
+        assert scheduler.slots["one"].last.outcome == "success"
+    finally:
+        await scheduler.drain(5.0, 1.0)

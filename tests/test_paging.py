@@ -119,6 +119,42 @@ async def test_the_window_bounds_the_requests_in_flight_while_a_page_is_mapped()
     assert server.most_in_flight == 3
 
 
+async def test_the_next_requests_are_under_way_before_the_caller_maps_a_page() -> None:
+    """A caller computes on the page it was handed before it awaits again (mapping records):
+    the requests prefetched for the next pages have started by then, rather than waiting for
+    that computation to end (which would make fetching and mapping take turns)."""
+    server = Server(total=100, size=10)
+    server.release = asyncio.Event()  # no answer yet: what counts is that they were asked
+    pages = numbered_pages(server.fetch, server.last_by_count, window=3)
+    async with aclosing(pages):
+        server.release.set()
+        number, _ = await anext(pages)
+        assert number == 1
+        server.release.clear()
+        # no await since page 1 was handed out: as the connector's mapping would see it
+        assert server.asked == [1, 2, 3, 4] and server.in_flight == 3
+        server.release.set()
+        numbers = [n async for n, _ in pages]
+    assert numbers == list(range(2, 11))
+
+
+async def test_read_ahead_started_lets_new_requests_begin() -> None:
+    begun: list[int] = []
+
+    async def fetch(key: int) -> int:
+        begun.append(key)
+        await asyncio.sleep(0)
+        return key
+
+    async with ReadAhead(fetch, window=2) as ahead:
+        ahead.prefetch(1)
+        ahead.prefetch(2)
+        assert begun == []  # scheduled only
+        await ahead.started()
+        assert begun == [1, 2]
+        assert [await ahead.get(1), await ahead.get(2)] == [1, 2]
+
+
 async def test_breaking_out_cancels_the_requests_still_outstanding() -> None:
     server = Server(total=100, size=10)
     server.release = asyncio.Event()
@@ -126,8 +162,7 @@ async def test_breaking_out_cancels_the_requests_still_outstanding() -> None:
     async with aclosing(pages):
         server.release.set()
         await anext(pages)
-        server.release.clear()  # hold pages 2-5 open
-        await asyncio.sleep(0)
+        # pages 2-5 started before page 1 was handed out, and have not answered yet
         assert server.in_flight == 4
     assert server.in_flight == 0  # cancelled when the iterator closed
 

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import tomlkit
 from aiohttp import web
 
 from syncd.config import SYNC_NAME
@@ -335,6 +334,8 @@ async def _save(request: web.Request, name: str, new: bool) -> web.StreamRespons
         pending[(side, key)] = await asyncio.to_thread(pending_secret, state_dir, value)
 
     def build(final: bool) -> str:
+        import tomlkit  # here, not at import: see syncd/config_write.py
+
         sides = {side: dict(values) for side, values in parsed.sides.items()}
         for (side, key), temp in pending.items():
             where = keep_target(side, key) if final else temp

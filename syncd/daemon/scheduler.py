@@ -175,10 +175,28 @@ class RunHandle:
     targets: dict[str, frozenset[str]] | None = None
     #: set once the engine has recorded the run (or the run ended without one)
     recorded: asyncio.Event = field(default_factory=asyncio.Event)
+    #: the engine's run id and listed count, kept when the engine is let go (:meth:`release`)
+    final_run_id: int | None = None
+    final_listed: int = 0
 
     @property
     def run_id(self) -> int | None:
-        return self.engine.run_id if self.engine is not None else None
+        return self.engine.run_id if self.engine is not None else self.final_run_id
+
+    @property
+    def listed(self) -> int:
+        return self.engine.listed if self.engine is not None else self.final_listed
+
+    def release(self) -> None:
+        """Let the engine go once the run is over.
+
+        The engine holds this handle (its options' progress callbacks are the handle's), so the
+        two form a cycle, which reference counting never frees: the run's connectors and what
+        they loaded (a CSV connector's rows, a vendor's listing caches) would stay in an idle
+        daemon until the collector's next full pass, which may be long in coming."""
+        if self.engine is not None:
+            self.final_run_id, self.final_listed = self.engine.run_id, self.engine.listed
+            self.engine = None
 
     def on_start(self, run_id: int) -> None:
         self.recorded.set()
@@ -505,12 +523,10 @@ class SyncScheduler:
         self._published_states = states
 
     def progress_of(self, handle: RunHandle) -> dict[str, Any]:
-        engine = handle.engine
-        listed = engine.listed if engine is not None else 0
         return {
             "sync": handle.sync,
             "run_id": handle.run_id,
-            "listed": listed,
+            "listed": handle.listed,
             "planned": handle.total,
             "written": handle.done,
             "total": handle.total,
@@ -827,6 +843,7 @@ class SyncScheduler:
                 listener.run_finished(slot, handle, result)
             except Exception:
                 log.exception("a run listener failed", sync=slot.name)
+        handle.release()
         # a held-back run may start now
         self._fill()
         # the run's objects are gone by then (the task's frame held them)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from aiohttp import ClientSession
 from syncd_salesfire.sandbox import create_app as salesfire_app
 from syncd_salesfire.sandbox import state
+from syncd_xero import sandbox as xero_sandbox
 
 from syncd.sandbox import SandboxServer
 from syncd.testing.runner import Syncd
-
-xero_sandbox = pytest.importorskip("syncd_xero.sandbox")
 
 SECRET = "xero-to-salesfire-secret"
 

@@ -34,6 +34,8 @@ class AccountDirectory:
         self.http = http
         self.create_missing = create_missing
         self._ids: dict[str, int] = {}
+        #: account_key() of names seen on listed contacts
+        self._keys: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.created: list[str] = []
 
@@ -43,12 +45,17 @@ class AccountDirectory:
         self.created.clear()
 
     def remember(self, account: Any) -> None:
-        """Prime the cache with an account seen on a contact (``{id, name, …}``)."""
-        if not isinstance(account, Mapping):
+        """Prime the cache with an account seen on a contact (``{id, name, …}``). Called for
+        every listed contact, which mostly share a few accounts: a name's key is computed once."""
+        if account.__class__ is not dict and not isinstance(account, Mapping):
             return
         name, account_id = account.get("name"), account.get("id")
         if isinstance(name, str) and isinstance(account_id, int) and name.strip():
-            key = account_key(name)
+            key = self._keys.get(name)
+            if key is None:
+                if len(self._keys) >= 10_000:
+                    self._keys.clear()
+                key = self._keys[name] = account_key(name)
             known = self._ids.get(key)
             self._ids[key] = account_id if known is None else min(known, account_id)
 

@@ -48,7 +48,7 @@ from syncd_salesflare.mapping import (
     WriteParts,
     create_body,
     format_time,
-    record_from_contact,
+    listed_contact,
     split_write,
     update_body,
 )
@@ -253,10 +253,11 @@ class SalesflareConnector(Connector):
         window = min(READ_AHEAD, self.http.concurrency)
         async for page in stable_pages(fetch, self.page_size, window):
             records = []
+            remember, current = self.accounts.remember, self._current
             for contact in page:
-                self.accounts.remember(contact.get("account"))
-                self._current[str(contact["id"])] = CurrentState.of(contact)
-                records.append(record_from_contact(contact))
+                remember(contact.get("account"))
+                record, current[str(contact["id"])] = listed_contact(contact)
+                records.append(record)
             yield records
 
     async def _contacts_page(
@@ -288,8 +289,7 @@ class SalesflareConnector(Connector):
         by_id: dict[str, RemoteRecord] = {}
         for contacts in found:
             for contact in contacts:
-                self._current[str(contact["id"])] = CurrentState.of(contact)
-                record = record_from_contact(contact)
+                record, self._current[str(contact["id"])] = listed_contact(contact)
                 by_id[record.id] = record
         return list(by_id.values())
 

@@ -156,8 +156,25 @@ _ADDRESS_FIELDS = tuple((f"address.{ours}", theirs) for ours, theirs in ADDRESS_
 
 
 def record_from_contact(contact: Mapping[str, Any]) -> RemoteRecord:
-    """A listed contact as a record. Called once per contact in a listing, so text (the usual
-    value) takes a fast path: :func:`text` of a string is the string, or None when empty."""
+    """A listed contact as a record."""
+    return _record(contact, primary_address(contact))
+
+
+def listed_contact(contact: Mapping[str, Any]) -> tuple[RemoteRecord, CurrentState]:
+    """A listed contact as a record, and what an update of it must know: the listing's way,
+    finding the primary address once for both."""
+    address = primary_address(contact)
+    custom = contact.get("custom")
+    # most contacts have nothing nested to keep: they share one state
+    nothing = address is None and custom is None
+    state = NO_STATE if nothing else CurrentState.parts(address, custom)
+    return _record(contact, address), state
+
+
+def _record(contact: Mapping[str, Any], address: Mapping[str, Any] | None) -> RemoteRecord:
+    """Called once per contact in a listing, so text (the usual value) takes a fast path:
+    :func:`text` of a string is the string, or None when empty; and the usual shapes of the
+    nested values (a role string, tag objects with a name, an owner's email) are read inline."""
     get = contact.get
     data: dict[str, RawValue] = {}
     for name in FLAT_FIELDS:
@@ -166,31 +183,51 @@ def record_from_contact(contact: Mapping[str, Any]) -> RemoteRecord:
     value = get("name")
     data["name"] = (value or None) if value.__class__ is str or value is None else text(value)
     account = get("account")
-    data[COMPANY_FIELD] = text(account.get("name")) if isinstance(account, dict) else None
-    data[ROLE_FIELD] = current_role(contact)
-    address = primary_address(contact) or {}
-    for key, theirs in _ADDRESS_FIELDS:
-        value = address.get(theirs)
-        if theirs == "state_region" and value is None:
-            value = address.get("region")  # the deprecated spelling
-        data[key] = (value or None) if value.__class__ is str or value is None else text(value)
-    data["tags"] = tag_names(contact.get("tags"))
-    opt_out = contact.get("opt-out")
-    data["opt-out"] = None if opt_out is None else text(bool(opt_out))
-    owner = contact.get("owner")
-    data["owner.email"] = text(owner.get("email")) if isinstance(owner, dict) else None
-    data.update(custom_values(contact.get("custom")))
+    if account.__class__ is dict:
+        value = account.get("name")
+        data[COMPANY_FIELD] = (value or None) if value.__class__ is str else text(value)
+    else:
+        data[COMPANY_FIELD] = text(account.get("name")) if isinstance(account, dict) else None
+    if "role" in contact:
+        value = get("role")
+        data[ROLE_FIELD] = (value or None) if value.__class__ is str else text(value)
+    else:
+        data[ROLE_FIELD] = current_role(contact)
+    if address is None:
+        data.update(_NO_ADDRESS)
+    else:
+        for key, theirs in _ADDRESS_FIELDS:
+            value = address.get(theirs)
+            if theirs == "state_region" and value is None:
+                value = address.get("region")  # the deprecated spelling
+            data[key] = (value or None) if value.__class__ is str or value is None else text(value)
+    tags = get("tags")
+    data["tags"] = tag_names(tags) if tags else ()
+    opt_out = get("opt-out")
+    data["opt-out"] = None if opt_out is None else ("true" if opt_out else "false")
+    owner = get("owner")
+    if owner.__class__ is dict and (value := owner.get("email")).__class__ is str:
+        data["owner.email"] = value or None
+    else:
+        data["owner.email"] = text(owner.get("email")) if isinstance(owner, dict) else None
+    custom = get("custom")
+    if custom:
+        data.update(custom_values(custom))
     return RemoteRecord(
         id=str(contact["id"]),
         data=data,
-        updated_at=parse_time(contact.get("modification_date")),
-        archived=bool(contact.get("archived")),
+        updated_at=parse_time(get("modification_date")),
+        archived=bool(get("archived")),
     )
 
 
-@dataclass
+_NO_ADDRESS: dict[str, RawValue] = dict.fromkeys(key for key, _ in _ADDRESS_FIELDS)
+
+
+@dataclass(frozen=True, slots=True)
 class CurrentState:
-    """What an update must know of a contact to change part of a nested value."""
+    """What an update must know of a contact to change part of a nested value. Never changed
+    once made (contacts without an address or custom fields share :data:`NO_STATE`)."""
 
     address_id: Any = None
     address: dict[str, Any] = field(default_factory=dict)
@@ -198,13 +235,21 @@ class CurrentState:
 
     @classmethod
     def of(cls, contact: Mapping[str, Any]) -> CurrentState:
-        address = primary_address(contact) or {}
-        custom = contact.get("custom")
+        return cls.parts(primary_address(contact), contact.get("custom"))
+
+    @classmethod
+    def parts(cls, address: Mapping[str, Any] | None, custom: Any) -> CurrentState:
+        """From a contact's primary address and its ``custom`` object (a decoded answer's,
+        which nothing changes afterwards: kept, not copied)."""
+        address = address or {}
         return cls(
             address_id=address.get("id"),
             address={k: address.get(k) for k in ADDRESS_KEYS.values()},
-            custom=dict(custom) if isinstance(custom, dict) else {},
+            custom=custom if isinstance(custom, dict) else {},
         )
+
+
+NO_STATE = CurrentState.parts(None, None)
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -85,8 +85,11 @@ async def _stable_pages(
         forward += 1
         if len(page) >= limit:
             # full: the next pages, if nothing moves, start where this one ends (less one)
+            before = ahead.outstanding
             for k in range(1, ahead.window + 1):
                 ahead.prefetch((start + k * (limit - 1), limit))
+            if ahead.outstanding > before:
+                await ahead.started()  # on their way before the caller maps this page
 
         fresh = []
         for item in page:

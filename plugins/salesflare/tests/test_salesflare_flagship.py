@@ -24,11 +24,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from syncd_xero.sandbox import make_app as make_xero
 
 from syncd.sandbox import SandboxServer
-
-pytest.importorskip("syncd_xero")
-from syncd_xero.sandbox import make_app as make_xero
 
 SYNC = """
 direction = "two-way"

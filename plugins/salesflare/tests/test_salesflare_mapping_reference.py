@@ -13,8 +13,10 @@ from syncd_salesflare.mapping import (
     COMPANY_FIELD,
     FLAT_FIELDS,
     ROLE_FIELD,
+    CurrentState,
     current_role,
     custom_values,
+    listed_contact,
     parse_time,
     primary_address,
     record_from_contact,
@@ -77,10 +79,21 @@ contact = st.fixed_dictionaries(
         "addresses": st.lists(address, max_size=2),
         "address": address,
         "role": values,
-        "tags": st.lists(st.sampled_from(["a", "b", ""]), max_size=3),
+        "tags": st.one_of(
+            st.none(),
+            st.lists(
+                st.one_of(
+                    st.sampled_from(["a", "b", ""]),
+                    st.fixed_dictionaries({"id": st.integers(1, 9), "name": values}),
+                ),
+                max_size=3,
+            ),
+        ),
         "opt-out": values,
-        "owner": st.fixed_dictionaries({"email": values}),
-        "custom": st.dictionaries(st.sampled_from(["x", "y"]), values, max_size=2),
+        "owner": st.one_of(st.none(), st.fixed_dictionaries({"email": values})),
+        "custom": st.one_of(
+            st.none(), st.dictionaries(st.sampled_from(["x", "y"]), values, max_size=2)
+        ),
         "modification_date": st.sampled_from(["2024-05-22T21:45:23.000Z", "", "bad"]),
         "archived": st.booleans(),
     },
@@ -93,3 +106,22 @@ def test_the_fast_mapping_equals_the_reference(contact: dict[str, Any]) -> None:
     fast, expected = record_from_contact(contact), reference(contact)
     assert fast == expected
     assert list(fast.data) == list(expected.data)
+
+
+def reference_state(contact: Mapping[str, Any]) -> CurrentState:
+    address = primary_address(contact) or {}
+    custom = contact.get("custom")
+    return CurrentState(
+        address_id=address.get("id"),
+        address={k: address.get(k) for k in ADDRESS_KEYS.values()},
+        custom=dict(custom) if isinstance(custom, dict) else {},
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(contact)
+def test_the_listings_record_and_state_equal_the_references(contact: dict[str, Any]) -> None:
+    record, state = listed_contact(contact)
+    assert record == reference(contact)
+    assert list(record.data) == list(reference(contact).data)
+    assert state == reference_state(contact) == CurrentState.of(contact)

@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 from syncd_salesflare.sandbox import STATE, make_app
 
@@ -152,8 +151,6 @@ def test_seed_data_is_deterministic_and_realistically_messy():
 def _active_emails_by_vendor(seed: int, count: int) -> dict[str, set[str]]:
     """The active contacts' emails of each vendor's sandbox seeded with ``seed``, built the
     way ``syncd sandbox NAME --seed N`` builds them (each plugin's registered factory)."""
-    pytest.importorskip("syncd_xero")
-    pytest.importorskip("syncd_woodpecker")
     from syncd_woodpecker.sandbox import store_of
     from syncd_xero.sandbox import STATE_KEY
 

@@ -624,10 +624,14 @@ class XeroConnector(Connector):
 
     def _record(self, contact: dict[str, Any]) -> RemoteRecord:
         contact_id = str(contact.get("ContactID") or "")
-        self._listed[contact_id] = {
-            **{key: contact.get(key) for key in PERSON_KEYS},
-            "Phones": contact.get("Phones") or [],
-            "Addresses": contact.get("Addresses") or [],
+        get = contact.get
+        self._listed[contact_id] = {  # PERSON_KEYS, spelled out: once per listed contact
+            "Name": get("Name"),
+            "FirstName": get("FirstName"),
+            "LastName": get("LastName"),
+            "EmailAddress": get("EmailAddress"),
+            "Phones": get("Phones") or [],
+            "Addresses": get("Addresses") or [],
         }
         return RemoteRecord(
             id=contact_id,
@@ -865,7 +869,7 @@ class XeroConnector(Connector):
 
 
 #: what the connector keeps of a listed contact to tell its Name and Organisation
-PERSON_KEYS = ("Name", "FirstName", "LastName", "EmailAddress")
+PERSON_KEYS = ("Name", "FirstName", "LastName", "EmailAddress")  # also in _record
 
 
 def _person(contact: Mapping[str, Any] | None) -> dict[str, Any]:

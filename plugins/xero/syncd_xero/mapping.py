@@ -154,8 +154,15 @@ def phone_text(phone: Mapping[str, Any]) -> str | None:
 
 
 def address_lines(address: Mapping[str, Any]) -> str | None:
-    lines = [str(address.get(key) or "").strip() for key in ADDRESS_LINE_KEYS]
-    joined = "\n".join(line for line in lines if line)
+    get = address.get
+    first = get("AddressLine1")
+    if first.__class__ is str and get("AddressLine2") == get("AddressLine3") == "":
+        # the usual address: one line at most (AddressLine4 is checked as it is)
+        fourth = get("AddressLine4")
+        if fourth == "" or fourth is None:
+            return first.strip() or None
+    lines = [str(get(key) or "").strip() for key in ADDRESS_LINE_KEYS]
+    joined = "\n".join([line for line in lines if line])
     return joined or None
 
 
@@ -201,13 +208,22 @@ def contact_to_data(contact: Mapping[str, Any]) -> dict[str, RawValue]:
     phones = get("Phones")
     if phones:
         for phone in phones:
-            key = _PHONE_KEYS.get(str(phone.get("PhoneType") or ""))
-            if key is not None:
-                data[key] = phone_text(phone)
+            kind = phone.get("PhoneType")
+            key = _PHONE_KEYS.get(kind if kind.__class__ is str else str(kind or ""))
+            if key is None:
+                continue
+            number = phone.get("PhoneNumber")
+            if number == "" and phone.get("PhoneAreaCode") == "":
+                code = phone.get("PhoneCountryCode")
+                if code == "" or code is None:
+                    data[key] = None  # an empty slot, the usual one
+                    continue
+            data[key] = phone_text(phone)
     addresses = get("Addresses")
     if addresses:
         for address in addresses:
-            keys = _ADDRESS_KEYS.get(str(address.get("AddressType") or ""))
+            kind = address.get("AddressType")
+            keys = _ADDRESS_KEYS.get(kind if kind.__class__ is str else str(kind or ""))
             if keys is None:
                 continue
             lines, parts = keys

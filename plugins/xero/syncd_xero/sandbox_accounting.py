@@ -26,6 +26,7 @@ Behaviours and where they come from (vendors.md §1):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -177,7 +178,13 @@ def switch_too_many(request: web.Request, retry_after: float) -> web.StreamRespo
 
 
 def in_flight_counter(accounting: Accounting) -> Middleware:
-    """Counts Accounting requests in flight; goes outermost, so that latency is in flight too."""
+    """Counts Accounting requests in flight; goes outermost, so that latency is in flight too.
+
+    A request is in flight from its arrival until its answer is written. The handlers compute
+    an answer without awaiting anything, so counting only around them would never see two at
+    once, however many the client sent together: the count is taken, then the loop is let run
+    once (the requests that arrived with this one are counted too), and the answer is written
+    before the count goes down."""
 
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -186,7 +193,12 @@ def in_flight_counter(accounting: Accounting) -> Middleware:
         accounting.in_flight += 1
         accounting.most_in_flight = max(accounting.most_in_flight, accounting.in_flight)
         try:
-            return await handler(request)
+            await asyncio.sleep(0)
+            response = await handler(request)
+            if not response.prepared:
+                await response.prepare(request)
+                await response.write_eof()
+            return response
         finally:
             accounting.in_flight -= 1
 

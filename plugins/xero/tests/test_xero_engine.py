@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from syncd.testing.runner import Syncd
@@ -238,7 +237,8 @@ async def test_kill_9_during_a_batch_of_creates_then_rerun_makes_no_duplicate(
 async def test_the_seed_example_xero_and_salesflare_two_way(xero: Any, tmp_path: Path) -> None:
     """The issue's end-to-end example: Xero contacts and Salesflare contacts, two-way, with the
     design's sync file (AccountNumber → custom.xero_account_number, Xero wins conflicts)."""
-    salesflare = pytest.importorskip("syncd_salesflare.sandbox")
+    from syncd_salesflare import sandbox as salesflare
+
     from syncd.sandbox import CALLS_KEY, SandboxServer
 
     env = await xero(seed=21, count=60)

@@ -139,3 +139,42 @@ def test_the_fast_mapping_equals_the_reference_field_for_field_and_in_order(
     assert fast == expected
     assert list(fast) == list(expected)  # the same fields, in the same order
     assert organisation(fast) == _organisation(expected)
+
+
+#: as the API answers: every slot listed, its parts strings and most of them empty
+api_text = st.sampled_from(["", "", "", " ", "20", "430 7109", "44", "+1", "47 Queen St"])
+api_phone = st.fixed_dictionaries(
+    {
+        "PhoneType": st.sampled_from(PHONE_TYPES),
+        "PhoneCountryCode": api_text,
+        "PhoneAreaCode": api_text,
+        "PhoneNumber": api_text,
+    }
+)
+api_address = st.fixed_dictionaries(
+    {
+        "AddressType": st.sampled_from(ADDRESS_TYPES),
+        **{key: api_text for key in ADDRESS_LINE_KEYS[:3]},
+        "AddressLine4": st.one_of(api_text, st.none()),
+        **{part: api_text for part in ADDRESS_PARTS[1:]},
+    },
+)
+api_contact = st.fixed_dictionaries(
+    {
+        "Name": names,
+        "Phones": st.lists(api_phone, max_size=6),
+        "Addresses": st.lists(api_address, max_size=3),
+    },
+    optional={"FirstName": words, "LastName": words, "EmailAddress": words},
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(api_contact)
+def test_the_fast_mapping_of_contacts_as_the_api_lists_them_equals_the_reference(
+    contact: dict[str, Any],
+) -> None:
+    fast = mapping.contact_to_data(contact)
+    expected = reference(contact)
+    assert fast == expected
+    assert list(fast) == list(expected)

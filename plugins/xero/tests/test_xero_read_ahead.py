@@ -112,3 +112,17 @@ async def test_an_incremental_listing_reads_ahead_with_the_same_cursor(xero: Any
 async def _collect(pages: Any) -> list[list[RemoteRecord]]:
     async with aclosing(pages):
         return [page async for page in pages]
+
+
+async def test_the_emulator_counts_requests_that_arrive_together(xero: Any) -> None:
+    """Its handlers answer without awaiting, so requests are served one after the other; those
+    sent together are still in flight together (waiting for their answer), and counted so: the
+    figure bench/listing.py prints to show that the read-ahead overlaps."""
+    env = await xero(seed=4, count=20)
+    connector = await env.authorized(page_size=10)
+    for _ in range(2):  # the second time, on the two connections the first one opened
+        await asyncio.gather(
+            *(connector._call("GET", "/Contacts", params={"page": "1"}) for _ in range(2))
+        )
+    assert env.accounting.most_in_flight == 2
+    assert env.accounting.in_flight == 0
