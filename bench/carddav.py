@@ -233,23 +233,46 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: the server's process id, whose CPU time :func:`timed` reads around each run
+SERVER_PID: list[int] = []
+
+
+def server_cpu() -> float:
+    """The server process's user+system CPU seconds so far (Linux ``/proc``; 0 elsewhere).
+    Unlike wall time, it does not grow when the machine is loaded: it is what the server
+    itself spent answering a tool's requests."""
+    if not SERVER_PID:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(command: list[str], env: dict[str, str], proxy: ProxyThread) -> dict[str, Any]:
     proxy.counts.reset()
+    server_before = server_cpu()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, input="")
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu_s = server_cpu() - server_before
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     counts = proxy.counts
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "cpu_s": cpu,
         "requests": counts.requests,
         "bytes": counts.bytes_sent + counts.bytes_received,
         # the wall time during which the server was working on at least one request
         "server_s": counts.busy_seconds,
+        # the server's own CPU seconds for this run (one tool runs at a time)
+        "server_cpu_s": server_cpu_s,
+        "both_cpu_s": server_cpu_s + cpu,
     }
 
 
@@ -367,8 +390,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-carddav-"))
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
-        with Running(Radicale(work / "radicale")) as server:
-            assert isinstance(server, Radicale)
+        running = Running(Radicale(work / "radicale"))
+        with running as server:
+            assert isinstance(server, Radicale) and running.popen is not None
+            SERVER_PID[:] = [running.popen.pid]
             proxy = ProxyThread(server.url)
             try:
                 url = proxy.server.url
@@ -413,19 +438,32 @@ def main() -> int:
     )
     print(
         f"{'figure':<13} {'tool':<11} {'wall s':>8} {'server s':>9} {'cpu s':>8} "
-        f"{'requests':>9} {'bytes':>12}"
+        f"{'srv cpu s':>9} {'both cpu':>8} {'requests':>9} {'bytes':>12}"
     )
     for figure, row in report.items():
         for tool in ("syncd", "vdirsyncer"):
             m = row[tool]
             print(
                 f"{figure:<13} {tool:<11} {m['wall_s']:8.2f} {m['server_s']:9.2f} "
-                f"{m['cpu_s']:8.2f} {m['requests']:9.0f} {m['bytes']:12.0f}"
+                f"{m['cpu_s']:8.2f} {m['server_cpu_s']:9.2f} {m['both_cpu_s']:8.2f} "
+                f"{m['requests']:9.0f} {m['bytes']:12.0f}"
             )
         r = row["ratio"]
         print(
             f"{figure:<13} {'ratio':<11} {r['wall_s']:8.2f} {r['server_s']:9.2f} "
-            f"{r['cpu_s']:8.2f} {r['requests']:9.2f} {r['bytes']:12.2f}"
+            f"{r['cpu_s']:8.2f} {r['server_cpu_s']:9.2f} {r['both_cpu_s']:8.2f} "
+            f"{r['requests']:9.2f} {r['bytes']:12.2f}"
+        )
+    print(
+        "srv cpu s: the server's CPU seconds for the run; both cpu: the client's and the "
+        "server's CPU seconds together, the run's wall time on an idle machine when the two "
+        "never overlap"
+    )
+    for figure, row in report.items():
+        least = row["syncd"]["server_cpu_s"] / (row["vdirsyncer"]["both_cpu_s"] or float("nan"))
+        print(
+            f"{figure}: a client costing nothing, with syncd's requests, would score "
+            f"{least:.2f} x vdirsyncer's both-cpu (syncd's server cpu / vdirsyncer's both cpu)"
         )
     if floors is not None:
         print_floors(floors, report, args.large)
@@ -502,7 +540,8 @@ def mkdir(path: Path) -> Path:
 def fmt(run: dict[str, Any]) -> str:
     return (
         f"{run['wall_s']:.2f}s wall ({run['server_s']:.2f}s at the server), "
-        f"{run['cpu_s']:.2f}s cpu, {run['requests']} requests, "
+        f"{run['cpu_s']:.2f}s cpu ({run['server_cpu_s']:.2f}s the server's), "
+        f"{run['requests']} requests, "
         f"{run['bytes']} bytes"
     )
 
