@@ -214,6 +214,67 @@ def floor_figures(
     }
 
 
+def server_costs(count: int, repeat: int) -> dict[str, float]:
+    """What Radicale's storage spends (CPU seconds, in this process, no HTTP) on the steps the
+    tools' requests make it take on a ``count``-card address book: why each request costs what
+    it does, step by step (see plugins/carddav/README.md, "What the server spends")."""
+    import radicale.item as radicale_item
+    from radicale import config as radicale_config
+    from radicale import storage as radicale_storage
+
+    folder = Path(tempfile.mkdtemp(prefix="syncd-bench-radicale-costs-"))
+    try:
+        configuration = radicale_config.load([])
+        configuration.update(
+            {"storage": {"filesystem_folder": str(folder)}}, "bench", privileged=True
+        )
+        store = radicale_storage.load(configuration)
+        book = folder / "collection-root" / "ann" / "book"
+        book.mkdir(parents=True)
+        (book / ".Radicale.props").write_text(json.dumps({"tag": "VADDRESSBOOK"}))
+        for n in range(count):
+            (book / f"bench-{n:06d}.vcf").write_text(card(n), newline="")
+
+        def cpu(step: Any, times: int = repeat) -> float:
+            spent = []
+            for _ in range(times):
+                started = time.process_time()
+                step()
+                spent.append(time.process_time() - started)
+            return min(spent)
+
+        def update() -> None:
+            item = radicale_item.Item(
+                collection_path="ann/book",
+                vobject_item=radicale_item.read_components(card(5, f" {time.time_ns()}"))[0],
+            )
+            item.prepare()
+            collection.upload("bench-000005.vcf", item)
+
+        with store.acquire_lock("w"):
+            collection: Any = next(iter(store.discover("/ann/book/")))
+            costs = {"index_once_s": cpu(lambda: list(collection.get_all()), 1)}
+            costs["history_once_s"] = cpu(collection.sync, 1)
+            costs |= {
+                # every request that lists the book reads each card's cache entry
+                "get_all_s": cpu(lambda: list(collection.get_all())),
+                # sync-collection (and the sync-token property): get_all + each card's
+                # history entry + a scan of the history folder, even when nothing changed
+                "sync_s": cpu(collection.sync),
+                # getctag: get_all + a hash
+                "ctag_s": cpu(lambda: collection.etag),
+                # a create (a PUT to a new name) first looks for its UID in every card
+                "has_uid_s": cpu(lambda: collection.has_uid("absent")),
+                # every PUT (create or update) ends by looking for deleted cards' history
+                # entries to expire: a scan of the history folder and a stat of each card
+                "clean_history_s": cpu(collection._clean_history),
+                "update_s": cpu(update),
+            }
+        return costs
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def edit_share(folder: Path, count: int, share: float, round_: int) -> None:
     """Change ``share`` of the cards (their family name), a different slice every round."""
     step = max(1, round(1 / share))
@@ -382,7 +443,22 @@ def main() -> int:
     parser.add_argument("--skip-large", action="store_true", help="only the first sync")
     parser.add_argument("--skip-first", action="store_true", help="only the large books")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--server-costs",
+        type=int,
+        metavar="CARDS",
+        help="only measure Radicale's storage steps (CPU seconds, no HTTP) on a book this large",
+    )
     args = parser.parse_args()
+    if args.server_costs:
+        costs = server_costs(args.server_costs, args.repeat)
+        if args.json:
+            print(json.dumps(costs, indent=1))
+        else:
+            print(f"Radicale's storage, {args.server_costs}-card address book, CPU seconds:")
+            for key, value in costs.items():
+                print(f"  {key:<17} {value:8.4f}")
+        return 0
 
     Syncd.concurrency = args.concurrency
     exe = ensure_vdirsyncer()
