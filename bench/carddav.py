@@ -214,6 +214,67 @@ def floor_figures(
     }
 
 
+def server_costs(count: int, repeat: int) -> dict[str, float]:
+    """What Radicale's storage spends (CPU seconds, in this process, no HTTP) on the steps the
+    tools' requests make it take on a ``count``-card address book: why each request costs what
+    it does, step by step (see plugins/carddav/README.md, "What the server spends")."""
+    import radicale.item as radicale_item
+    from radicale import config as radicale_config
+    from radicale import storage as radicale_storage
+
+    folder = Path(tempfile.mkdtemp(prefix="syncd-bench-radicale-costs-"))
+    try:
+        configuration = radicale_config.load([])
+        configuration.update(
+            {"storage": {"filesystem_folder": str(folder)}}, "bench", privileged=True
+        )
+        store = radicale_storage.load(configuration)
+        book = folder / "collection-root" / "ann" / "book"
+        book.mkdir(parents=True)
+        (book / ".Radicale.props").write_text(json.dumps({"tag": "VADDRESSBOOK"}))
+        for n in range(count):
+            (book / f"bench-{n:06d}.vcf").write_text(card(n), newline="")
+
+        def cpu(step: Any, times: int = repeat) -> float:
+            spent = []
+            for _ in range(times):
+                started = time.process_time()
+                step()
+                spent.append(time.process_time() - started)
+            return min(spent)
+
+        def update() -> None:
+            item = radicale_item.Item(
+                collection_path="ann/book",
+                vobject_item=radicale_item.read_components(card(5, f" {time.time_ns()}"))[0],
+            )
+            item.prepare()
+            collection.upload("bench-000005.vcf", item)
+
+        with store.acquire_lock("w"):
+            collection: Any = next(iter(store.discover("/ann/book/")))
+            costs = {"index_once_s": cpu(lambda: list(collection.get_all()), 1)}
+            costs["history_once_s"] = cpu(collection.sync, 1)
+            costs |= {
+                # every request that lists the book reads each card's cache entry
+                "get_all_s": cpu(lambda: list(collection.get_all())),
+                # sync-collection (and the sync-token property): get_all + each card's
+                # history entry + a scan of the history folder, even when nothing changed
+                "sync_s": cpu(collection.sync),
+                # getctag: get_all + a hash
+                "ctag_s": cpu(lambda: collection.etag),
+                # a create (a PUT to a new name) first looks for its UID in every card
+                "has_uid_s": cpu(lambda: collection.has_uid("absent")),
+                # every PUT (create or update) ends by looking for deleted cards' history
+                # entries to expire: a scan of the history folder and a stat of each card
+                "clean_history_s": cpu(collection._clean_history),
+                "update_s": cpu(update),
+            }
+        return costs
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def edit_share(folder: Path, count: int, share: float, round_: int) -> None:
     """Change ``share`` of the cards (their family name), a different slice every round."""
     step = max(1, round(1 / share))
@@ -233,23 +294,46 @@ def tool_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: the server's process id, whose CPU time :func:`timed` reads around each run
+SERVER_PID: list[int] = []
+
+
+def server_cpu() -> float:
+    """The server process's user+system CPU seconds so far (Linux ``/proc``; 0 elsewhere).
+    Unlike wall time, it does not grow when the machine is loaded: it is what the server
+    itself spent answering a tool's requests."""
+    if not SERVER_PID:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(command: list[str], env: dict[str, str], proxy: ProxyThread) -> dict[str, Any]:
     proxy.counts.reset()
+    server_before = server_cpu()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, input="")
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu_s = server_cpu() - server_before
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     counts = proxy.counts
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "wall_s": wall,
-        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "cpu_s": cpu,
         "requests": counts.requests,
         "bytes": counts.bytes_sent + counts.bytes_received,
         # the wall time during which the server was working on at least one request
         "server_s": counts.busy_seconds,
+        # the server's own CPU seconds for this run (one tool runs at a time)
+        "server_cpu_s": server_cpu_s,
+        "both_cpu_s": server_cpu_s + cpu,
     }
 
 
@@ -359,7 +443,22 @@ def main() -> int:
     parser.add_argument("--skip-large", action="store_true", help="only the first sync")
     parser.add_argument("--skip-first", action="store_true", help="only the large books")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--server-costs",
+        type=int,
+        metavar="CARDS",
+        help="only measure Radicale's storage steps (CPU seconds, no HTTP) on a book this large",
+    )
     args = parser.parse_args()
+    if args.server_costs:
+        costs = server_costs(args.server_costs, args.repeat)
+        if args.json:
+            print(json.dumps(costs, indent=1))
+        else:
+            print(f"Radicale's storage, {args.server_costs}-card address book, CPU seconds:")
+            for key, value in costs.items():
+                print(f"  {key:<17} {value:8.4f}")
+        return 0
 
     Syncd.concurrency = args.concurrency
     exe = ensure_vdirsyncer()
@@ -367,8 +466,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="syncd-bench-carddav-"))
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:
-        with Running(Radicale(work / "radicale")) as server:
-            assert isinstance(server, Radicale)
+        running = Running(Radicale(work / "radicale"))
+        with running as server:
+            assert isinstance(server, Radicale) and running.popen is not None
+            SERVER_PID[:] = [running.popen.pid]
             proxy = ProxyThread(server.url)
             try:
                 url = proxy.server.url
@@ -413,19 +514,32 @@ def main() -> int:
     )
     print(
         f"{'figure':<13} {'tool':<11} {'wall s':>8} {'server s':>9} {'cpu s':>8} "
-        f"{'requests':>9} {'bytes':>12}"
+        f"{'srv cpu s':>9} {'both cpu':>8} {'requests':>9} {'bytes':>12}"
     )
     for figure, row in report.items():
         for tool in ("syncd", "vdirsyncer"):
             m = row[tool]
             print(
                 f"{figure:<13} {tool:<11} {m['wall_s']:8.2f} {m['server_s']:9.2f} "
-                f"{m['cpu_s']:8.2f} {m['requests']:9.0f} {m['bytes']:12.0f}"
+                f"{m['cpu_s']:8.2f} {m['server_cpu_s']:9.2f} {m['both_cpu_s']:8.2f} "
+                f"{m['requests']:9.0f} {m['bytes']:12.0f}"
             )
         r = row["ratio"]
         print(
             f"{figure:<13} {'ratio':<11} {r['wall_s']:8.2f} {r['server_s']:9.2f} "
-            f"{r['cpu_s']:8.2f} {r['requests']:9.2f} {r['bytes']:12.2f}"
+            f"{r['cpu_s']:8.2f} {r['server_cpu_s']:9.2f} {r['both_cpu_s']:8.2f} "
+            f"{r['requests']:9.2f} {r['bytes']:12.2f}"
+        )
+    print(
+        "srv cpu s: the server's CPU seconds for the run; both cpu: the client's and the "
+        "server's CPU seconds together, the run's wall time on an idle machine when the two "
+        "never overlap"
+    )
+    for figure, row in report.items():
+        least = row["syncd"]["server_cpu_s"] / (row["vdirsyncer"]["both_cpu_s"] or float("nan"))
+        print(
+            f"{figure}: a client costing nothing, with syncd's requests, would score "
+            f"{least:.2f} x vdirsyncer's both-cpu (syncd's server cpu / vdirsyncer's both cpu)"
         )
     if floors is not None:
         print_floors(floors, report, args.large)
@@ -502,7 +616,8 @@ def mkdir(path: Path) -> Path:
 def fmt(run: dict[str, Any]) -> str:
     return (
         f"{run['wall_s']:.2f}s wall ({run['server_s']:.2f}s at the server), "
-        f"{run['cpu_s']:.2f}s cpu, {run['requests']} requests, "
+        f"{run['cpu_s']:.2f}s cpu ({run['server_cpu_s']:.2f}s the server's), "
+        f"{run['requests']} requests, "
         f"{run['bytes']} bytes"
     )
 
