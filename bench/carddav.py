@@ -16,6 +16,13 @@ its own pair of address books, so that a slower or faster moment of the machine 
    (not measured), then a run with no changes and a run after 1 % of the cards changed on one
    side (edited in the storage folder). Each is repeated ``--repeat`` times; medians are shown.
 
+The large books are also synced by a third runner, ``syncd daemon``: ``syncd run`` on its own
+pair of books, as syncd is deployed (a daemon whose schedule starts each run; here the API's
+trigger does), so its figures have no process start-up in them. Its wall time runs from the
+trigger to the daemon's ``run.finished`` event, its CPU is the daemon process's own (``/proc``),
+and its ratios to vdirsyncer are printed as ``daemon ratio``. vdirsyncer has no daemon: each of
+its runs is a process, as cron or a systemd timer starts it.
+
 Targets (issue 22): first sync <= 1.0 x vdirsyncer's wall time and <= 0.5 x its client CPU; the
 no-change run <= 0.3 x; the 1 % run <= 0.5 x.
 """
@@ -42,6 +49,7 @@ from syncd_carddav.proxy import PROXY_COUNTS, Counts, make_proxy
 from syncd_carddav.servers import Radicale, Running, basic_auth
 
 from syncd.sandbox import SandboxServer
+from syncd.testing.daemon import DaemonProcess, free_port, wait_until, write_daemon_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_VENV = ROOT / ".venv-bench"
@@ -339,6 +347,7 @@ def timed(command: list[str], env: dict[str, str], proxy: ProxyThread) -> dict[s
 
 class Vdirsyncer:
     name = "vdirsyncer"
+    prefix = "v"
 
     def __init__(self, exe: Path, work: Path, server: Radicale, proxy_url: str, a: str, b: str):
         self.exe, self.work = exe, work
@@ -383,6 +392,7 @@ class Vdirsyncer:
 
 class Syncd:
     name = "syncd"
+    prefix = "s"
 
     concurrency = 4
 
@@ -425,6 +435,134 @@ class Syncd:
 
     def sync(self, proxy: ProxyThread) -> dict[str, Any]:
         return timed(self.command, self.env, proxy)
+
+
+def process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class EventStream:
+    """The daemon's ``GET /api/v1/events``, read line by line (no polling: a run's end is
+    seen the moment the daemon publishes it, and the reading costs the daemon nothing)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        import http.client
+
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.connection.request(
+            "GET", "/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        self.response = self.connection.getresponse()
+        if self.response.status != 200:
+            raise SystemExit(f"GET /api/v1/events: HTTP {self.response.status}")
+        self.next_event()  # hello
+
+    def next_event(self) -> tuple[str, dict[str, Any]]:
+        kind, data = "", ""
+        while True:
+            line = self.response.readline().decode()
+            if not line:
+                raise SystemExit("the daemon's event stream ended")
+            line = line.rstrip("\r\n")
+            if line.startswith("event:"):
+                kind = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and kind:
+                return kind, json.loads(data or "{}")
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class SyncdDaemon(Syncd):
+    """syncd as it is deployed: ``syncd run`` keeps running and each run is one of its own
+    (here triggered through the API, as the schedule would start it), so no process start-up
+    is in the run. Wall time is from the trigger to the daemon's ``run.finished`` event; CPU is
+    the daemon process's own over that span (``/proc``)."""
+
+    name = "syncd daemon"
+    prefix = "d"
+
+    def __init__(self, work: Path, server: Radicale, proxy_url: str, a: str, b: str) -> None:
+        super().__init__(work, server, proxy_url, a, b)
+        sync_file = work / "config" / "syncs" / "bench.toml"
+        # runs only when triggered (after the first, which it makes at start-up)
+        sync_file.write_text('interval = "24h"\n' + sync_file.read_text())
+        self.port = free_port()
+        listen = f"127.0.0.1:{self.port}"
+        write_daemon_config(work / "config", listen, work / "state")
+        self.daemon = DaemonProcess(
+            work / "config",
+            work / "state",
+            listen,
+            env={
+                "BENCH_CARDDAV_PASSWORD": server.password,
+                "SYNCD_LOAD_PLUGINS": "syncd-carddav",
+            },
+            log_path=work / "daemon.log",
+        )
+        self.started = False
+
+    def _first_run(self, proxy: ProxyThread) -> dict[str, Any]:
+        """Start the daemon; its start-up run is the books' first sync (not a figure)."""
+        proxy.counts.reset()
+        started = time.monotonic()
+        self.daemon.start()
+        self.daemon.wait_ready()
+        wait_until(
+            lambda: (
+                self.daemon.get("/api/v1/syncs/bench")["last_run"] is not None
+                and self.daemon.not_running("bench")
+            ),
+            timeout=3600,
+            what="the daemon's first run",
+        )
+        self.started = True
+        return self._figures(proxy, started, 0.0, 0.0)
+
+    def _figures(
+        self, proxy: ProxyThread, started: float, cpu_before: float, server_before: float
+    ) -> dict[str, Any]:
+        wall = time.monotonic() - started
+        cpu = process_cpu(self.daemon.pid) - cpu_before
+        server_cpu_s = server_cpu() - server_before
+        counts = proxy.counts
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "requests": counts.requests,
+            "bytes": counts.bytes_sent + counts.bytes_received,
+            "server_s": counts.busy_seconds,
+            "server_cpu_s": server_cpu_s,
+            "both_cpu_s": server_cpu_s + cpu,
+        }
+
+    def sync(self, proxy: ProxyThread) -> dict[str, Any]:
+        if not self.started:
+            return self._first_run(proxy)
+        events = EventStream(self.port, self.daemon.token())
+        try:
+            client = self.daemon.client()
+            proxy.counts.reset()
+            server_before = server_cpu()
+            cpu_before = process_cpu(self.daemon.pid)
+            started = time.monotonic()
+            run_id = client.call("POST", "/api/v1/syncs/bench/trigger")["run_id"]
+            while True:
+                kind, data = events.next_event()
+                if kind == "run.finished" and data.get("run_id") == run_id:
+                    break
+            figures = self._figures(proxy, started, cpu_before, server_before)
+            if data.get("outcome") not in ("success", "ok", "partial"):
+                raise SystemExit(f"the daemon's run {run_id}: {data}")
+            return figures
+        finally:
+            events.close()
+
+    def stop(self) -> None:
+        self.daemon.close()
 
 
 # --- the runs ---------------------------------------------------------------------------
@@ -471,14 +609,22 @@ def main() -> int:
             assert isinstance(server, Radicale) and running.popen is not None
             SERVER_PID[:] = [running.popen.pid]
             proxy = ProxyThread(server.url)
+            daemons: list[SyncdDaemon] = []
             try:
                 url = proxy.server.url
 
-                def tools(tag: str, a: str, b: str) -> list[Any]:
-                    return [
+                def tools(tag: str, a: str, b: str, daemon: bool = False) -> list[Any]:
+                    pair: list[Any] = [
                         Vdirsyncer(exe, mkdir(work / f"vdir-{tag}"), server, url, f"v{a}", f"v{b}"),
                         Syncd(mkdir(work / f"syncd-{tag}"), server, url, f"s{a}", f"s{b}"),
                     ]
+                    if daemon:
+                        runner = SyncdDaemon(
+                            mkdir(work / f"daemon-{tag}"), server, url, f"d{a}", f"d{b}"
+                        )
+                        daemons.append(runner)
+                        pair.append(runner)
+                    return pair
 
                 # 1. first sync, alternating, each on a fresh pair of books
                 for rep in range(0 if args.skip_first else args.repeat):
@@ -495,6 +641,8 @@ def main() -> int:
                 if not args.skip_large:
                     large_runs(args, server, proxy, tools, results)
             finally:
+                for runner in daemons:
+                    runner.stop()
                 proxy.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -502,9 +650,15 @@ def main() -> int:
     floors = results.pop("floor", {}).get("bare", [None])[0]
     report = {}
     for figure, by_tool in results.items():
-        ours, theirs = median_of(by_tool["syncd"]), median_of(by_tool["vdirsyncer"])
-        ratios = {k: (ours[k] / theirs[k] if theirs[k] else float("nan")) for k in ours}
-        report[figure] = {"syncd": ours, "vdirsyncer": theirs, "ratio": ratios}
+        theirs = median_of(by_tool["vdirsyncer"])
+        report[figure] = {"vdirsyncer": theirs}
+        for tool, ratio in (("syncd", "ratio"), ("syncd daemon", "daemon ratio")):
+            if tool in by_tool:
+                ours = median_of(by_tool[tool])
+                report[figure][tool] = ours
+                report[figure][ratio] = {
+                    k: (ours[k] / theirs[k] if theirs[k] else float("nan")) for k in ours
+                }
     if args.json:
         print(json.dumps({"vdirsyncer": version, "figures": report, "floor": floors}, indent=1))
         return 0
@@ -513,23 +667,28 @@ def main() -> int:
         f"first sync {args.first} cards, large books {args.large} cards each"
     )
     print(
-        f"{'figure':<13} {'tool':<11} {'wall s':>8} {'server s':>9} {'cpu s':>8} "
+        f"{'figure':<13} {'tool':<12} {'wall s':>7} {'server s':>9} {'cpu s':>8} "
         f"{'srv cpu s':>9} {'both cpu':>8} {'requests':>9} {'bytes':>12}"
     )
     for figure, row in report.items():
-        for tool in ("syncd", "vdirsyncer"):
+        for tool in ("syncd", "syncd daemon", "vdirsyncer"):
+            if tool not in row:
+                continue
             m = row[tool]
             print(
-                f"{figure:<13} {tool:<11} {m['wall_s']:8.2f} {m['server_s']:9.2f} "
+                f"{figure:<13} {tool:<12} {m['wall_s']:7.2f} {m['server_s']:9.2f} "
                 f"{m['cpu_s']:8.2f} {m['server_cpu_s']:9.2f} {m['both_cpu_s']:8.2f} "
                 f"{m['requests']:9.0f} {m['bytes']:12.0f}"
             )
-        r = row["ratio"]
-        print(
-            f"{figure:<13} {'ratio':<11} {r['wall_s']:8.2f} {r['server_s']:9.2f} "
-            f"{r['cpu_s']:8.2f} {r['server_cpu_s']:9.2f} {r['both_cpu_s']:8.2f} "
-            f"{r['requests']:9.2f} {r['bytes']:12.2f}"
-        )
+        for ratio in ("ratio", "daemon ratio"):
+            if ratio not in row:
+                continue
+            r = row[ratio]
+            print(
+                f"{figure:<13} {ratio:<12} {r['wall_s']:7.2f} {r['server_s']:9.2f} "
+                f"{r['cpu_s']:8.2f} {r['server_cpu_s']:9.2f} {r['both_cpu_s']:8.2f} "
+                f"{r['requests']:9.2f} {r['bytes']:12.2f}"
+            )
     print(
         "srv cpu s: the server's CPU seconds for the run; both cpu: the client's and the "
         "server's CPU seconds together, the run's wall time on an idle machine when the two "
@@ -583,10 +742,10 @@ def large_runs(
 ) -> None:
     """Two large address books in sync; then runs with no change and with 1 % changed."""
     folders = {}
-    for prefix in ("v", "s"):
+    for prefix in ("v", "s", "d"):
         for side in ("a", "b"):
             folders[prefix + side] = seed(server, f"{prefix}large{side}", args.large)
-    large = tools("large", "largea", "largeb")
+    large = tools("large", "largea", "largeb", daemon=True)
     for tool in large:
         run = tool.sync(proxy)
         log(f"initial sync of the large books, {tool.name} (not a figure): {fmt(run)}")
@@ -597,8 +756,7 @@ def large_runs(
             results.setdefault("no change", {}).setdefault(tool.name, []).append(run)
             log(f"no change {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
         for tool in order:
-            prefix = "v" if tool.name == "vdirsyncer" else "s"
-            edit_share(folders[prefix + "a"], args.large, 0.01, rep + 1)
+            edit_share(folders[tool.prefix + "a"], args.large, 0.01, rep + 1)
             run = tool.sync(proxy)
             results.setdefault("1 % changed", {}).setdefault(tool.name, []).append(run)
             log(f"1 % changed {rep + 1}/{args.repeat} {tool.name}: {fmt(run)}")
