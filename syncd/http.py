@@ -225,16 +225,28 @@ class HttpClient:
                 multiplier=self.retry.initial_wait, max=self.retry.max_wait
             )(state)
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientHttpError),
-            stop=stop_after_attempt(self.retry.attempts),
-            wait=wait_for,
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._send_once(method, url, params, data, headers)
+            # the first attempt outside tenacity: its loop costs as much CPU as aiohttp's own
+            # exchange (it inspects every callback on every attempt), and most requests need
+            # one attempt; a failed first attempt enters the loop as its attempt 1, so the
+            # waits and the number of attempts are tenacity's as before
+            failed: list[TransientHttpError] = []
+            try:
+                response = await self._send_once(method, url, params, data, headers)
+            except TransientHttpError as exc:
+                failed.append(exc)
+            if failed:
+                retrying = AsyncRetrying(
+                    retry=retry_if_exception_type(TransientHttpError),
+                    stop=stop_after_attempt(self.retry.attempts),
+                    wait=wait_for,
+                    reraise=True,
+                )
+                async for attempt in retrying:
+                    with attempt:
+                        if failed:
+                            raise failed.pop()
+                        response = await self._send_once(method, url, params, data, headers)
         except TransientHttpError as exc:
             raise RetryLater(f"{method} {path}: {exc}", delay=exc.retry_after) from None
         if self.classify is not None:

@@ -229,7 +229,11 @@ class CardDavConnector(Connector):
         return unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
 
     def _card_url(self, book: AddressBook, cid: str) -> str:
-        return urljoin(book.url, quote(cid))
+        name = quote(cid)
+        if "/" in name or name in (".", ".."):
+            return urljoin(book.url, name)
+        # what urljoin gives here (book.url ends in /), at a tenth of its cost
+        return book.url + name
 
     def listing_cursor(self) -> str | None:
         return self._listed_token

@@ -102,6 +102,8 @@ def newline_of(text: str) -> str:
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _URL_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+#: what :func:`escape` changes (most values hold none of it, and are returned as they are)
+_NEEDS_ESCAPING = re.compile(r"[\x00-\x08\n\x0b-\x1f\x7f\\,;]")
 
 
 def _url(value: str) -> str:
@@ -113,6 +115,8 @@ def _url(value: str) -> str:
 def escape(value: str) -> str:
     """A text value as a vCard holds it: \\ , ; escaped, line breaks as \\n, and the control
     characters a content line cannot hold left out."""
+    if _NEEDS_ESCAPING.search(value) is None:
+        return value
     value = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
     return value.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;").replace("\n", "\\n")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -261,3 +262,19 @@ def test_loading_the_plugin_does_not_import_vobject() -> None:
 def test_a_url_with_a_line_break_still_makes_a_readable_card() -> None:
     text = vcard.new_card("u-2", {"url": "https://x.test/\na", "email": "a@x.test"})
     assert vcard.parse(text).data["url"] == "https://x.test/a"
+
+
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"))
+    | st.sampled_from(["a,b", "x;y", "\\", "l1\r\nl2"])
+)
+def test_an_escaped_text_value_reads_back_as_it_was_less_control_characters(value: str) -> None:
+    """escape() returns most values as they are (none of what it changes is in them): the fast
+    path must give what the full one gives, which _unescape() reads back."""
+    lines = value.replace("\r\n", "\n").replace("\r", "\n")
+    expected = "".join(c for c in lines if c in "\t\n" or not (c < " " or c == "\x7f"))
+    escaped = vcard.escape(value)
+    assert "\n" not in escaped and "\r" not in escaped
+    # every , ; and \ is escaped: none is left once the escape pairs are taken out
+    assert not set(re.sub(r"\\.", "", escaped, flags=re.S)) & set(",;\\")
+    assert vcard._unescape(escaped) == expected
