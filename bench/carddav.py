@@ -313,9 +313,14 @@ def server_cpu() -> float:
     if not SERVER_PID:
         return 0.0
     try:
-        fields = Path(f"/proc/{SERVER_PID[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu(SERVER_PID[0])
     except OSError:
         return 0.0
+
+
+def process_cpu(pid: int) -> float:
+    """A process's user+system CPU seconds so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -330,8 +335,12 @@ def timed(command: list[str], env: dict[str, str], proxy: ProxyThread) -> dict[s
     server_cpu_s = server_cpu() - server_before
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    counts = proxy.counts
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return run_figures(wall, cpu, server_cpu_s, proxy.counts)
+
+
+def run_figures(wall: float, cpu: float, server_cpu_s: float, counts: Counts) -> dict[str, Any]:
+    """One run's figures: ``cpu`` is the client's, ``server_cpu_s`` the server's own."""
     return {
         "wall_s": wall,
         "cpu_s": cpu,
@@ -437,11 +446,6 @@ class Syncd:
         return timed(self.command, self.env, proxy)
 
 
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class EventStream:
     """The daemon's ``GET /api/v1/events``, read line by line (no polling: a run's end is
     seen the moment the daemon publishes it, and the reading costs the daemon nothing)."""
@@ -527,17 +531,7 @@ class SyncdDaemon(Syncd):
     ) -> dict[str, Any]:
         wall = time.monotonic() - started
         cpu = process_cpu(self.daemon.pid) - cpu_before
-        server_cpu_s = server_cpu() - server_before
-        counts = proxy.counts
-        return {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "requests": counts.requests,
-            "bytes": counts.bytes_sent + counts.bytes_received,
-            "server_s": counts.busy_seconds,
-            "server_cpu_s": server_cpu_s,
-            "both_cpu_s": server_cpu_s + cpu,
-        }
+        return run_figures(wall, cpu, server_cpu() - server_before, proxy.counts)
 
     def sync(self, proxy: ProxyThread) -> dict[str, Any]:
         if not self.started:
