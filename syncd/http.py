@@ -181,8 +181,10 @@ class HttpClient:
     #: "too many requests"); ``Retry-After`` is honoured for them too
     transient: Callable[[HttpResponse], bool] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: no ``sock_read``: ``total`` bounds a stalled read as well, and a read timeout is a
+    #: timer cancelled and scheduled again for every chunk of every answer
     timeout: aiohttp.ClientTimeout = field(
-        default_factory=lambda: aiohttp.ClientTimeout(total=60, connect=10, sock_read=45)
+        default_factory=lambda: aiohttp.ClientTimeout(total=60, connect=10)
     )
     calls: int = 0
     _session: aiohttp.ClientSession | None = None

@@ -370,9 +370,16 @@ class CardDavConnector(Connector):
         size = self.multiget_chunk
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
 
+        book_path = urlsplit(book.url).path
+
+        def path_of(cid: str) -> str:
+            url = self._card_url(book, cid)
+            if url.startswith(book.url):  # the book's URL and a name: its path and the name
+                return unquote(book_path + url[len(book.url) :])
+            return unquote(urlsplit(url).path)
+
         async def one(chunk: list[str]) -> None:
-            hrefs = [urlsplit(self._card_url(book, cid)).path for cid in chunk]
-            members = await dav.multiget(book.url, [unquote(h) for h in hrefs])
+            members = await dav.multiget(book.url, [path_of(cid) for cid in chunk])
             seen: set[str] = set()
             parsed = await asyncio.to_thread(_parse_members, members, self._card_id)
             for cid, entry in parsed:

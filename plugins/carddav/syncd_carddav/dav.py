@@ -72,6 +72,11 @@ def _status_code(text: str | None) -> int:
     return 0
 
 
+_RESPONSE, _HREF, _STATUS, _PROPSTAT, _PROP, _SYNC_TOKEN = (
+    f"{{{DAV}}}{name}" for name in ("response", "href", "status", "propstat", "prop", "sync-token")
+)
+
+
 def parse_multistatus(body: bytes, request_path: str = "") -> Multistatus:
     try:
         root = ET.fromstring(body)
@@ -81,25 +86,47 @@ def parse_multistatus(body: bytes, request_path: str = "") -> Multistatus:
         raise DavError(f"the server answered <{root.tag}>, not a DAV multistatus")
     members: list[Member] = []
     truncated = False
-    for response in root.findall("d:response", NS):
-        href = unquote((response.findtext("d:href", "", NS) or "").strip())
-        direct = response.find("d:status", NS)
+    token: str | None = None
+    # the children are walked once, by tag, rather than searched with paths: an answer holds
+    # an element or two per card, and a path search costs several times a walk
+    for response in root:
+        if response.tag == _SYNC_TOKEN and token is None:
+            token = response.text or ""
+            continue
+        if response.tag != _RESPONSE:
+            continue
+        href_text: str | None = None
+        direct: ET.Element | None = None
         props: dict[str, ET.Element] = {}
-        status = _status_code(direct.text) if direct is not None else 0
-        for propstat in response.findall("d:propstat", NS):
-            code = _status_code(propstat.findtext("d:status", "", NS))
-            if code // 100 != 2:
-                continue
-            status = status or code
-            prop = propstat.find("d:prop", NS)
-            if prop is not None:
-                for element in prop:
-                    props[element.tag] = element
+        ok_status = 0
+        for child in response:
+            tag = child.tag
+            if tag == _HREF:
+                if href_text is None:
+                    href_text = child.text or ""
+            elif tag == _STATUS:
+                if direct is None:
+                    direct = child
+            elif tag == _PROPSTAT:
+                code, prop = 0, None
+                for part in child:
+                    if part.tag == _STATUS and code == 0:
+                        code = _status_code(part.text or "") or -1
+                    elif part.tag == _PROP and prop is None:
+                        prop = part
+                code = max(code, 0)
+                if code // 100 != 2:
+                    continue
+                ok_status = ok_status or code
+                if prop is not None:
+                    for element in prop:
+                        props[element.tag] = element
+        href = unquote((href_text or "").strip())
+        status = (_status_code(direct.text) if direct is not None else 0) or ok_status
         if status == 507 and _same_path(href, request_path):
             truncated = True
             continue
         members.append(Member(href, status or 200, props))
-    token = root.findtext("d:sync-token", None, NS)
     return Multistatus(members, token.strip() if token else None, truncated)
 
 

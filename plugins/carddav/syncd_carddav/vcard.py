@@ -374,6 +374,8 @@ def _split_value(unfolded: str) -> tuple[str, str]:
 
 def _split_components(value: str, sep: str = ";") -> list[str]:
     """Split a structured value at unescaped separators, keeping the escapes."""
+    if "\\" not in value:  # nothing escaped (most values): every separator splits
+        return value.split(sep)
     parts, current, i = [], [], 0
     while i < len(value):
         char = value[i]
@@ -594,18 +596,15 @@ def uid_for(key: str) -> str:
 
 
 def new_card(uid: str, data: Mapping[str, RawValue], newline: str = "\r\n") -> str:
-    """A vCard 3.0 (what every server accepts, iCloud included) holding ``data``."""
+    """A vCard 3.0 (what every server accepts, iCloud included) holding ``data``: a skeleton
+    edited as any card is (:func:`built` makes the same text in one pass)."""
     fn = _value(data, "fn") or derived_fn(data)
-    skeleton = newline.join(
+    skeleton = "".join(
         [
-            "BEGIN:VCARD",
-            "VERSION:3.0",
-            "PRODID:-//syncd//syncd-carddav//EN",
-            f"UID:{uid}",
-            f"FN:{escape(fn)}",
-            "N:;;;;",
-            "END:VCARD",
-            "",
+            f"BEGIN:VCARD{newline}VERSION:3.0{newline}",
+            f"PRODID:-//syncd//syncd-carddav//EN{newline}UID:{uid}{newline}",
+            fold(f"FN:{escape(fn)}", newline),
+            f"N:;;;;{newline}END:VCARD{newline}",
         ]
     )
     editor = CardEditor(skeleton, {})
@@ -617,69 +616,106 @@ _SIMPLE_NAME = re.compile(r"[A-Za-z0-9-]+")
 
 
 def built(uid: str, data: Mapping[str, RawValue]) -> tuple[str, Parsed]:
-    """:func:`new_card` and what :func:`parse` reads from it, made from what was put in the
-    card instead of parsing it again (a first sync creates every card)."""
+    """:func:`new_card` and what :func:`parse` reads from it, made in one pass from what is
+    put in the card instead of editing a skeleton and parsing the result (a first sync
+    creates every card)."""
+    composed = _composed(uid, data)
+    if composed is not None:
+        return composed
     text = new_card(uid, data)
-    return text, _new_fields(uid, data) or parse(text)
+    return text, parse(text)
 
 
-def _clean(value: str | None) -> str | None:
-    """A text value as it reads back once written (escaped, then unescaped and trimmed)."""
-    return _text(escape(value)) if value is not None else None
-
-
-def _new_fields(uid: str, data: Mapping[str, RawValue]) -> Parsed | None:
-    """What ``parse(new_card(uid, data))`` gives, or None where only parsing can tell (a
-    custom field whose name is not a plain property name)."""
+def _composed(uid: str, data: Mapping[str, RawValue]) -> tuple[str, Parsed] | None:
+    """The card's lines in :func:`new_card`'s order, each with the field a parse reads from
+    it; None where only the editor and a parse can tell (custom fields whose names are not
+    plain property names, or two that name one property)."""
+    nl = "\r\n"
+    values = {key: _value(data, key) for key in data}
+    get = values.get
     out: dict[str, RawValue] = {}
     picks: dict[str, int] = {}
-    email = _value(data, "email")
+    fn = get("fn") or derived_fn(data)
+    fn_escaped = escape(fn)
+    out["fn"] = _text(fn_escaped)
+    lines = [
+        f"BEGIN:VCARD{nl}VERSION:3.0{nl}PRODID:-//syncd//syncd-carddav//EN{nl}UID:{uid}{nl}",
+        fold(f"FN:{fn_escaped}", nl),
+    ]
+    family, given = get("family"), get("given")
+    family_escaped = escape(family) if family else ""
+    given_escaped = escape(given) if given else ""
+    lines.append(fold(f"N:{family_escaped};{given_escaped};;;", nl))
+    out["family"] = _text(escape(family)) if family is not None else None
+    out["given"] = _text(escape(given)) if given is not None else None
+    email = get("email")
     if email is not None:
-        out["email"] = _clean(email)
+        escaped = escape(email)
+        lines.append(fold(f"EMAIL;TYPE=INTERNET:{escaped}", nl))
+        out["email"] = _text(escaped)
         picks["email"] = 0
-    out["fn"] = _clean(_value(data, "fn") or derived_fn(data))
-    out["family"] = _clean(_value(data, "family"))
-    out["given"] = _clean(_value(data, "given"))
-    for key in ("org", "title", "note"):
-        value = _value(data, key)
+    for key, name in (("title", "TITLE"), ("note", "NOTE")):
+        value = get(key)
         if value is not None:
-            out[key] = _clean(value)
+            escaped = escape(value)
+            lines.append(fold(f"{name}:{escaped}", nl))
+            out[key] = _text(escaped)
+    url = get("url")
+    if url is not None:
+        held = _url(url)
+        lines.append(fold(f"URL:{held}", nl))
+        out["url"] = _text(held)
+    org = get("org")
+    if org is not None:
+        escaped = escape(org)
+        if escaped:
+            lines.append(fold(f"ORG:{escaped}", nl))
+        out["org"] = _text(escaped)
     tels = 0
-    for key in ("tel", "cell"):
-        value = _value(data, key)
+    for key, head in (("tel", "TEL;TYPE=WORK,VOICE"), ("cell", "TEL;TYPE=CELL")):
+        value = get(key)
         if value is not None:
-            out[key] = _tel_text(_clean(value))
+            escaped = escape(value)
+            lines.append(fold(f"{head}:{escaped}", nl))
+            out[key] = _tel_text(_text(escaped))
             picks[key] = tels
             tels += 1
-    url = _value(data, "url")
-    if url is not None:
-        out["url"] = _text(_url(url))
-    parts = {key: _value(data, key) for key in ADR_FIELDS if key in data}
+    parts = {key: get(key) for key in ADR_FIELDS if key in values}
     if any(parts.values()):
-        picks["adr"] = 0
+        components = [""] * 7
         for key in ADR_FIELDS:
-            out[key] = _clean(parts.get(key))
-    if "categories" in data:
+            part = parts.get(key)
+            escaped = escape(part) if part else ""
+            components[ADR_INDEX[key]] = escaped
+            out[key] = _text(escape(part)) if part is not None else None
+        lines.append(fold("ADR;TYPE=WORK:" + ";".join(components), nl))
+        picks["adr"] = 0
+    if "categories" in values:
         tags = _tags(data.get("categories"))
         if tags:
+            escaped_tags = [escape(tag) for tag in tags]
+            lines.append(fold("CATEGORIES:" + ",".join(escaped_tags), nl))
             categories: list[str] = []
-            for tag in tags:
-                held = _unescape(escape(tag)).strip()
-                if held and held not in categories:
-                    categories.append(held)
+            for escaped in escaped_tags:
+                held_tag = _unescape(escaped).strip()
+                if held_tag and held_tag not in categories:
+                    categories.append(held_tag)
             out["categories"] = tuple(categories)
-    for key in data:
-        if key.startswith(CUSTOM):
-            name = key[len(CUSTOM) :]
-            if not _SIMPLE_NAME.fullmatch(name):
-                return None
-            field = CUSTOM + name.upper().lower()
-            value = _value(data, key)
-            if value is None:
-                out.pop(field, None)
-            else:
-                out[field] = _clean(value)
-    return Parsed(out, uid, picks)
+    customs: set[str] = set()
+    for key, value in values.items():
+        if not key.startswith(CUSTOM):
+            continue
+        name = key[len(CUSTOM) :]
+        upper = name.upper()
+        if not _SIMPLE_NAME.fullmatch(name) or upper in customs:
+            return None
+        customs.add(upper)
+        if value is not None:
+            escaped = escape(value)
+            lines.append(fold(f"X-{upper}:{escaped}", nl))
+            out[CUSTOM + upper.lower()] = _text(escaped)
+    lines.append(f"END:VCARD{nl}")
+    return "".join(lines), Parsed(out, uid, picks)
 
 
 def edit(text: str, picks: Mapping[str, int], data: Mapping[str, RawValue]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -232,6 +233,35 @@ def test_a_new_cards_fields_are_what_parsing_it_reads(
     uid = vcard.uid_for("k")
     text, parsed = vcard.built(uid, fields)
     assert text == vcard.new_card(uid, fields)
+    assert parsed == vcard.parse(text)
+
+
+#: values long enough to be folded, some with multi-byte characters at the fold
+new_values = field_values | st.text(
+    st.characters(blacklist_categories=("Cs", "Cc")), min_size=60, max_size=160
+)
+
+
+@settings(max_examples=300)
+@given(
+    data=st.fixed_dictionaries(
+        {},
+        optional={
+            **{name: new_values for name, _ in vcard.FIELDS if name != "categories"},
+            "categories": st.lists(new_values.filter(lambda t: t is not None), max_size=3).map(
+                tuple
+            ),
+            "custom.nickname": new_values,
+            "custom.x-y": new_values,
+        },
+    )
+)
+def test_a_new_card_made_in_one_pass_is_the_skeleton_edited(data: dict[str, Any]) -> None:
+    """A create's card is composed in one pass, not by editing a skeleton as an update edits
+    a card: every line, its place and its folding must be what the editor makes."""
+    uid = vcard.uid_for("k")
+    text, parsed = vcard.built(uid, data)
+    assert text == vcard.new_card(uid, data)
     assert parsed == vcard.parse(text)
 
 
