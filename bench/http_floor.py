@@ -25,6 +25,7 @@ import sys
 import time
 
 import aiohttp
+from syncd_carddav.servers import wait_for_port
 
 from syncd.testing.daemon import free_port
 
@@ -43,21 +44,6 @@ app.router.add_route("*", "/{name}", answer)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
 BODY = b"BEGIN:VCARD\r\nVERSION:3.0\r\n" + b"X-PAD:" + b"x" * 400 + b"\r\nEND:VCARD\r\n"
-
-
-async def wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
 
 
 async def client_cpu_per_request(port: int, requests: int, concurrency: int) -> float:
@@ -84,7 +70,6 @@ async def client_cpu_per_request(port: int, requests: int, concurrency: int) -> 
 
 
 async def measure(port: int, requests: int, repeat: int) -> dict[int, float]:
-    await wait_listening(port)
     figures: dict[int, list[float]] = {1: [], 4: []}
     for _ in range(repeat):
         for concurrency in figures:
@@ -99,6 +84,7 @@ def with_server(latency_ms: float, requests: int, repeat: int) -> dict[int, floa
         stdin=subprocess.DEVNULL,
     )
     try:
+        wait_for_port(port, time.monotonic() + 30)
         return asyncio.run(measure(port, requests, repeat))
     finally:
         server.terminate()

@@ -108,13 +108,14 @@ def parse_multistatus(body: bytes, request_path: str = "") -> Multistatus:
                 if direct is None:
                     direct = child
             elif tag == _PROPSTAT:
-                code, prop = 0, None
+                state: ET.Element | None = None
+                prop: ET.Element | None = None
                 for part in child:
-                    if part.tag == _STATUS and code == 0:
-                        code = _status_code(part.text or "") or -1
+                    if part.tag == _STATUS and state is None:
+                        state = part
                     elif part.tag == _PROP and prop is None:
                         prop = part
-                code = max(code, 0)
+                code = _status_code(state.text) if state is not None else 0
                 if code // 100 != 2:
                     continue
                 ok_status = ok_status or code

@@ -646,8 +646,7 @@ def _composed(uid: str, data: Mapping[str, RawValue]) -> tuple[str, Parsed] | No
     family_escaped = escape(family) if family else ""
     given_escaped = escape(given) if given else ""
     lines.append(fold(f"N:{family_escaped};{given_escaped};;;", nl))
-    out["family"] = _text(escape(family)) if family is not None else None
-    out["given"] = _text(escape(given)) if given is not None else None
+    out["family"], out["given"] = _text(family_escaped), _text(given_escaped)
     email = get("email")
     if email is not None:
         escaped = escape(email)
@@ -687,7 +686,7 @@ def _composed(uid: str, data: Mapping[str, RawValue]) -> tuple[str, Parsed] | No
             part = parts.get(key)
             escaped = escape(part) if part else ""
             components[ADR_INDEX[key]] = escaped
-            out[key] = _text(escape(part)) if part is not None else None
+            out[key] = _text(escaped)
         lines.append(fold("ADR;TYPE=WORK:" + ";".join(components), nl))
         picks["adr"] = 0
     if "categories" in values:
