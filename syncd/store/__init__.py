@@ -1144,48 +1144,38 @@ class Store:
             return
         by_id = [r for r in results if r.journal_id is not None]
         if by_id:
-            self._journal_results_by_id(cursor, by_id, when)
-            results = [r for r in results if r.journal_id is None]
-            if not results:
-                return
-        # a settled entry's hashes served only a crash: dropped, the history is the values
-        cursor.executemany(
-            "DELETE FROM journal_hashes WHERE journal_id IN (SELECT id FROM journal WHERE key = ?"
-            f" AND {OPEN})",
-            [(r.key,) for r in results if r.outcome in ("confirmed", "refused")],
-        )
-        cursor.executemany(
-            "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
-            " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
-            # by key (its index holds the unsettled entries): a key names one write (a run's
-            # id, or random), and the entry is unsettled until this very statement
-            f" THEN ? ELSE settled_at END WHERE key = ? AND {OPEN}",
-            [
-                (
-                    r.outcome,
-                    r.record_id,
-                    None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
-                    r.outcome,
-                    when,
-                    r.key,
-                )
-                for r in results
-            ],
-        )
+            self._write_answers(cursor, by_id, when, by_id=True)
+        by_key = [r for r in results if r.journal_id is None]
+        if by_key:
+            self._write_answers(cursor, by_key, when, by_id=False)
 
     @staticmethod
-    def _journal_results_by_id(cursor: Any, results: Sequence[JournalResult], when: str) -> None:
-        """``_journal_results`` for answers that name their entry's row (SQLite): the same
-        statements by primary key. An entry's hashes go whenever it is settled, so those of
-        one settled already are gone, and deleting them again changes nothing."""
-        cursor.executemany(
-            "DELETE FROM journal_hashes WHERE journal_id = ?",
-            [(r.journal_id,) for r in results if r.outcome in ("confirmed", "refused")],
-        )
+    def _write_answers(
+        cursor: Any, results: Sequence[JournalResult], when: str, *, by_id: bool
+    ) -> None:
+        """Write answers into their journal entries (SQLite), each entry found by its row id
+        (``by_id``: the answers that name it) or by its key. A key names one write (a run's id,
+        or random) and its index holds the unsettled entries; an entry is unsettled until this
+        very statement. A settled entry's hashes served only a crash: they are dropped, the
+        history is the values (those of one settled already are gone, and deleting them again
+        changes nothing)."""
+        settled = [r for r in results if r.outcome in ("confirmed", "refused")]
+        if by_id:
+            cursor.executemany(
+                "DELETE FROM journal_hashes WHERE journal_id = ?",
+                [(r.journal_id,) for r in settled],
+            )
+        else:
+            cursor.executemany(
+                "DELETE FROM journal_hashes WHERE journal_id IN"
+                f" (SELECT id FROM journal WHERE key = ? AND {OPEN})",
+                [(r.key,) for r in settled],
+            )
+        entry = "id" if by_id else "key"
         cursor.executemany(
             "UPDATE journal SET outcome = COALESCE(?, outcome), record_id = COALESCE(?, record_id),"
             " stored = COALESCE(?, stored), settled_at = CASE WHEN ? IN ('confirmed', 'refused')"
-            f" THEN ? ELSE settled_at END WHERE id = ? AND {OPEN}",
+            f" THEN ? ELSE settled_at END WHERE {entry} = ? AND {OPEN}",
             [
                 (
                     r.outcome,
@@ -1193,7 +1183,7 @@ class Store:
                     None if r.stored is None else redact(_SENT_ENCODER.encode(r.stored)),
                     r.outcome,
                     when,
-                    r.journal_id,
+                    r.journal_id if by_id else r.key,
                 )
                 for r in results
             ],
